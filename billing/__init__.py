@@ -1,0 +1,1 @@
+"""The billing domain: settings, storage, the Stripe adapter and the services."""

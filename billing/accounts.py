@@ -1,0 +1,54 @@
+"""The org's Stripe customer: found locally, created lazily and exactly once."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from billing.context import Billing
+from billing.models import BillingAccount, utcnow
+from billing.upsert import insert
+
+
+async def find_account(billing: Billing, org_id: str) -> BillingAccount | None:
+    """The org's billing account, deleted or not."""
+    async with billing.db.read() as session:
+        return await session.get(BillingAccount, org_id)
+
+
+async def live_customer(billing: Billing, org_id: str) -> str | None:
+    """The org's Stripe customer id, unless it was deleted."""
+    account = await find_account(billing, org_id)
+    return account.stripe_customer_id if account and account.deleted_at is None else None
+
+
+async def ensure_customer(billing: Billing, org_id: str) -> str:
+    """The org's customer, created on first need; racing calls share one Stripe customer."""
+    account = await find_account(billing, org_id)
+    if account and account.deleted_at is None:
+        return account.stripe_customer_id
+    # The key is the same for every racing call, so Stripe answers them all with one customer;
+    # after a deletion it names the deleted customer, so the org gets exactly one new one.
+    previous = account.stripe_customer_id if account else "first"
+    key = f"org:{org_id}:customer:{previous}"
+    customer_id = await billing.stripe.create_customer(org_id, key)
+    async with billing.db.write() as session:
+        await link_account(session, org_id, customer_id)
+        stored = await session.scalar(
+            select(BillingAccount.stripe_customer_id).where(col(BillingAccount.org_id) == org_id)
+        )
+    return str(stored)
+
+
+async def link_account(session: AsyncSession, org_id: str, customer_id: str) -> None:
+    """Record the org's customer unless the org already has a live one."""
+    table = BillingAccount.__table__  # type: ignore[attr-defined]
+    stmt = insert(session, table).values(
+        org_id=org_id, stripe_customer_id=customer_id, created_at=utcnow()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["org_id"],
+        set_={"stripe_customer_id": customer_id, "deleted_at": None},
+        where=table.c.deleted_at.is_not(None),
+    )
+    await session.execute(stmt)

@@ -1,0 +1,153 @@
+"""Catalog and portal configuration as code: compare the plans file with Stripe, then apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stripe.params.billing_portal import ConfigurationCreateParams
+
+from billing.context import Billing
+from billing.stripe_api import MANAGED_MARKER
+
+Action = Literal["create", "update", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of the plan of changes."""
+
+    action: Action
+    kind: str
+    key: str
+    detail: str = ""
+
+
+class SyncError(Exception):
+    """The plans file and Stripe cannot be reconciled as asked."""
+
+
+async def sync_catalog(billing: Billing, dry_run: bool) -> list[Change]:
+    """Products by plan, prices by lookup_key; a changed price is a new price taking the key."""
+    stripe = billing.stripe
+    catalog = billing.catalog
+    changes: list[Change] = []
+    products = await stripe.managed_products()
+    prices = await stripe.prices_by_lookup_keys([p.lookup_key for _, _, p in catalog.paid_prices()])
+    for slug, plan in catalog.plans.items():
+        if not plan.prices:
+            continue
+        product = products.get(slug)
+        if product is None:
+            changes.append(Change("create", "product", slug, plan.name))
+            product_id = f"(new product {slug})"
+            if not dry_run:
+                product_id = await stripe.create_product(slug, plan.name)
+        else:
+            product_id = product.id
+            if product.name != plan.name or not product.active:
+                changes.append(Change("update", "product", slug, f"name {plan.name!r}, active"))
+                if not dry_run:
+                    await stripe.update_product(product.id, plan.name)
+            else:
+                changes.append(Change("unchanged", "product", slug, product.id))
+        for interval, spec in plan.prices.items():
+            current = prices.get(spec.lookup_key)
+            wanted = f"{spec.amount} {spec.currency}/{interval}"
+            if current and (
+                current.unit_amount,
+                current.currency,
+                current.interval,
+                current.product_id,
+            ) == (spec.amount, spec.currency, interval, product_id):
+                changes.append(Change("unchanged", "price", spec.lookup_key, current.id))
+                continue
+            action: Action = "update" if current else "create"
+            detail = f"{wanted} (replaces {current.id})" if current else wanted
+            changes.append(Change(action, "price", spec.lookup_key, detail))
+            if dry_run:
+                continue
+            await stripe.create_price(
+                product_id,
+                spec.lookup_key,
+                spec.amount,
+                spec.currency,
+                interval,
+                transfer=current is not None,
+            )
+            if current is not None:
+                await stripe.deactivate_price(current.id)
+    return changes
+
+
+async def _portal_params(billing: Billing) -> ConfigurationCreateParams:
+    """The portal configuration the plans file asks for (needs a synced catalog)."""
+    portal = billing.catalog.portal
+    catalog = billing.catalog
+    keys = [
+        catalog.plans[s].prices[i].lookup_key
+        for s in portal.plan_switching
+        for i in catalog.plans[s].prices
+    ]
+    found = await billing.stripe.prices_by_lookup_keys(keys) if keys else {}
+    missing = sorted(set(keys) - set(found))
+    if missing:
+        raise SyncError(f"prices missing in Stripe: {', '.join(missing)}; run `catalog sync` first")
+    by_product: dict[str, list[str]] = {}
+    for key in keys:
+        by_product.setdefault(found[key].product_id, []).append(found[key].id)
+    params: ConfigurationCreateParams = {
+        "features": {
+            "invoice_history": {"enabled": portal.invoice_history},
+            "payment_method_update": {"enabled": portal.payment_method_update},
+            "subscription_cancel": {"enabled": True, "mode": portal.cancel_mode},
+            "subscription_update": {"enabled": bool(by_product)},
+        },
+        "default_return_url": f"{billing.settings.app_url}/settings/billing",
+        "metadata": {"managed_by": MANAGED_MARKER},
+    }
+    if portal.headline:
+        params["business_profile"] = {"headline": portal.headline}
+    if by_product:
+        params["features"]["subscription_update"] = {
+            "enabled": True,
+            "default_allowed_updates": ["price"],
+            "proration_behavior": "create_prorations",
+            "products": [{"product": p, "prices": ids} for p, ids in by_product.items()],
+        }
+    return params
+
+
+def _managed(params: ConfigurationCreateParams) -> dict[str, object]:
+    """The compared fields of wanted params, in the shape PortalConfigView.managed has."""
+    features = params["features"]
+    update = features.get("subscription_update", {})
+    return {
+        "headline": params.get("business_profile", {}).get("headline"),
+        "invoice_history": features.get("invoice_history", {}).get("enabled"),
+        "payment_method_update": features.get("payment_method_update", {}).get("enabled"),
+        "cancel_enabled": features.get("subscription_cancel", {}).get("enabled"),
+        "cancel_mode": features.get("subscription_cancel", {}).get("mode"),
+        "switch_enabled": update.get("enabled"),
+        "switch_prices": sorted(
+            p for product in update.get("products", []) or [] for p in product["prices"]
+        ),
+    }
+
+
+async def sync_portal(billing: Billing, dry_run: bool) -> list[Change]:
+    """Create or update the managed Customer Portal configuration."""
+    params = await _portal_params(billing)
+    configs = await billing.stripe.portal_configurations()
+    current = next((c for c in configs if c.metadata.get("managed_by") == MANAGED_MARKER), None)
+    wanted = _managed(params)
+    if current is not None and current.managed == wanted:
+        return [Change("unchanged", "portal configuration", current.id)]
+    if current is None:
+        change = Change("create", "portal configuration", "billing-api", str(wanted))
+    else:
+        diff = {k: v for k, v in wanted.items() if current.managed.get(k) != v}
+        change = Change("update", "portal configuration", current.id, str(diff))
+    if not dry_run:
+        await billing.stripe.save_portal_configuration(current.id if current else None, params)
+    return [change]

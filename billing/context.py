@@ -1,0 +1,41 @@
+"""The running service's collaborators, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.auth import Authenticator
+from billing.db import Database
+from billing.errors import BillingErrorCode, BillingFailure
+from billing.plans import Catalog, load_catalog
+from billing.settings import Settings
+from billing.stripe_api import StripeGateway
+
+
+@dataclass
+class Billing:
+    """Settings, database, catalog, authenticator and (when configured) the Stripe gateway."""
+
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    auth: Authenticator
+    stripe_gateway: StripeGateway | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Billing:
+        """Build everything the settings describe; fails fast on a bad plans file."""
+        return cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            catalog=load_catalog(settings.plans_file),
+            auth=Authenticator(settings),
+            stripe_gateway=StripeGateway(settings) if settings.stripe_secret_key else None,
+        )
+
+    @property
+    def stripe(self) -> StripeGateway:
+        """The Stripe gateway, or STRIPE_NOT_CONFIGURED."""
+        if self.stripe_gateway is None:
+            raise BillingFailure(BillingErrorCode.STRIPE_NOT_CONFIGURED)
+        return self.stripe_gateway

@@ -1,0 +1,47 @@
+"""Expected billing failures, reported to clients as data."""
+
+from __future__ import annotations
+
+import enum
+
+
+class BillingErrorCode(enum.Enum):
+    """Why a billing call did not happen; clients branch on it."""
+
+    NO_CUSTOMER = "NO_CUSTOMER"
+    NO_SUBSCRIPTION = "NO_SUBSCRIPTION"
+    FORBIDDEN = "FORBIDDEN"
+    INVALID_RETURN_PATH = "INVALID_RETURN_PATH"
+    UNKNOWN_PLAN = "UNKNOWN_PLAN"
+    ALREADY_ON_PLAN = "ALREADY_ON_PLAN"
+    STRIPE_NOT_CONFIGURED = "STRIPE_NOT_CONFIGURED"
+    STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
+DEFAULT_MESSAGES = {
+    BillingErrorCode.NO_CUSTOMER: "This organization has no billing account yet; upgrade first.",
+    BillingErrorCode.NO_SUBSCRIPTION: "This organization has no current subscription.",
+    BillingErrorCode.FORBIDDEN: "Your role may not manage billing for this organization.",
+    BillingErrorCode.INVALID_RETURN_PATH: (
+        "returnPath must be a path inside the app, like /settings."
+    ),
+    BillingErrorCode.UNKNOWN_PLAN: "No such plan, or the plan has no price for that interval.",
+    BillingErrorCode.ALREADY_ON_PLAN: "The organization is already on this plan and interval.",
+    BillingErrorCode.STRIPE_NOT_CONFIGURED: "Billing is not configured on this server.",
+    BillingErrorCode.STRIPE_UNAVAILABLE: "The payment provider is unavailable; try again shortly.",
+    BillingErrorCode.RATE_LIMITED: "Too many billing requests for this organization; retry later.",
+}
+
+
+class BillingFailure(Exception):
+    """An expected failure with a client-facing code and a safe message."""
+
+    def __init__(self, code: BillingErrorCode, message: str | None = None) -> None:
+        self.code = code
+        self.message = message or DEFAULT_MESSAGES[code]
+        super().__init__(self.message)
+
+
+class StripeUnavailable(Exception):
+    """Stripe failed, timed out or refused; the detail is for logs only."""

@@ -1,0 +1,19 @@
+"""Bring a database to the latest Alembic revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from alembic import command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(url: str) -> None:
+    """Upgrade the database at `url` to head (call outside a running event loop)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.attributes["url"] = url
+    command.upgrade(config, "head")

@@ -1,0 +1,103 @@
+"""The tables. Entitlements are written only by `billing.sync`, fed by webhooks and resync."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Attach UTC to a naive datetime read back from SQLite."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = True) -> Column[datetime]:
+    """A timezone-aware timestamp column."""
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class SubscriptionStatus(enum.StrEnum):
+    """Stripe's subscription statuses, plus NONE for an org that never subscribed."""
+
+    NONE = "none"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    PAUSED = "paused"
+
+
+PAID_STATUSES = frozenset(
+    {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
+)
+"""Statuses in which the subscribed plan's limits apply."""
+
+
+class BillingAccount(SQLModel, table=True):
+    """The link between an org and its Stripe customer."""
+
+    __tablename__ = "billing_accounts"
+
+    org_id: str = Field(primary_key=True, max_length=255)
+    stripe_customer_id: str = Field(unique=True, index=True, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    deleted_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class Entitlement(SQLModel, table=True):
+    """What an org may use now, projected from its Stripe subscriptions."""
+
+    __tablename__ = "entitlements"
+
+    org_id: str = Field(primary_key=True, max_length=255)
+    stripe_customer_id: str | None = Field(default=None, max_length=255)
+    subscription_id: str | None = Field(default=None, max_length=255)
+    subscription_item_id: str | None = Field(default=None, max_length=255)
+    price_lookup_key: str | None = Field(default=None, max_length=255)
+    plan: str = Field(max_length=255)
+    interval: str | None = Field(default=None, max_length=16)
+    status: str = Field(default=SubscriptionStatus.NONE.value, max_length=32)
+    cancel_at_period_end: bool = False
+    current_period_end: datetime | None = Field(default=None, sa_column=_ts())
+    trial_end: datetime | None = Field(default=None, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Every verified Stripe event, stored before it is applied."""
+
+    __tablename__ = "webhook_events"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(index=True, max_length=255)
+    created: datetime = Field(sa_column=_ts(nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="received", index=True, max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    processed_at: datetime | None = Field(default=None, sa_column=_ts())
+    lag_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """Calls that reached Stripe, counted per org and minute."""
+
+    __tablename__ = "rate_limit_windows"
+
+    org_id: str = Field(primary_key=True, max_length=255)
+    window_start: int = Field(primary_key=True)
+    count: int = 0

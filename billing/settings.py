@@ -1,0 +1,153 @@
+"""Configuration, read once from the environment and `.env` (see README)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"  # noqa: S105
+"""The secret `make run` uses for development tokens; refused in production."""
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: object) -> object:
+    """Split a comma-separated environment value into a list of stripped items."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; names match the environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./billing.db"
+    stripe_secret_key: SecretStr | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_timeout: float = Field(default=10.0, gt=0, le=120)
+    stripe_max_retries: int = Field(default=2, ge=0, le=5)
+    app_url: str = "http://localhost:3000"
+    plans_file: Path = Path("plans.toml")
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_org_claim: str = "org_id"
+    auth_role_claim: str = "org_role"
+    billing_roles: CommaList = Field(default_factory=lambda: ["owner", "admin"])
+    billing_rate_limit: int = Field(default=30, ge=1)
+    cors_origins: CommaList = Field(default_factory=list)
+    environment: Literal["development", "production"] = "development"
+    webhook_tolerance: int = Field(default=300, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    _split_lists = field_validator("billing_roles", "cors_origins", mode="before")(_split)
+
+    @field_validator(
+        "stripe_secret_key",
+        "stripe_api_base",
+        "auth_jwt_secret",
+        "auth_jwks_url",
+        "auth_issuer",
+        "auth_audience",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`NAME=` (empty or blank) in the environment means unset, not an empty secret."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        """Explicit origins only: credentials are allowed for them, so never `*` or a pattern."""
+        from urllib.parse import urlsplit
+
+        origins = []
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "*" in origin
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+                or parts.username is not None
+            ):
+                raise ValueError(
+                    f"CORS_ORIGINS entries must be origins like https://app.example.com, "
+                    f"not {origin!r}"
+                )
+            origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return origins
+
+    @field_validator("stripe_webhook_secret", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        """Accept several webhook secrets, comma-separated, for rotation."""
+        return _split(value)
+
+    @field_validator("app_url")
+    @classmethod
+    def _check_app_url(cls, value: str) -> str:
+        """APP_URL must be an absolute http(s) origin, without a trailing slash."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "APP_URL must be an absolute http(s) URL, e.g. https://app.example.com"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("APP_URL must not have a query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        """Refuse to run in production without the secrets it needs."""
+        if self.environment != "production":
+            return self
+        missing = []
+        if self.stripe_secret_key is None:
+            missing.append("STRIPE_SECRET_KEY")
+        if not self.stripe_webhook_secret:
+            missing.append("STRIPE_WEBHOOK_SECRET")
+        if self.auth_jwt_secret is None and self.auth_jwks_url is None:
+            missing.append("AUTH_JWT_SECRET or AUTH_JWKS_URL")
+        if missing:
+            raise ValueError(f"ENVIRONMENT=production needs {', '.join(missing)}")
+        if self.auth_jwks_url is not None and not self.auth_jwks_url.startswith("https://"):
+            raise ValueError("AUTH_JWKS_URL must be an https:// URL in production")
+        if self.auth_jwt_secret is not None:
+            secret = self.auth_jwt_secret.get_secret_value()
+            if secret == DEV_JWT_SECRET:
+                raise ValueError("AUTH_JWT_SECRET is the development secret; set a real one")
+            if len(secret) < 32:
+                raise ValueError("AUTH_JWT_SECRET must be at least 32 characters in production")
+        return self
+
+    @property
+    def production(self) -> bool:
+        """True when running with ENVIRONMENT=production."""
+        return self.environment == "production"
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """The webhook signing secrets in clear, newest first as configured."""
+        return [secret.get_secret_value() for secret in self.stripe_webhook_secret]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,441 @@
+"""The one module that talks to Stripe; everything else uses these plain views."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import stripe
+from stripe._base_address import BaseAddresses
+from stripe.params import (
+    CustomerCreateParams,
+    PriceCreateParams,
+    PriceListParams,
+    PriceModifyParams,
+    ProductCreateParams,
+    ProductListParams,
+    ProductModifyParams,
+    SubscriptionListParams,
+)
+from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationListParams
+from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+
+from billing.errors import StripeUnavailable
+from billing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MANAGED_MARKER = "billing-api"
+"""Metadata value that marks the products and portal configuration this service manages."""
+
+
+def _dt(value: int | None) -> datetime | None:
+    """A Stripe unix timestamp as an aware datetime."""
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+@dataclass(frozen=True)
+class PriceView:
+    """A recurring price."""
+
+    id: str
+    lookup_key: str | None
+    unit_amount: int | None
+    currency: str
+    interval: str | None
+    product_id: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """A product."""
+
+    id: str
+    name: str
+    active: bool
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """A customer, or what is left of a deleted one."""
+
+    id: str
+    deleted: bool
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """The parts of a subscription the entitlement is made of."""
+
+    id: str
+    customer_id: str
+    status: str
+    created: int
+    cancel_at_period_end: bool
+    cancel_at: datetime | None
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    item_id: str | None
+    price_id: str | None
+    price_lookup_key: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PortalConfigView:
+    """A Customer Portal configuration, reduced to the fields we manage."""
+
+    id: str
+    is_default: bool
+    metadata: dict[str, str]
+    managed: dict[str, Any]
+
+
+def _subscription_view(sub: Any) -> SubscriptionView:
+    """Reduce a Stripe subscription to a SubscriptionView (period end from the item)."""
+    items = sub["items"]["data"] if sub.get("items") else []
+    item = items[0] if items else None
+    price = item["price"] if item else None
+    customer = sub["customer"]
+    return SubscriptionView(
+        id=sub["id"],
+        customer_id=customer if isinstance(customer, str) else customer["id"],
+        status=sub["status"],
+        created=int(sub.get("created") or 0),
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        cancel_at=_dt(sub.get("cancel_at")),
+        current_period_end=_dt(item.get("current_period_end")) if item else None,
+        trial_end=_dt(sub.get("trial_end")),
+        item_id=item["id"] if item else None,
+        price_id=price["id"] if price else None,
+        price_lookup_key=price.get("lookup_key") if price else None,
+        metadata=dict(sub.get("metadata") or {}),
+    )
+
+
+def _price_view(price: Any) -> PriceView:
+    """Reduce a Stripe price to a PriceView."""
+    product = price["product"]
+    recurring = price.get("recurring")
+    return PriceView(
+        id=price["id"],
+        lookup_key=price.get("lookup_key"),
+        unit_amount=price.get("unit_amount"),
+        currency=price["currency"],
+        interval=recurring["interval"] if recurring else None,
+        product_id=product if isinstance(product, str) else product["id"],
+        active=bool(price.get("active")),
+    )
+
+
+def _portal_view(config: Any) -> PortalConfigView:
+    """Reduce a portal configuration to the fields `portal sync` manages."""
+    features = config["features"]
+    update = features["subscription_update"]
+    return PortalConfigView(
+        id=config["id"],
+        is_default=bool(config.get("is_default")),
+        metadata=dict(config.get("metadata") or {}),
+        managed={
+            "headline": (config.get("business_profile") or {}).get("headline"),
+            "invoice_history": bool(features["invoice_history"]["enabled"]),
+            "payment_method_update": bool(features["payment_method_update"]["enabled"]),
+            "cancel_enabled": bool(features["subscription_cancel"]["enabled"]),
+            "cancel_mode": features["subscription_cancel"].get("mode"),
+            "switch_enabled": bool(update["enabled"]),
+            "switch_prices": sorted(
+                price for product in (update.get("products") or []) for price in product["prices"]
+            ),
+        },
+    )
+
+
+class StripeGateway:
+    """Async calls to Stripe with bounded timeouts, retries and explicit idempotency keys."""
+
+    PRICE_CACHE_SECONDS = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        key = settings.stripe_secret_key
+        if key is None:
+            raise ValueError("STRIPE_SECRET_KEY is not set")
+        base = settings.stripe_api_base
+        addresses: BaseAddresses = {"api": base} if base else {}
+        self._client = stripe.StripeClient(
+            key.get_secret_value(),
+            base_addresses=addresses,
+            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout),
+            max_network_retries=settings.stripe_max_retries,
+        )
+        retries = settings.stripe_max_retries
+        # Every attempt may take the full timeout, plus the SDK's backoff between attempts.
+        self.deadline = settings.stripe_timeout * (retries + 1) + 2.0 * retries
+        self._prices: dict[str, tuple[float, PriceView | None]] = {}
+        self._portal_config: tuple[float, str | None] | None = None
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        """Await one SDK call within the deadline; turn every failure into StripeUnavailable."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                result = await coro
+                return result.to_dict() if hasattr(result, "to_dict") else result
+        except TimeoutError as exc:
+            log.warning("stripe %s timed out after %.1fs", what, self.deadline)
+            raise StripeUnavailable(f"{what}: timeout") from exc
+        except stripe.StripeError as exc:
+            log.warning(
+                "stripe %s failed: %s status=%s code=%s request=%s",
+                what,
+                type(exc).__name__,
+                exc.http_status,
+                exc.code,
+                exc.request_id,
+            )
+            raise StripeUnavailable(f"{what}: {type(exc).__name__}") from exc
+
+    # customers -----------------------------------------------------------------
+
+    async def create_customer(self, org_id: str, idempotency_key: str) -> str:
+        """Create the org's customer (metadata.org_id); the key makes racing calls one."""
+        params: CustomerCreateParams = {"metadata": {"org_id": org_id}}
+        customer = await self._call(
+            "customers.create",
+            self._client.v1.customers.create_async(params, {"idempotency_key": idempotency_key}),
+        )
+        return cast(str, customer["id"])
+
+    async def retrieve_customer(self, customer_id: str) -> CustomerView:
+        """A customer, deleted or not."""
+        customer = await self._call(
+            "customers.retrieve", self._client.v1.customers.retrieve_async(customer_id)
+        )
+        return CustomerView(
+            id=customer["id"],
+            deleted=bool(customer.get("deleted")),
+            metadata=dict(customer.get("metadata") or {}),
+        )
+
+    # subscriptions --------------------------------------------------------------
+
+    async def subscriptions_of(self, customer_id: str) -> list[SubscriptionView]:
+        """Every subscription of a customer, ended ones included."""
+        params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
+        page = await self._call(
+            "subscriptions.list", self._client.v1.subscriptions.list_async(params)
+        )
+        views = [_subscription_view(sub) for sub in page["data"]]
+        while page.get("has_more"):
+            params["starting_after"] = page["data"][-1]["id"]
+            page = await self._call(
+                "subscriptions.list", self._client.v1.subscriptions.list_async(params)
+            )
+            views.extend(_subscription_view(sub) for sub in page["data"])
+        return views
+
+    # prices and products ---------------------------------------------------------
+
+    async def prices_by_lookup_keys(self, lookup_keys: list[str]) -> dict[str, PriceView]:
+        """Active prices found by lookup key."""
+        found: dict[str, PriceView] = {}
+        for start in range(0, len(lookup_keys), 10):
+            params: PriceListParams = {
+                "lookup_keys": lookup_keys[start : start + 10],
+                "active": True,
+                "limit": 100,
+            }
+            page = await self._call("prices.list", self._client.v1.prices.list_async(params))
+            for price in page["data"]:
+                view = _price_view(price)
+                if view.lookup_key:
+                    found[view.lookup_key] = view
+        return found
+
+    async def price_by_lookup_key(self, lookup_key: str) -> PriceView | None:
+        """The active price with this lookup key, cached briefly."""
+        now = time.monotonic()
+        cached = self._prices.get(lookup_key)
+        if cached and now - cached[0] < self.PRICE_CACHE_SECONDS and cached[1] is not None:
+            return cached[1]
+        price = (await self.prices_by_lookup_keys([lookup_key])).get(lookup_key)
+        self._prices[lookup_key] = (now, price)
+        return price
+
+    async def managed_products(self) -> dict[str, ProductView]:
+        """Products this service manages, by plan slug."""
+        params: ProductListParams = {"limit": 100}
+        found: dict[str, ProductView] = {}
+        while True:
+            page = await self._call("products.list", self._client.v1.products.list_async(params))
+            for product in page["data"]:
+                metadata = dict(product.get("metadata") or {})
+                if metadata.get("managed_by") == MANAGED_MARKER and "plan" in metadata:
+                    found[metadata["plan"]] = ProductView(
+                        id=product["id"],
+                        name=product["name"],
+                        active=bool(product["active"]),
+                        metadata=metadata,
+                    )
+            if not page.get("has_more"):
+                return found
+            params["starting_after"] = page["data"][-1]["id"]
+
+    async def create_product(self, plan: str, name: str) -> str:
+        """Create the product of a plan."""
+        params: ProductCreateParams = {
+            "name": name,
+            "metadata": {"managed_by": MANAGED_MARKER, "plan": plan},
+        }
+        product = await self._call(
+            "products.create",
+            self._client.v1.products.create_async(
+                params, {"idempotency_key": f"catalog:product:{plan}:{name}"}
+            ),
+        )
+        return cast(str, product["id"])
+
+    async def update_product(self, product_id: str, name: str) -> None:
+        """Rename and reactivate a product."""
+        params: ProductModifyParams = {"name": name, "active": True}
+        await self._call(
+            "products.update", self._client.v1.products.update_async(product_id, params)
+        )
+
+    async def create_price(
+        self,
+        product_id: str,
+        lookup_key: str,
+        amount: int,
+        currency: str,
+        interval: Literal["month", "year"],
+        transfer: bool,
+    ) -> str:
+        """Create a recurring price; `transfer` moves the lookup key from the old price."""
+        params: PriceCreateParams = {
+            "product": product_id,
+            "unit_amount": amount,
+            "currency": currency,
+            "recurring": {"interval": interval},
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": transfer,
+            "metadata": {"managed_by": MANAGED_MARKER},
+        }
+        key = f"catalog:price:{lookup_key}:{product_id}:{amount}:{currency}:{interval}"
+        price = await self._call(
+            "prices.create",
+            self._client.v1.prices.create_async(params, {"idempotency_key": key}),
+        )
+        self._prices.pop(lookup_key, None)
+        return cast(str, price["id"])
+
+    async def deactivate_price(self, price_id: str) -> None:
+        """Archive a price that a new one replaced."""
+        params: PriceModifyParams = {"active": False}
+        await self._call("prices.update", self._client.v1.prices.update_async(price_id, params))
+
+    # portal ---------------------------------------------------------------------
+
+    async def portal_configurations(self) -> list[PortalConfigView]:
+        """Every active portal configuration."""
+        params: ConfigurationListParams = {"active": True, "limit": 100}
+        page = await self._call(
+            "billing_portal.configurations.list",
+            self._client.v1.billing_portal.configurations.list_async(params),
+        )
+        return [_portal_view(config) for config in page["data"]]
+
+    async def save_portal_configuration(
+        self, config_id: str | None, params: ConfigurationCreateParams
+    ) -> str:
+        """Create the managed configuration, or update it in place."""
+        service = self._client.v1.billing_portal.configurations
+        if config_id is None:
+            config = await self._call(
+                "billing_portal.configurations.create", service.create_async(params)
+            )
+        else:
+            config = await self._call(
+                "billing_portal.configurations.update",
+                service.update_async(config_id, cast(Any, params)),
+            )
+        self._portal_config = None
+        return cast(str, config["id"])
+
+    async def managed_portal_configuration(self) -> str | None:
+        """The id of the configuration `portal sync` manages, cached for a minute."""
+        now = time.monotonic()
+        if self._portal_config and now - self._portal_config[0] < 60:
+            return self._portal_config[1]
+        configs = await self.portal_configurations()
+        found = next(
+            (c.id for c in configs if c.metadata.get("managed_by") == MANAGED_MARKER), None
+        )
+        self._portal_config = (now, found)
+        return found
+
+    async def create_portal_session(self, params: PortalSessionParams, idempotency_key: str) -> str:
+        """A fresh Customer Portal session URL."""
+        session = await self._call(
+            "billing_portal.sessions.create",
+            self._client.v1.billing_portal.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return cast(str, session["url"])
+
+    # checkout --------------------------------------------------------------------
+
+    async def create_checkout_session(
+        self, params: CheckoutSessionParams, idempotency_key: str
+    ) -> tuple[str, str]:
+        """A Checkout Session; returns (id, url)."""
+        session = await self._call(
+            "checkout.sessions.create",
+            self._client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return cast(str, session["id"]), cast(str, session["url"])
+
+
+class InvalidSignature(Exception):
+    """The webhook body is not signed by Stripe with one of our secrets."""
+
+
+def verify_webhook(payload: bytes, header: str | None, secrets: list[str], tolerance: int) -> Any:
+    """Check Stripe's signature over the raw body with every secret; return the parsed event."""
+    if not header:
+        raise InvalidSignature("missing Stripe-Signature header")
+    if not secrets:
+        raise InvalidSignature("no webhook secret is configured")
+    timestamps = [part[2:] for part in header.split(",") if part.strip().startswith("t=")]
+    try:
+        signed_at = int(timestamps[0]) if timestamps else None
+    except ValueError:
+        signed_at = None
+    if signed_at is None:
+        raise InvalidSignature("malformed Stripe-Signature header")
+    if signed_at > time.time() + tolerance:
+        raise InvalidSignature("timestamp is in the future")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSignature("body is not UTF-8") from None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+        except stripe.SignatureVerificationError:
+            continue
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise InvalidSignature("body is not JSON") from None
+    raise InvalidSignature("no signature matches")

@@ -1,0 +1,29 @@
+"""Which of a customer's subscriptions is the current one."""
+
+from __future__ import annotations
+
+from billing.models import PAID_STATUSES, SubscriptionStatus
+from billing.stripe_api import SubscriptionView
+
+ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+_RANK: dict[str, int] = {
+    **{status: 3 for status in PAID_STATUSES},
+    SubscriptionStatus.UNPAID: 2,
+    SubscriptionStatus.PAUSED: 2,
+    SubscriptionStatus.INCOMPLETE: 1,
+}
+
+
+def pick_current(subscriptions: list[SubscriptionView]) -> SubscriptionView | None:
+    """The live subscription that matters most (paid first, newest first), else the newest ended."""
+    if not subscriptions:
+        return None
+    return max(
+        subscriptions,
+        key=lambda sub: (_RANK.get(sub.status, 0), sub.created, sub.id),
+    )
+
+
+def is_paid(sub: SubscriptionView | None) -> bool:
+    """True when the subscription's plan applies (trialing, active, past due)."""
+    return sub is not None and sub.status in PAID_STATUSES

@@ -1,0 +1,106 @@
+"""The only writer of entitlements: re-read a customer from Stripe and project its state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from billing.accounts import link_account
+from billing.context import Billing
+from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
+from billing.stripe_api import SubscriptionView
+from billing.subscriptions import ENDED, is_paid, pick_current
+
+log = logging.getLogger(__name__)
+
+
+def project(billing: Billing, sub: SubscriptionView | None) -> dict[str, Any]:
+    """The entitlement columns for a customer's current subscription (None: never subscribed)."""
+    catalog = billing.catalog
+    if sub is None:
+        return {"plan": catalog.default, "status": SubscriptionStatus.NONE.value}
+    found = catalog.by_lookup_key(sub.price_lookup_key)
+    paid = is_paid(sub)
+    if paid and found is None:
+        log.warning("subscription %s has price %s, which no plan names", sub.id, sub.price_id)
+    live = sub.status not in ENDED
+    return {
+        "subscription_id": sub.id,
+        "subscription_item_id": sub.item_id,
+        "price_lookup_key": sub.price_lookup_key,
+        "plan": found[0] if paid and found else catalog.default,
+        "interval": found[1] if found else None,
+        "status": sub.status,
+        "cancel_at_period_end": live and (sub.cancel_at_period_end or sub.cancel_at is not None),
+        "current_period_end": sub.current_period_end,
+        "trial_end": sub.trial_end,
+    }
+
+
+async def _locked_account(session: AsyncSession, customer_id: str) -> BillingAccount | None:
+    """The account of a customer, row-locked until the transaction ends."""
+    stmt = (
+        select(BillingAccount)
+        .where(col(BillingAccount.stripe_customer_id) == customer_id)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _link(
+    billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None
+) -> BillingAccount | None:
+    """Link an unknown customer to its org (customer metadata first, then the hint)."""
+    customer = await billing.stripe.retrieve_customer(customer_id)
+    org_id = customer.metadata.get("org_id") or org_hint
+    if customer.deleted or not org_id:
+        log.info("ignoring customer %s: %s", customer_id, "deleted" if org_id else "no org")
+        return None
+    await link_account(session, org_id, customer_id)
+    account = await _locked_account(session, customer_id)
+    if account is None:
+        log.warning("org %s already has another live customer; ignoring %s", org_id, customer_id)
+    return account
+
+
+async def sync_customer(
+    billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None = None
+) -> str | None:
+    """Make the org's entitlement equal Stripe's state now; returns the org, None if unknown."""
+    account = await _locked_account(session, customer_id)
+    if account is None:
+        account = await _link(billing, session, customer_id, org_hint)
+        if account is None:
+            return None
+    stripe = billing.stripe
+    customer = await stripe.retrieve_customer(customer_id)
+    existing = await session.get(Entitlement, account.org_id)
+    subscriptions = await stripe.subscriptions_of(customer_id)
+    values = project(billing, pick_current(subscriptions))
+    if customer.deleted:  # Stripe canceled its subscriptions with it
+        account.deleted_at = account.deleted_at or utcnow()
+        session.add(account)
+        values = project(billing, None)
+        values.update(
+            status=(
+                SubscriptionStatus.CANCELED if subscriptions else SubscriptionStatus.NONE
+            ).value,
+            subscription_id=None,
+            subscription_item_id=None,
+            price_lookup_key=None,
+            interval=None,
+            cancel_at_period_end=False,
+            current_period_end=None,
+            trial_end=None,
+        )
+    row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
+    for column, value in values.items():
+        setattr(row, column, value)
+    row.stripe_customer_id = customer_id
+    row.updated_at = utcnow()
+    session.add(row)
+    await session.flush()
+    return account.org_id

@@ -1,0 +1,265 @@
+"""The command line: `python main.py COMMAND` (see `--help`)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
+from sqlmodel import col, select
+
+from billing.catalog_sync import Change, SyncError, sync_catalog, sync_portal
+from billing.context import Billing
+from billing.errors import BillingFailure, StripeUnavailable
+from billing.plans import CatalogError
+from billing.settings import DEV_JWT_SECRET, Settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Billing API")
+catalog_cli = typer.Typer(no_args_is_help=True, help="The Stripe product catalog")
+portal_cli = typer.Typer(no_args_is_help=True, help="The Customer Portal configuration")
+events_cli = typer.Typer(no_args_is_help=True, help="Stored webhook events")
+cli.add_typer(catalog_cli, name="catalog")
+cli.add_typer(portal_cli, name="portal")
+cli.add_typer(events_cli, name="events")
+console = Console(soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+EXPECTED = (CatalogError, SyncError, StripeUnavailable, BillingFailure, ValueError, OSError)
+
+
+def one_line_errors(func: F) -> F:
+    """Turn configuration and input errors into a one-line message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = "_".join(str(p) for p in first["loc"]).upper() or "configuration"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: {name}: {message}", err=True)
+        except EXPECTED as exc:
+            typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion."""
+    return asyncio.run(coro)
+
+
+async def _with_billing(settings: Settings, work: Callable[[Billing], Any]) -> Any:
+    """Build the service, run work, close the database."""
+    billing = Billing.from_settings(settings)
+    try:
+        return await work(billing)
+    finally:
+        await billing.db.dispose()
+
+
+def _print_changes(changes: list[Change], dry_run: bool) -> None:
+    """Print the plan of changes."""
+    style = {"create": "green", "update": "yellow", "unchanged": "dim"}
+    for change in changes:
+        console.print(
+            f"[{style[change.action]}]{change.action:9}[/] "
+            f"{change.kind} {change.key} {change.detail}",
+            highlight=False,
+        )
+    pending = sum(c.action != "unchanged" for c in changes)
+    verb = "would change" if dry_run else "changed"
+    console.print(f"{pending} {verb}, {len(changes) - pending} unchanged")
+
+
+@cli.command()
+@one_line_errors
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the API (same app as `uvicorn main:app`)."""
+    import uvicorn
+
+    from web import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port)
+
+
+@cli.command()
+@one_line_errors
+def migrate() -> None:
+    """Bring the database schema to the latest revision."""
+    from billing.migrate import migrate as run_migrations
+
+    run_migrations(Settings().database_url)
+    console.print("database is at the latest revision")
+
+
+@cli.command("dev-token")
+@one_line_errors
+def dev_token(
+    org: Annotated[str, typer.Option(help="org id")],
+    role: str = "owner",
+    user: str = "dev-user",
+    ttl: int = 3600,
+) -> None:
+    """Print a signed JWT for local use (needs AUTH_JWT_SECRET)."""
+    from billing.auth import dev_token as make_token
+
+    print(make_token(Settings(), org, role, user, ttl))
+
+
+@cli.command()
+@one_line_errors
+def emulator(
+    port: int = 12111,
+    host: str = "127.0.0.1",
+    webhook_url: Annotated[str | None, typer.Option(help="deliver events here")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="whsec_... to sign with")] = None,
+) -> None:
+    """Run the Stripe emulator on its own."""
+    from emulator.server import serve as serve_emulator
+
+    if bool(webhook_url) != bool(webhook_secret):
+        raise ValueError("--webhook-url and --webhook-secret go together")
+    hooks = [(webhook_url, webhook_secret)] if webhook_url and webhook_secret else []
+    serve_emulator(host, port, hooks)
+
+
+@catalog_cli.command("sync")
+@one_line_errors
+def catalog_sync(dry_run: bool = False) -> None:
+    """Create or update products and prices from the plans file, keyed by lookup_key."""
+    changes = _run(_with_billing(Settings(), lambda b: sync_catalog(b, dry_run)))
+    _print_changes(changes, dry_run)
+
+
+@portal_cli.command("sync")
+@one_line_errors
+def portal_sync(dry_run: bool = False) -> None:
+    """Create or update the Customer Portal configuration from the plans file."""
+    changes = _run(_with_billing(Settings(), lambda b: sync_portal(b, dry_run)))
+    _print_changes(changes, dry_run)
+
+
+@cli.command()
+@one_line_errors
+def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None) -> None:
+    """Rebuild entitlements from Stripe's current state."""
+    from billing.models import BillingAccount
+    from billing.sync import sync_customer
+
+    async def work(billing: Billing) -> int:
+        billing.stripe  # noqa: B018  (fails fast when Stripe is not configured)
+        async with billing.db.read() as session:
+            stmt = select(col(BillingAccount.org_id), col(BillingAccount.stripe_customer_id))
+            if org:
+                stmt = stmt.where(col(BillingAccount.org_id) == org)
+            accounts = (await session.execute(stmt)).all()
+        if org and not accounts:
+            raise ValueError(f"org {org} has no billing account")
+        failed = 0
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task("resync", total=len(accounts))
+            for org_id, customer_id in accounts:
+                try:
+                    async with billing.db.write() as session:
+                        await sync_customer(billing, session, customer_id)
+                except StripeUnavailable as exc:
+                    failed += 1
+                    progress.console.print(f"org {org_id}: {exc}", markup=False)
+                progress.advance(task)
+        if failed:
+            raise ValueError(f"{failed} of {len(accounts)} org(s) could not be resynced")
+        return len(accounts)
+
+    count = _run(_with_billing(Settings(), work))
+    console.print(f"resynced {count} org(s)")
+
+
+@events_cli.command("replay")
+@one_line_errors
+def events_replay(
+    failed: Annotated[bool, typer.Option("--failed", help="only failed events")] = False,
+    event_id: Annotated[str | None, typer.Option("--id", help="only this event")] = None,
+) -> None:
+    """Re-process stored webhook events (default: every event not yet processed)."""
+    from billing.models import WebhookEvent
+    from webhooks.store import apply
+
+    async def work(billing: Billing) -> dict[str, int]:
+        async with billing.db.read() as session:
+            stmt = select(col(WebhookEvent.id)).order_by(
+                col(WebhookEvent.created), col(WebhookEvent.id)
+            )
+            if event_id:
+                stmt = stmt.where(col(WebhookEvent.id) == event_id)
+            elif failed:
+                stmt = stmt.where(col(WebhookEvent.status) == "failed")
+            else:
+                stmt = stmt.where(col(WebhookEvent.status).in_(["received", "failed"]))
+            ids = list((await session.execute(stmt)).scalars())
+        if event_id and not ids:
+            raise ValueError(f"no stored event {event_id}")
+        outcomes: dict[str, int] = {}
+        for eid in ids:
+            outcome = await apply(billing, eid, force=bool(event_id))
+            outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
+        return outcomes
+
+    outcomes = _run(_with_billing(Settings(), work))
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing to replay"
+    console.print(summary)
+    if outcomes.get("failed"):
+        raise typer.Exit(1)
+
+
+@cli.command()
+@one_line_errors
+def dev(port: int = 8000, emulator_port: int = 12111) -> None:
+    """`make run`: migrate, start the emulator when STRIPE_SECRET_KEY is unset, seed, serve."""
+    import uvicorn
+
+    from billing.migrate import migrate as run_migrations
+    from web import create_app
+
+    overrides: dict[str, Any] = {}
+    base = Settings()
+    if base.auth_jwt_secret is None:
+        overrides["auth_jwt_secret"] = DEV_JWT_SECRET
+        os.environ["AUTH_JWT_SECRET"] = (
+            DEV_JWT_SECRET  # so `dev-token` works in this shell's children
+        )
+    if base.stripe_secret_key is None:
+        from emulator.server import EmulatorServer
+
+        secret = "whsec_dev_emulator_secret"  # noqa: S105  (the emulator's, not Stripe's)
+        hook = f"http://127.0.0.1:{port}/webhooks/stripe"
+        server = EmulatorServer(port=emulator_port, webhooks=[(hook, secret)])
+        server.start()
+        overrides.update(
+            stripe_secret_key="sk_test_emulator",  # noqa: S106  (the emulator accepts any sk_)
+            stripe_api_base=server.url,
+            stripe_webhook_secret=secret,
+        )
+        console.print(f"Stripe emulator on {server.url} (no STRIPE_SECRET_KEY set)")
+    settings = Settings(**overrides)
+    run_migrations(settings.database_url)
+    if settings.stripe_api_base and "127.0.0.1" in settings.stripe_api_base:
+        _print_changes(_run(_with_billing(settings, lambda b: sync_catalog(b, False))), False)
+        _print_changes(_run(_with_billing(settings, lambda b: sync_portal(b, False))), False)
+    console.print(
+        f"\nAPI on http://127.0.0.1:{port}/graphql (GraphiQL in the browser)\n"
+        "Get a development token:\n"
+        f"  AUTH_JWT_SECRET={'<yours>' if 'auth_jwt_secret' not in overrides else DEV_JWT_SECRET}"
+        " .venv/bin/python main.py dev-token --org org_demo\n"
+        "and send it as the header  Authorization: Bearer <token>\n",
+        highlight=False,
+        markup=False,
+    )
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port)

@@ -1,0 +1,329 @@
+"""Generate emulator/data/spec_data.json from Stripe's OpenAPI subset and example fixtures.
+
+Run from the repository root: ``python -m emulator._generate ../shared/stripe``.
+The emulator itself only reads the small generated file, never the 2 MB spec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+Json = Any
+
+# Kinds whose templates the emulator needs: name -> (schema name, fixture name).
+KINDS: dict[str, tuple[str, str]] = {
+    "customer": ("customer", "customer"),
+    "deleted_customer": ("deleted_customer", "deleted_customer"),
+    "product": ("product", "product"),
+    "deleted_product": ("deleted_product", "deleted_product"),
+    "price": ("price", "price"),
+    "checkout.session": ("checkout.session", "checkout.session"),
+    "item": ("item", "item"),
+    "billing_portal.configuration": (
+        "billing_portal.configuration",
+        "billing_portal.configuration",
+    ),
+    "billing_portal.session": ("billing_portal.session", "billing_portal.session"),
+    "subscription": ("subscription", "subscription"),
+    "subscription_item": ("subscription_item", "subscription_item"),
+    "invoice": ("invoice", "invoice"),
+    "line_item": ("line_item", "line_item"),
+    "event": ("event", "event"),
+    "webhook_endpoint": ("webhook_endpoint", "webhook_endpoint"),
+    "deleted_webhook_endpoint": ("deleted_webhook_endpoint", "deleted_webhook_endpoint"),
+}
+
+# Realistic defaults replacing the fixtures' placeholder values (applied after pruning).
+OVERRIDES: dict[str, dict[str, Json]] = {
+    "customer": {
+        "currency": None,
+        "discount": None,
+        "shipping": None,
+        "invoice_prefix": "EMU0001",
+        "preferred_locales": [],
+    },
+    "product": {
+        "default_price": None,
+        "description": None,
+        "package_dimensions": None,
+        "name": "",
+    },
+    "price": {
+        "custom_unit_amount": None,
+        "transform_quantity": None,
+        "lookup_key": None,
+    },
+    "checkout.session": {
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "currency_conversion": None,
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        "customer_details": None,
+        "invoice_creation": None,
+        "managed_payments": None,
+        "mode": "subscription",
+        "payment_intent": None,
+        "payment_method_collection": "always",
+        "payment_method_configuration_details": None,
+        "permissions": None,
+        "saved_payment_method_options": {
+            "allow_redisplay_filters": ["always"],
+            "payment_method_remove": None,
+            "payment_method_save": None,
+        },
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted_page",
+        "wallet_options": None,
+    },
+    "billing_portal.configuration": {"livemode": False, "metadata": {}},
+    "billing_portal.session": {"livemode": False, "flow": None},
+    "subscription": {
+        "billing_cycle_anchor_config": None,
+        "cancel_at": None,
+        "canceled_at": None,
+        "ended_at": None,
+        "next_pending_invoice_item_invoice": None,
+        "pause_collection": None,
+        "pending_invoice_item_interval": None,
+        "pending_update": None,
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_start": None,
+        "cancel_at_period_end": False,
+        "billing_thresholds": None,
+        "managed_payments": None,
+        "billing_schedules": [],
+        "automatic_tax": {"enabled": False, "liability": None, "disabled_reason": None},
+        "payment_settings": {
+            "payment_method_options": None,
+            "payment_method_types": None,
+            "save_default_payment_method": "off",
+        },
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "billing_mode": {"type": "classic"},
+        "items": {"data": [], "has_more": False, "object": "list", "url": ""},
+    },
+    "subscription_item": {"billing_thresholds": None},
+    "invoice": {
+        "account_name": "Emulator",
+        "customer_shipping": None,
+        "due_date": None,
+        "effective_at": None,
+        "from_invoice": None,
+        "last_finalization_error": None,
+        "next_payment_attempt": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "webhooks_delivered_at": None,
+        "amount_overpaid": 0,
+        "amount_paid_off_stripe": 0,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "lines": {"data": [], "has_more": False, "object": "list", "url": ""},
+        "parent": None,
+        "total_taxes": [],
+        "total_pretax_credit_amounts": [],
+    },
+    "line_item": {"parent": None, "pretax_credit_amounts": [], "taxes": []},
+    "event": {},
+    "webhook_endpoint": {"description": None},
+}
+
+
+class Pruner:
+    """Prune example objects to exactly the properties the spec declares."""
+
+    def __init__(self, schemas: dict[str, Json]) -> None:
+        """Keep the component schemas."""
+        self.schemas = schemas
+        self.problems: list[str] = []
+
+    def resolve(self, schema: Json) -> Json:
+        """Follow $ref links."""
+        while isinstance(schema, dict) and "$ref" in schema:
+            schema = self.schemas[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    def variant(self, schema: Json, value: Json) -> Json:
+        """Choose the anyOf variant matching a value."""
+        schema = self.resolve(schema)
+        options = schema.get("anyOf") or schema.get("oneOf")
+        if not options:
+            return schema
+        resolved = [self.resolve(o) for o in options]
+        if isinstance(value, dict):
+            objs = [o for o in resolved if "properties" in o]
+            if not objs:
+                return resolved[0]
+            kind = value.get("object")
+
+            def score(o: Json) -> int:
+                props = o["properties"]
+                bonus = 0
+                obj_enum = props.get("object", {}).get("enum")
+                if kind is not None and obj_enum and kind in obj_enum:
+                    bonus = 1000
+                return bonus + len(set(props) & set(value))
+
+            return max(objs, key=score)
+        return resolved[0]
+
+    def prune(self, schema: Json, value: Json, where: str) -> Json:
+        """Return value restricted to the schema."""
+        schema = self.variant(schema, value)
+        if value is None:
+            return None
+        if isinstance(value, dict) and "properties" in schema:
+            props = schema["properties"]
+            out = {
+                k: self.prune(props[k], v, f"{where}.{k}") for k, v in value.items() if k in props
+            }
+            for req in schema.get("required", []):
+                if req not in out:
+                    sub = self.resolve(props[req])
+                    if sub.get("nullable"):
+                        out[req] = None
+                    else:
+                        self.problems.append(f"{where}.{req} missing")
+            return out
+        if isinstance(value, list) and "items" in schema:
+            return [self.prune(schema["items"], v, f"{where}[]") for v in value]
+        return value
+
+    def check(self, schema: Json, value: Json, where: str) -> None:
+        """Report values whose type, nullability or enum disagree with the schema."""
+        raw = self.resolve(schema)
+        if value is None:
+            opts = raw.get("anyOf") or []
+            if not raw.get("nullable") and not any(self.resolve(o).get("nullable") for o in opts):
+                self.problems.append(f"{where} is null")
+            return
+        schema = self.variant(schema, value)
+        enum = schema.get("enum")
+        if enum is not None and value not in enum:
+            self.problems.append(f"{where}={value!r} not in {enum}")
+        kind = schema.get("type")
+        types = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+        if kind in types and not isinstance(value, types[kind]):
+            self.problems.append(f"{where} is not {kind}")
+        if isinstance(value, dict) and "properties" in schema:
+            for k, v in value.items():
+                self.check(schema["properties"][k], v, f"{where}.{k}")
+        if isinstance(value, list) and "items" in schema:
+            for v in value:
+                self.check(schema["items"], v, f"{where}[]")
+
+
+def param_tree(pruner: Pruner, schema: Json, depth: int = 0) -> Json:
+    """Compact tree of accepted parameter names: dict of children, or 1 for a leaf/free form."""
+    schema = pruner.resolve(schema)
+    if depth > 8:
+        return 1
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        merged: dict[str, Json] = {}
+        free = False
+        for o in options:
+            t = param_tree(pruner, o, depth + 1)
+            if isinstance(t, dict):
+                for k, v in t.items():
+                    merged[k] = _merge(merged.get(k), v)
+            elif o.get("type") == "object" or o.get("additionalProperties"):
+                free = True
+        return 1 if free or not merged else merged
+    if schema.get("type") == "array":
+        return param_tree(pruner, schema.get("items", {}), depth + 1)
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties")
+        if not props or schema.get("additionalProperties") not in (None, False):
+            return 1
+        return {k: param_tree(pruner, v, depth + 1) for k, v in props.items()}
+    return 1
+
+
+def _merge(a: Json, b: Json) -> Json:
+    """Merge two parameter trees."""
+    if a is None:
+        return b
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge(out.get(k), v)
+        return out
+    return 1
+
+
+def build(spec_dir: Path) -> dict[str, Json]:
+    """Build the data document."""
+    spec = json.loads((spec_dir / "openapi-subset.json").read_text())
+    fixtures = json.loads((spec_dir / "fixtures3.json").read_text())["resources"]
+    pruner = Pruner(spec["components"]["schemas"])
+    templates: dict[str, Json] = {}
+    for kind, (schema_name, fixture_name) in KINDS.items():
+        schema = {"$ref": f"#/components/schemas/{schema_name}"}
+        raw = dict(fixtures[fixture_name])
+        raw.update(OVERRIDES.get(kind, {}))
+        obj = pruner.prune(schema, raw, kind)
+        pruner.check(schema, obj, kind)
+        templates[kind] = obj
+    params: dict[str, dict[str, Json]] = {}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            tree: dict[str, Json] = {}
+            for p in op.get("parameters", []):
+                if p.get("in") == "query":
+                    tree[p["name"]] = param_tree(pruner, p.get("schema", {}))
+            body = (
+                op.get("requestBody", {})
+                .get("content", {})
+                .get("application/x-www-form-urlencoded", {})
+                .get("schema")
+            )
+            if body:
+                t = param_tree(pruner, body)
+                if isinstance(t, dict):
+                    tree.update(t)
+            params.setdefault(path, {})[method.upper()] = tree
+    expandable: dict[str, list[str]] = {}
+    for kind, (schema_name, _) in KINDS.items():
+        sch = pruner.resolve({"$ref": f"#/components/schemas/{schema_name}"})
+        expandable[kind] = sorted(sch.get("x-expandableFields", []))
+    if pruner.problems:
+        print("\n".join(pruner.problems), file=sys.stderr)
+    return {
+        "api_version": re.sub(r"\s", "", str(spec.get("info", {}).get("version", ""))),
+        "templates": templates,
+        "params": params,
+        "expandable": expandable,
+    }
+
+
+def main() -> None:
+    """Write the data file."""
+    spec_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/stripe")
+    out = Path(__file__).parent / "data" / "spec_data.json"
+    data = build(spec_dir)
+    out.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    print(f"wrote {out} ({out.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()

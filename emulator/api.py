@@ -1,0 +1,241 @@
+"""The ``/v1`` endpoint: auth, faults, parameters, idempotency, dispatch and logging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+from fnmatch import fnmatchcase
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from emulator.errors import StripeError, fault_error
+from emulator.forms import decode_body, decode_query
+from emulator.ids import new_id
+from emulator.params import check_known
+from emulator.routes import EXTRA_PARAMS, path_exists, resolve
+from emulator.spec import API_VERSION, known_params
+from emulator.state import EmulatorState, Fault, IdempotentEntry
+
+log = logging.getLogger("emulator")
+Obj = dict[str, Any]
+
+
+class ConnectionResetFault(Exception):
+    """Raised after a partial response to make the server drop the connection."""
+
+
+class _ResetResponse(Response):
+    """Starts a response, sends part of it, then aborts the connection."""
+
+    def __init__(self) -> None:
+        """No body."""
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send headers promising a body that never fully arrives."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"id": ', "more_body": True})
+        raise ConnectionResetFault("emulated connection reset")
+
+
+class _QuietResets(logging.Filter):
+    """Hide the server's traceback for emulated connection resets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop records caused by ConnectionResetFault."""
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, ConnectionResetFault):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietResets())
+
+
+def _json(status: int, body: Obj | bytes, headers: dict[str, str]) -> Response:
+    """A JSON response."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(content, status_code=status, headers=headers, media_type="application/json")
+
+
+def take_fault(state: EmulatorState, method: str, path: str) -> Fault | None:
+    """Consume one matching fault, if any."""
+    for fault in state.faults:
+        if fault.count <= 0:
+            continue
+        if fault.method and fault.method.upper() != method:
+            continue
+        if fault.path != path and not ("*" in fault.path and fnmatchcase(path, fault.path)):
+            continue
+        fault.count -= 1
+        if fault.count <= 0:
+            state.faults.remove(fault)
+        return fault
+    return None
+
+
+def _auth(request: Request) -> str:
+    """The API key, or a 401 StripeError."""
+    header = request.headers.get("authorization", "")
+    if not header:
+        raise StripeError(
+            "You did not provide an API key. You need to provide your API key in the "
+            "Authorization header, using Bearer auth "
+            "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+            status=401,
+        )
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key.startswith(("sk_test_", "sk_live_", "rk_test_")):
+        shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
+        raise StripeError(f"Invalid API Key provided: {shown}", status=401)
+    return key
+
+
+def _params(method: str, body: bytes, query: str) -> Obj:
+    """Decoded request parameters (body for POST, query otherwise)."""
+    if method == "POST" and body:
+        return decode_body(body)
+    params = decode_query(query)
+    if body and method == "DELETE":
+        params.update(decode_body(body))
+    return params
+
+
+async def api_endpoint(request: Request) -> Response:
+    """Serve one Stripe API request."""
+    state: EmulatorState = request.app.state.emulator
+    method = request.method
+    path = request.url.path
+    request_id = new_id("req_", 14)
+    idem_key = request.headers.get("idempotency-key") if method == "POST" else None
+    headers = {
+        "Request-Id": request_id,
+        "Stripe-Version": request.headers.get("stripe-version", API_VERSION),
+    }
+    if idem_key:
+        headers["Idempotency-Key"] = idem_key
+    body = await request.body()
+    params = _params(method, body, request.url.query)
+    entry: Obj = {
+        "method": method,
+        "path": path,
+        "params": params,
+        "idempotency_key": idem_key,
+        "status": None,
+        "time": time.time(),
+        "request_id": request_id,
+    }
+    state.requests.append(entry)
+    fault = take_fault(state, method, path)
+    if fault is not None:
+        if fault.mode == "reset":
+            entry["status"] = 0
+            return _ResetResponse()
+        if fault.mode == "hang":
+            try:
+                await asyncio.wait_for(state.wake.wait(), timeout=fault.hang_seconds)
+            except TimeoutError:
+                pass
+        else:
+            err = fault_error(fault.status)
+            entry["status"] = fault.status
+            payload = fault.body if fault.body is not None else err.body(request_id)
+            return _json(fault.status, payload, headers)
+    status, content, replayed = _dispatch(
+        state, request, method, path, params, idem_key, request_id
+    )
+    entry["status"] = status
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _json(status, content, headers)
+
+
+def _dispatch(
+    state: EmulatorState,
+    request: Request,
+    method: str,
+    path: str,
+    params: Obj,
+    idem_key: str | None,
+    request_id: str,
+) -> tuple[int, bytes, bool]:
+    """Authenticate, check, replay or run; synchronous so state changes are atomic."""
+    try:
+        api_key = _auth(request)
+    except StripeError as err:
+        return err.status, json.dumps(err.body(request_id)).encode(), False
+    cache_key = (api_key, idem_key) if idem_key else None
+    if cache_key is not None:
+        cached = state.idempotency.get(cache_key)
+        if cached is not None:
+            if cached.method != method or cached.path != path or cached.params != params:
+                mismatch = StripeError(
+                    "Keys for idempotent requests can only be used with the same parameters "
+                    "they were first used with. Try using a key other than "
+                    f"'{idem_key}' if you meant to execute a different request.",
+                    type="idempotency_error",
+                    code="idempotency_key_in_use",
+                )
+                return 400, json.dumps(mismatch.body(request_id)).encode(), False
+            return cached.status, cached.body, True
+    status, content = _run(state, request, method, path, params, idem_key, request_id)
+    if cache_key is not None and status < 500:
+        state.idempotency[cache_key] = IdempotentEntry(method, path, params, status, content)
+    return status, content, False
+
+
+def _run(
+    state: EmulatorState,
+    request: Request,
+    method: str,
+    path: str,
+    params: Obj,
+    idem_key: str | None,
+    request_id: str,
+) -> tuple[int, bytes]:
+    """Resolve the route, check parameters and call the handler."""
+    ctx = state.ctx
+    ctx.request_id = request_id
+    ctx.idempotency_key = idem_key
+    ctx.base_url = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    try:
+        found = resolve(method, path)
+        if found is None:
+            if path_exists(path):
+                raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
+            raise StripeError(
+                f"Unrecognized request URL ({method}: {path}). Please see "
+                "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+                status=404,
+            )
+        template, handler, args = found
+        tree = known_params(method, template)
+        if tree is None:
+            tree = EXTRA_PARAMS.get((method, template), {"expand": 1})
+        check_known(params, tree)
+        result = handler(state, params, *args)
+        return 200, json.dumps(result).encode()
+    except StripeError as err:
+        return err.status, json.dumps(err.body(request_id)).encode()
+    except Exception as exc:
+        log.error("emulator handler failed: %s\n%s", exc, traceback.format_exc())
+        bug = StripeError(f"Emulator internal error: {exc}", status=500, type="api_error")
+        return 500, json.dumps(bug.body(request_id)).encode()
+    finally:
+        ctx.request_id = None
+        ctx.idempotency_key = None

@@ -1,0 +1,618 @@
+"""The subscription engine: subscriptions, invoices, payments, renewals and the clock."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from emulator.errors import StripeError, invalid, missing
+from emulator.ids import new_id
+from emulator.periods import add_interval, day_of
+from emulator.spec import copy_json, template
+
+if TYPE_CHECKING:
+    from emulator.state import EmulatorState
+
+Obj = dict[str, Any]
+DAY = 86400
+LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete", "paused")
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def period(sub: Obj) -> tuple[int, int]:
+    """The current period (start, end) of a subscription's first item."""
+    items = sub["items"]["data"]
+    if not items:
+        return sub["created"], sub["created"]
+    return int(items[0]["current_period_start"]), int(items[0]["current_period_end"])
+
+
+def _recurring(item: Obj) -> Obj:
+    """The recurring hash of an item's price."""
+    rec: Obj = item["price"].get("recurring") or {"interval": "month", "interval_count": 1}
+    return rec
+
+
+def _amount(item: Obj) -> int:
+    """An item's amount per period."""
+    return int(item["price"].get("unit_amount") or 0) * int(item.get("quantity") or 1)
+
+
+def snapshot(sub: Obj) -> Obj:
+    """A copy for computing previous_attributes."""
+    result: Obj = copy_json(sub)
+    return result
+
+
+def changed(before: Obj, after: Obj) -> Obj:
+    """Top-level attributes that changed, with their previous values."""
+    return {k: v for k, v in before.items() if after.get(k) != v}
+
+
+def emit_updated(state: EmulatorState, sub: Obj, before: Obj) -> None:
+    """Fire customer.subscription.updated when something changed."""
+    previous = changed(before, sub)
+    if previous:
+        state.emit("customer.subscription.updated", sub, previous)
+
+
+def get_subscription(
+    state: EmulatorState, sub_id: str, param: str = "id", status: int = 404
+) -> Obj:
+    """A subscription or resource_missing."""
+    sub = state.db.subscriptions.get(sub_id)
+    if sub is None:
+        raise missing("subscription", sub_id, param=param, status=status)
+    return sub
+
+
+def card_fails(state: EmulatorState, customer_id: str) -> bool:
+    """Whether the customer's payment method declines."""
+    return customer_id in state.failing_cards
+
+
+# -- subscription items -----------------------------------------------------------
+
+
+def new_item(state: EmulatorState, sub_id: str, price: Obj, quantity: int, meta: Obj) -> Obj:
+    """A subscription item for a price."""
+    item = template("subscription_item")
+    item.update(
+        id=new_id("si_", 14),
+        created=state.now(),
+        discounts=[],
+        metadata=dict(meta),
+        price=copy_json(price),
+        quantity=quantity,
+        subscription=sub_id,
+        tax_rates=[],
+        billing_thresholds=None,
+    )
+    return item
+
+
+def set_period(sub: Obj, start: int, end: int) -> None:
+    """Set every item's current period."""
+    for item in sub["items"]["data"]:
+        item["current_period_start"] = start
+        item["current_period_end"] = end
+
+
+def next_period_end(state: EmulatorState, sub: Obj, start: int) -> int:
+    """The end of a period beginning at start (calendar-anchored)."""
+    items = sub["items"]["data"]
+    if not items:
+        return start
+    rec = _recurring(items[0])
+    anchor = state.sub_internal.get(sub["id"], {}).get("anchor_day")
+    return add_interval(start, rec["interval"], int(rec.get("interval_count") or 1), anchor)
+
+
+# -- invoices ---------------------------------------------------------------------
+
+
+def new_invoice(
+    state: EmulatorState,
+    sub: Obj,
+    reason: str,
+    lines: list[tuple[Obj, int, int, int, bool, str]],
+) -> Obj:
+    """A draft invoice for a subscription; lines are (item, amount, start, end, proration, text)."""
+    now = state.now()
+    cus = state.db.customers.get(sub["customer"]) or {}
+    inv = template("invoice")
+    inv_id = new_id("in_")
+    line_objs: list[Obj] = []
+    for item, amount, start, end, proration, text in lines:
+        line = template("line_item")
+        line.update(
+            id=new_id("il_"),
+            amount=amount,
+            currency=sub["currency"],
+            description=text,
+            discount_amounts=[],
+            discountable=True,
+            discounts=[],
+            invoice=inv_id,
+            livemode=False,
+            metadata=dict(sub.get("metadata") or {}),
+            period={"start": start, "end": end},
+            quantity=item.get("quantity") or 1,
+            subscription=sub["id"],
+            subtotal=amount,
+            pretax_credit_amounts=[],
+            taxes=[],
+            quantity_decimal=str(item.get("quantity") or 1),
+            parent={
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": None,
+                    "proration": proration,
+                    "proration_details": {"credited_items": None},
+                    "subscription": sub["id"],
+                    "subscription_item": item["id"],
+                },
+                "type": "subscription_item_details",
+            },
+            pricing={
+                "price_details": {
+                    "price": item["price"]["id"],
+                    "product": item["price"]["product"],
+                },
+                "type": "price_details",
+                "unit_amount_decimal": item["price"].get("unit_amount_decimal"),
+            },
+        )
+        line_objs.append(line)
+    total = sum(line["amount"] for line in line_objs)
+    start, end = (lines[0][2], lines[0][3]) if lines else (now, now)
+    inv.update(
+        id=inv_id,
+        account_country="US",
+        account_name="Emulator",
+        amount_due=total,
+        amount_paid=0,
+        amount_remaining=total,
+        attempt_count=0,
+        attempted=False,
+        auto_advance=True,
+        billing_reason=reason,
+        collection_method="charge_automatically",
+        created=now,
+        currency=sub["currency"],
+        customer=sub["customer"],
+        customer_address=cus.get("address"),
+        customer_email=cus.get("email"),
+        customer_name=cus.get("name"),
+        customer_phone=cus.get("phone"),
+        customer_tax_exempt=cus.get("tax_exempt") or "none",
+        customer_tax_ids=[],
+        description=None,
+        discounts=[],
+        hosted_invoice_url=f"{state.ctx.base_url}/i/{inv_id}",
+        invoice_pdf=None,
+        lines={
+            "data": line_objs,
+            "has_more": False,
+            "object": "list",
+            "url": f"/v1/invoices/{inv_id}/lines",
+        },
+        livemode=False,
+        metadata={},
+        number=None,
+        parent={
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": dict(sub.get("metadata") or {}),
+                "subscription": sub["id"],
+            },
+            "type": "subscription_details",
+        },
+        period_start=start if reason != "subscription_create" else now,
+        period_end=end if reason != "subscription_create" else now,
+        starting_balance=0,
+        ending_balance=None,
+        status="draft",
+        status_transitions={
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        subtotal=total,
+        subtotal_excluding_tax=total,
+        total=total,
+        total_excluding_tax=total,
+        total_discount_amounts=[],
+        total_taxes=[],
+        total_pretax_credit_amounts=[],
+        webhooks_delivered_at=None,
+        effective_at=None,
+    )
+    state.db.invoices[inv_id] = inv
+    sub["latest_invoice"] = inv_id
+    return inv
+
+
+def finalize(state: EmulatorState, inv: Obj) -> None:
+    """Draft to open: number and finalized_at; fires invoice.created and invoice.finalized."""
+    now = state.now()
+    state.emit("invoice.created", inv)
+    cus = state.db.customers.get(inv["customer"])
+    if cus is not None:
+        seq = int(cus.get("next_invoice_sequence") or 1)
+        inv["number"] = f"{cus.get('invoice_prefix') or 'EMU'}-{seq:04d}"
+        cus["next_invoice_sequence"] = seq + 1
+    inv["status"] = "open"
+    inv["effective_at"] = now
+    inv["status_transitions"]["finalized_at"] = now
+    state.emit("invoice.finalized", inv)
+
+
+def attempt_payment(state: EmulatorState, inv: Obj) -> bool:
+    """Charge an open invoice; fires invoice.paid + payment_succeeded or payment_failed."""
+    now = state.now()
+    if inv["amount_due"] > 0 and card_fails(state, inv["customer"]):
+        inv["attempted"] = True
+        inv["attempt_count"] += 1
+        state.emit("invoice.payment_failed", inv)
+        return False
+    inv.update(
+        status="paid",
+        amount_paid=inv["amount_due"],
+        amount_remaining=0,
+        attempted=True,
+        attempt_count=inv["attempt_count"] + (1 if inv["amount_due"] > 0 else 0),
+        auto_advance=False,
+        ending_balance=0,
+        next_payment_attempt=None,
+    )
+    inv["status_transitions"]["paid_at"] = now
+    state.emit("invoice.paid", inv)
+    state.emit("invoice.payment_succeeded", inv)
+    return True
+
+
+def describe(item: Obj, state: EmulatorState) -> str:
+    """Stripe-like line description: ``1 x Pro (at $20.00 / month)`` with a times sign."""
+    price = item["price"]
+    prod = state.db.products.get(price["product"]) or {}
+    rec = price.get("recurring") or {}
+    amount = (price.get("unit_amount") or 0) / 100
+    return (
+        f"{item.get('quantity') or 1} \u00d7 {prod.get('name', price['product'])} "
+        f"(at ${amount:,.2f} / {rec.get('interval', 'one-time')})"
+    )
+
+
+def cycle_lines(
+    state: EmulatorState, sub: Obj, start: int, end: int, trial: bool
+) -> list[tuple[Obj, int, int, int, bool, str]]:
+    """The invoice lines for one period of every item."""
+    out: list[tuple[Obj, int, int, int, bool, str]] = []
+    for item in sub["items"]["data"]:
+        if trial:
+            prod = state.db.products.get(item["price"]["product"]) or {}
+            text = f"Trial period for {prod.get('name', item['price']['product'])}"
+            out.append((item, 0, start, end, False, text))
+        else:
+            out.append((item, _amount(item), start, end, False, describe(item, state)))
+    return out
+
+
+# -- create -----------------------------------------------------------------------
+
+
+def create_subscription(
+    state: EmulatorState,
+    customer_id: str,
+    prices: list[tuple[Obj, int, Obj]],
+    *,
+    trial_end: int | None = None,
+    metadata: Obj | None = None,
+    description: str | None = None,
+    cancel_at_period_end: bool = False,
+    cancel_at: int | None = None,
+) -> Obj:
+    """Create a subscription, its first invoice, and charge it.
+
+    Fires customer.subscription.created, invoice.created, invoice.finalized and
+    invoice.paid + invoice.payment_succeeded (or invoice.payment_failed: status incomplete).
+    """
+    now = state.now()
+    sub = template("subscription")
+    sub_id = new_id("sub_")
+    first = prices[0][0]
+    sub.update(
+        id=sub_id,
+        billing_cycle_anchor=trial_end or now,
+        cancel_at=None,
+        cancel_at_period_end=False,
+        canceled_at=None,
+        cancellation_details={"comment": None, "feedback": None, "reason": None},
+        collection_method="charge_automatically",
+        created=now,
+        currency=first["currency"],
+        customer=customer_id,
+        default_payment_method=None,
+        description=description,
+        discounts=[],
+        ended_at=None,
+        latest_invoice=None,
+        livemode=False,
+        metadata=dict(metadata or {}),
+        start_date=now,
+        status="trialing" if trial_end else "active",
+        trial_end=trial_end,
+        trial_start=now if trial_end else None,
+        test_clock=None,
+        schedule=None,
+    )
+    sub["items"] = {
+        "data": [new_item(state, sub_id, p, q, m) for p, q, m in prices],
+        "has_more": False,
+        "object": "list",
+        "url": f"/v1/subscription_items?subscription={sub_id}",
+    }
+    state.sub_internal[sub_id] = {"anchor_day": day_of(trial_end or now)}
+    end = trial_end if trial_end else next_period_end(state, sub, now)
+    set_period(sub, now, end)
+    if cancel_at_period_end:
+        sub["cancel_at_period_end"] = True
+        sub["cancel_at"] = end
+        sub["canceled_at"] = now
+    elif cancel_at:
+        sub["cancel_at"] = cancel_at
+    state.db.subscriptions[sub_id] = sub
+    inv = new_invoice(
+        state, sub, "subscription_create", cycle_lines(state, sub, now, end, bool(trial_end))
+    )
+    paid = inv["amount_due"] == 0 or not card_fails(state, customer_id)
+    if not paid:
+        sub["status"] = "incomplete"
+    state.emit("customer.subscription.created", sub)
+    finalize(state, inv)
+    attempt_payment(state, inv)
+    return sub
+
+
+# -- cancel -----------------------------------------------------------------------
+
+
+def cancel_now(
+    state: EmulatorState,
+    sub: Obj,
+    *,
+    reason: str | None = "cancellation_requested",
+    comment: str | None = None,
+    feedback: str | None = None,
+    at: int | None = None,
+) -> None:
+    """Cancel immediately: status canceled, ended_at; fires customer.subscription.deleted."""
+    when = at if at is not None else state.now()
+    sub["status"] = "canceled"
+    sub["ended_at"] = when
+    if sub["canceled_at"] is None:
+        sub["canceled_at"] = when
+    details = sub["cancellation_details"]
+    if details.get("reason") is None:
+        details["reason"] = reason
+    if comment is not None:
+        details["comment"] = comment or None
+    if feedback is not None:
+        details["feedback"] = feedback or None
+    state.emit("customer.subscription.deleted", sub)
+
+
+def schedule_cancel(state: EmulatorState, sub: Obj, at_period_end: bool) -> None:
+    """Set or clear cancel_at_period_end (cancel_at follows the period end)."""
+    if at_period_end:
+        sub["cancel_at_period_end"] = True
+        sub["cancel_at"] = period(sub)[1]
+        sub["canceled_at"] = state.now()
+        sub["cancellation_details"]["reason"] = "cancellation_requested"
+    else:
+        sub["cancel_at_period_end"] = False
+        sub["cancel_at"] = None
+        sub["canceled_at"] = None
+        sub["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
+
+
+def set_cancel_at(state: EmulatorState, sub: Obj, when: int | None) -> None:
+    """Schedule cancellation at a timestamp (None clears it)."""
+    if when is None:
+        schedule_cancel(state, sub, False)
+        return
+    if when <= state.now():
+        raise invalid("cancel_at must be in the future.", param="cancel_at")
+    sub["cancel_at"] = when
+    sub["cancel_at_period_end"] = when == period(sub)[1]
+    sub["canceled_at"] = state.now()
+    sub["cancellation_details"]["reason"] = "cancellation_requested"
+
+
+# -- plan changes -------------------------------------------------------------------
+
+
+def change_items(
+    state: EmulatorState,
+    sub: Obj,
+    changes: list[Obj],
+    proration_behavior: str = "create_prorations",
+) -> Obj | None:
+    """Apply item changes (id/price/quantity/deleted); returns an immediate invoice if any."""
+    if not changes:
+        return None
+    now = state.now()
+    old_rec = _recurring(sub["items"]["data"][0]) if sub["items"]["data"] else None
+    old_amount = sum(_amount(i) for i in sub["items"]["data"])
+    start, end = period(sub)
+    for change in changes:
+        item_id = change.get("id")
+        price: Obj | None = change.get("price")
+        qty = change.get("quantity")
+        if item_id:
+            item = next((i for i in sub["items"]["data"] if i["id"] == item_id), None)
+            if item is None:
+                raise invalid(
+                    f"Subscription item {item_id} does not belong to subscription {sub['id']}.",
+                    param="items",
+                )
+            if change.get("deleted"):
+                sub["items"]["data"].remove(item)
+                continue
+            if price is not None:
+                item["price"] = copy_json(price)
+            if qty is not None:
+                item["quantity"] = qty
+        else:
+            if price is None:
+                raise invalid("You must specify a price for new items.", param="items")
+            if any(i["price"]["id"] == price["id"] for i in sub["items"]["data"]):
+                raise invalid(
+                    "Cannot add multiple subscription items with the same price.",
+                    param="items",
+                )
+            item = new_item(state, sub["id"], price, qty or 1, change.get("metadata") or {})
+            item["current_period_start"], item["current_period_end"] = start, end
+            sub["items"]["data"].append(item)
+    if not sub["items"]["data"]:
+        raise invalid("A subscription must have at least one item.", param="items")
+    new_rec = _recurring(sub["items"]["data"][0])
+    new_amount = sum(_amount(i) for i in sub["items"]["data"])
+    interval_changed = old_rec is not None and (
+        old_rec["interval"] != new_rec["interval"]
+        or old_rec.get("interval_count") != new_rec.get("interval_count")
+    )
+    if sub["status"] == "trialing":
+        return None
+    if interval_changed:
+        credit = 0
+        if proration_behavior != "none" and end > start:
+            credit = old_amount * max(0, end - now) // (end - start)
+        state.sub_internal.setdefault(sub["id"], {})["anchor_day"] = day_of(now)
+        sub["billing_cycle_anchor"] = now
+        new_end = next_period_end(state, sub, now)
+        set_period(sub, now, new_end)
+        if sub["cancel_at_period_end"]:
+            sub["cancel_at"] = new_end
+        lines = cycle_lines(state, sub, now, new_end, False)
+        if credit and lines:
+            item, amount, s, e, _, text = lines[0]
+            lines[0] = (item, max(0, amount - credit), s, e, True, text)
+        return new_invoice(state, sub, "subscription_update", lines)
+    if proration_behavior == "always_invoice" and new_amount != old_amount and end > now:
+        delta = (new_amount - old_amount) * (end - now) // max(1, end - start)
+        item = sub["items"]["data"][0]
+        text = f"Remaining time on {describe(item, state)}"
+        return new_invoice(
+            state, sub, "subscription_update", [(item, max(0, delta), now, end, True, text)]
+        )
+    return None
+
+
+def settle(state: EmulatorState, sub: Obj, inv: Obj) -> None:
+    """Finalize and charge an invoice raised by a change; failed payment makes past_due."""
+    finalize(state, inv)
+    if not attempt_payment(state, inv) and sub["status"] == "active":
+        before = snapshot(sub)
+        sub["status"] = "past_due"
+        emit_updated(state, sub, before)
+
+
+# -- recovery -----------------------------------------------------------------------
+
+
+def pay_open_invoices(state: EmulatorState, customer_id: str) -> int:
+    """Retry every open invoice of a customer; recovered subscriptions become active."""
+    paid = 0
+    for inv in list(state.db.invoices.values()):
+        if inv["customer"] != customer_id or inv["status"] != "open":
+            continue
+        if not attempt_payment(state, inv):
+            continue
+        paid += 1
+        parent = (inv.get("parent") or {}).get("subscription_details") or {}
+        sub = state.db.subscriptions.get(str(parent.get("subscription")))
+        if sub is not None and sub["status"] in ("past_due", "unpaid", "incomplete"):
+            before = snapshot(sub)
+            sub["status"] = "active"
+            emit_updated(state, sub, before)
+    return paid
+
+
+# -- the clock ----------------------------------------------------------------------
+
+
+def _next_due(state: EmulatorState, target: int) -> tuple[int, int, Obj, str] | None:
+    """The earliest transition at or before target: (time, priority, sub, action)."""
+    best: tuple[int, int, Obj, str] | None = None
+    for sub in state.db.subscriptions.values():
+        if sub["status"] not in LIVE:
+            continue
+        internal = state.sub_internal.setdefault(sub["id"], {})
+        cands: list[tuple[int, int, str]] = []
+        if sub["status"] == "incomplete":
+            cands.append((sub["created"] + 23 * 3600, 0, "expire"))
+        else:
+            if sub["cancel_at"]:
+                cands.append((int(sub["cancel_at"]), 1, "cancel"))
+            end = period(sub)[1]
+            cands.append((end, 2, "cycle"))
+            if sub["status"] == "trialing" and sub["trial_end"] and not internal.get("twe"):
+                twe = int(sub["trial_end"]) - 3 * DAY
+                if twe > sub["created"]:
+                    cands.append((twe, 3, "trial_will_end"))
+        for when, prio, action in cands:
+            if when <= target and (best is None or (when, prio) < (best[0], best[1])):
+                best = (when, prio, sub, action)
+    return best
+
+
+def _cycle(state: EmulatorState, sub: Obj) -> None:
+    """Start the next period: invoice it and charge it."""
+    before = snapshot(sub)
+    was_trial = sub["status"] == "trialing"
+    start = period(sub)[1]
+    end = next_period_end(state, sub, start)
+    set_period(sub, start, end)
+    if was_trial:
+        sub["status"] = "active"
+    if sub["cancel_at_period_end"]:
+        sub["cancel_at"] = end
+    inv = new_invoice(state, sub, "subscription_cycle", cycle_lines(state, sub, start, end, False))
+    emit_updated(state, sub, before)
+    finalize(state, inv)
+    if not attempt_payment(state, inv) and sub["status"] != "past_due":
+        before = snapshot(sub)
+        sub["status"] = "past_due"
+        emit_updated(state, sub, before)
+
+
+def advance(state: EmulatorState, seconds: int) -> int:
+    """Move the clock forward, applying trial ends, renewals and cancellations in order."""
+    if seconds < 0:
+        raise StripeError("The clock can only move forward.", param="seconds")
+    target = state.now() + seconds
+    for _ in range(100_000):
+        due = _next_due(state, target)
+        if due is None:
+            break
+        when, _, sub, action = due
+        if when > state.now():
+            state.set_now(when)
+        if action == "cancel":
+            cancel_now(state, sub, at=when)
+        elif action == "cycle":
+            _cycle(state, sub)
+        elif action == "expire":
+            before = snapshot(sub)
+            sub["status"] = "incomplete_expired"
+            sub["ended_at"] = when
+            emit_updated(state, sub, before)
+        else:
+            state.sub_internal[sub["id"]]["twe"] = True
+            state.emit("customer.subscription.trial_will_end", sub)
+    state.set_now(target)
+    return target

@@ -1,0 +1,218 @@
+"""Test controls under ``/_emulator/`` (JSON, no auth)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulator import billing
+from emulator.errors import StripeError
+from emulator.state import EmulatorState, Fault
+
+Obj = dict[str, Any]
+
+
+def _state(request: Request) -> EmulatorState:
+    """The emulator state (control actions carry no API request id)."""
+    state: EmulatorState = request.app.state.emulator
+    host = request.headers.get("host", request.url.netloc)
+    state.ctx.base_url = f"{request.url.scheme}://{host}"
+    state.ctx.request_id = None
+    state.ctx.idempotency_key = None
+    return state
+
+
+async def _json(request: Request) -> Obj:
+    """The JSON body, {} when empty."""
+    body = await request.body()
+    if not body:
+        return {}
+    data = json.loads(body)
+    return data if isinstance(data, dict) else {}
+
+
+def _bad(message: str, status: int = 400) -> JSONResponse:
+    """A control error."""
+    return JSONResponse({"error": {"message": message}}, status_code=status)
+
+
+async def reset(request: Request) -> Response:
+    """POST /_emulator/reset."""
+    state = _state(request)
+    state.wake.set()
+    state.reset()
+    return JSONResponse({"ok": True})
+
+
+async def clock(request: Request) -> Response:
+    """GET /_emulator/clock."""
+    return JSONResponse({"now": _state(request).now()})
+
+
+async def advance(request: Request) -> Response:
+    """POST /_emulator/clock/advance {"seconds": N} or {"to": ts}."""
+    state = _state(request)
+    data = await _json(request)
+    seconds = int(data["to"]) - state.now() if "to" in data else int(data.get("seconds", 0))
+    try:
+        now = billing.advance(state, seconds)
+    except StripeError as err:
+        return _bad(err.message)
+    return JSONResponse({"now": now})
+
+
+async def faults(request: Request) -> Response:
+    """POST/GET/DELETE /_emulator/faults."""
+    state = _state(request)
+    if request.method == "DELETE":
+        state.faults.clear()
+        state.wake.set()
+        state.wake.clear()
+        return JSONResponse({"ok": True})
+    if request.method == "GET":
+        return JSONResponse({"faults": [vars(f) for f in state.faults]})
+    data = await _json(request)
+    if not data.get("path"):
+        return _bad("path is required")
+    mode = data.get("mode", "status")
+    if mode not in ("status", "hang", "reset"):
+        return _bad("mode must be status, hang or reset")
+    fault = Fault(
+        path=str(data["path"]),
+        method=(data.get("method") or None),
+        status=int(data.get("status", 500)),
+        count=int(data.get("count", 1)),
+        mode=mode,
+        hang_seconds=float(data.get("hang_seconds", 30)),
+        body=data.get("body"),
+    )
+    state.faults.append(fault)
+    return JSONResponse({"ok": True, "fault": vars(fault)})
+
+
+async def requests_log(request: Request) -> Response:
+    """GET/DELETE /_emulator/requests?path=&method=."""
+    state = _state(request)
+    if request.method == "DELETE":
+        state.requests.clear()
+        return JSONResponse({"ok": True})
+    path = request.query_params.get("path")
+    method = request.query_params.get("method")
+    items = [
+        r
+        for r in state.requests
+        if (not path or r["path"] == path) and (not method or r["method"] == method.upper())
+    ]
+    return JSONResponse(items)
+
+
+async def deliveries(request: Request) -> Response:
+    """GET/DELETE /_emulator/deliveries."""
+    state = _state(request)
+    if request.method == "DELETE":
+        state.deliveries.clear()
+        return JSONResponse({"ok": True})
+    return JSONResponse(state.deliveries)
+
+
+async def pending(request: Request) -> Response:
+    """GET /_emulator/deliveries/pending -> {"pending": n} (queued or awaiting a retry)."""
+    state = _state(request)
+    return JSONResponse({"pending": state.deliverer.pending if state.deliverer else 0})
+
+
+async def config(request: Request) -> Response:
+    """GET/POST /_emulator/config."""
+    state = _state(request)
+    if request.method == "POST":
+        data = await _json(request)
+        for key, value in data.items():
+            if not hasattr(state.config, key):
+                return _bad(f"unknown config key {key}")
+            kind = type(getattr(state.config, key))
+            setattr(state.config, key, kind(value))
+    return JSONResponse(vars(state.config))
+
+
+async def deliver_one(request: Request) -> Response:
+    """POST /_emulator/events/{evt}/deliver {"duplicate": N}."""
+    state = _state(request)
+    evt = request.path_params["evt"]
+    if evt not in state.db.events or state.deliverer is None:
+        return _bad(f"No such event: {evt}", 404)
+    data = await _json(request)
+    results = await state.deliverer.deliver_now([evt], copies=int(data.get("duplicate", 0)))
+    return JSONResponse({"results": results})
+
+
+async def deliver_many(request: Request) -> Response:
+    """POST /_emulator/events/deliver {"ids", "shuffle", "duplicates", "concurrency", "seed"}."""
+    state = _state(request)
+    data = await _json(request)
+    ids = data.get("ids")
+    if ids is None:
+        ids = list(state.db.events)
+    missing = [i for i in ids if i not in state.db.events]
+    if missing or state.deliverer is None:
+        return _bad(f"No such events: {missing}", 404)
+    results = await state.deliverer.deliver_now(
+        ids,
+        duplicates=float(data.get("duplicates", 0) or 0),
+        shuffle=bool(data.get("shuffle", False)),
+        concurrency=int(data.get("concurrency", 16)),
+        seed=data.get("seed"),
+    )
+    return JSONResponse({"results": results})
+
+
+async def card(request: Request) -> Response:
+    """POST /_emulator/customers/{cus}/card {"fails": bool}."""
+    state = _state(request)
+    cus = request.path_params["cus"]
+    if cus not in state.db.customers:
+        return _bad(f"No such customer: {cus}", 404)
+    data = await _json(request)
+    if data.get("fails", True):
+        state.failing_cards.add(cus)
+    else:
+        state.failing_cards.discard(cus)
+    return JSONResponse({"customer": cus, "fails": cus in state.failing_cards})
+
+
+async def endpoints(request: Request) -> Response:
+    """POST /_emulator/webhook_endpoints {"url", "secret", "events"?}."""
+    state = _state(request)
+    data = await _json(request)
+    if not data.get("url") or not data.get("secret"):
+        return _bad("url and secret are required")
+    ep = state.add_endpoint(str(data["url"]), str(data["secret"]), list(data.get("events", ["*"])))
+    return JSONResponse(ep)
+
+
+async def events_log(request: Request) -> Response:
+    """GET /_emulator/events?type= : every event, oldest first."""
+    state = _state(request)
+    type_ = request.query_params.get("type")
+    items = [e for e in state.db.events.values() if not type_ or e["type"] == type_]
+    return JSONResponse(items)
+
+
+ROUTES = [
+    Route("/reset", reset, methods=["POST"]),
+    Route("/clock", clock, methods=["GET"]),
+    Route("/clock/advance", advance, methods=["POST"]),
+    Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
+    Route("/requests", requests_log, methods=["GET", "DELETE"]),
+    Route("/deliveries", deliveries, methods=["GET", "DELETE"]),
+    Route("/deliveries/pending", pending, methods=["GET"]),
+    Route("/config", config, methods=["GET", "POST"]),
+    Route("/events", events_log, methods=["GET"]),
+    Route("/events/deliver", deliver_many, methods=["POST"]),
+    Route("/events/{evt}/deliver", deliver_one, methods=["POST"]),
+    Route("/customers/{cus}/card", card, methods=["POST"]),
+    Route("/webhook_endpoints", endpoints, methods=["POST"]),
+]

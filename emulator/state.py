@@ -1,0 +1,160 @@
+"""In-memory state of the emulator: objects, clock, events, logs, faults, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from emulator.ids import new_id
+from emulator.spec import API_VERSION, copy_json, template
+
+if TYPE_CHECKING:
+    from emulator.delivery import Deliverer
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Config:
+    """Tunables set with ``POST /_emulator/config``."""
+
+    auto_deliver: bool = True
+    retry_base_seconds: float = 0.5
+    max_attempts: int = 5
+    delivery_timeout: float = 10.0
+    portal_session_ttl: int = 300
+
+
+@dataclass
+class Fault:
+    """The next ``count`` requests matching path/method fail with ``mode``."""
+
+    path: str
+    method: str | None
+    status: int
+    count: int
+    mode: str
+    hang_seconds: float
+    body: Obj | None
+
+
+@dataclass
+class IdempotentEntry:
+    """A remembered response for an Idempotency-Key."""
+
+    method: str
+    path: str
+    params: Obj
+    status: int
+    body: bytes
+
+
+@dataclass
+class RequestContext:
+    """The API request being handled (for event ``request`` fields)."""
+
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    base_url: str = "http://127.0.0.1:12111"
+
+
+@dataclass
+class Stores:
+    """The Stripe objects, by id, in creation order."""
+
+    customers: dict[str, Obj] = field(default_factory=dict)
+    products: dict[str, Obj] = field(default_factory=dict)
+    prices: dict[str, Obj] = field(default_factory=dict)
+    checkout_sessions: dict[str, Obj] = field(default_factory=dict)
+    portal_configurations: dict[str, Obj] = field(default_factory=dict)
+    portal_sessions: dict[str, Obj] = field(default_factory=dict)
+    subscriptions: dict[str, Obj] = field(default_factory=dict)
+    invoices: dict[str, Obj] = field(default_factory=dict)
+    events: dict[str, Obj] = field(default_factory=dict)
+    webhook_endpoints: dict[str, Obj] = field(default_factory=dict)
+
+
+class EmulatorState:
+    """Everything the emulator knows; mutated synchronously on one event loop."""
+
+    def __init__(self, webhooks: list[tuple[str, str]] | None = None) -> None:
+        """Start empty, with pre-registered webhook endpoints (url, secret)."""
+        self.config = Config()
+        self.preregistered = list(webhooks or [])
+        self.clock_offset = 0.0
+        self.ctx = RequestContext()
+        self.deliverer: Deliverer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything except configuration and pre-registered endpoints."""
+        self.db = Stores()
+        self.clock_offset = 0.0
+        self.lookup_keys: dict[str, str] = {}
+        self.failing_cards: set[str] = set()
+        self.deleted_customers: set[str] = set()
+        self.deleted_products: set[str] = set()
+        self.secrets: dict[str, str] = {}
+        self.line_items: dict[str, list[Obj]] = {}
+        self.checkout_internal: dict[str, Obj] = {}
+        self.portal_state: dict[str, Obj] = {}
+        self.sub_internal: dict[str, Obj] = {}
+        self.requests: list[Obj] = []
+        self.deliveries: list[Obj] = []
+        self.faults: list[Fault] = []
+        self.idempotency: dict[tuple[str, str], IdempotentEntry] = {}
+        self.wake = asyncio.Event()
+        if self.deliverer is not None:
+            self.deliverer.reset()
+        for url, secret in self.preregistered:
+            self.add_endpoint(url, secret, ["*"])
+
+    def now(self) -> int:
+        """The emulator clock: wall time plus the advanced offset, in seconds."""
+        return int(time.time() + self.clock_offset)
+
+    def set_now(self, ts: int) -> None:
+        """Move the emulator clock so that ``now()`` is ``ts``."""
+        self.clock_offset = ts - time.time() + 0.5
+
+    def add_endpoint(
+        self, url: str, secret: str, events: list[str], api_version: str | None = None
+    ) -> Obj:
+        """Register a webhook endpoint with a known secret."""
+        ep = template("webhook_endpoint")
+        ep.update(
+            id=new_id("we_"),
+            url=url,
+            enabled_events=events,
+            created=self.now(),
+            metadata={},
+            status="enabled",
+            api_version=api_version,
+        )
+        self.db.webhook_endpoints[ep["id"]] = ep
+        self.secrets[ep["id"]] = secret
+        return ep
+
+    def emit(self, type_: str, obj: Obj, previous: Obj | None = None) -> Obj:
+        """Record an event with a snapshot of ``obj`` and schedule its delivery."""
+        data: Obj = {"object": copy_json(obj)}
+        if previous is not None:
+            data["previous_attributes"] = copy_json(previous)
+        event = template("event")
+        event.update(
+            id=new_id("evt_"),
+            api_version=API_VERSION,
+            created=self.now(),
+            data=data,
+            livemode=False,
+            pending_webhooks=0,
+            request={"id": self.ctx.request_id, "idempotency_key": self.ctx.idempotency_key},
+            type=type_,
+        )
+        self.db.events[event["id"]] = event
+        if self.deliverer is not None:
+            self.deliverer.on_event(event)
+        return event

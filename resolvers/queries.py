@@ -1,0 +1,50 @@
+"""Query resolvers: `entitlement` (local rows only) and `plans` (the catalog)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from strawberry.scalars import JSON
+
+from billing.entitlements import read_entitlement
+from resolvers.context import GraphQLInfo
+from schema.types import BillingInterval, Entitlement, Plan, PlanPrice
+
+
+async def entitlement(info: GraphQLInfo) -> Entitlement:
+    """The caller's org entitlement."""
+    principal = await info.context.principal()
+    view = await read_entitlement(info.context.billing, principal.org_id)
+    return Entitlement(
+        org_id=view.org_id,
+        plan=view.plan,
+        status=view.status,
+        cancel_at_period_end=view.cancel_at_period_end,
+        current_period_end=view.current_period_end,
+        trial_end=view.trial_end,
+        has_billing_account=view.has_billing_account,
+        limits=cast(JSON, view.limits),
+        updated_at=view.updated_at,
+    )
+
+
+def plans(info: GraphQLInfo) -> list[Plan]:
+    """The public catalog; needs no token."""
+    catalog = info.context.billing.catalog
+    return [
+        Plan(
+            slug=slug,
+            name=plan.name,
+            limits=cast(JSON, dict(plan.limits)),
+            prices=[
+                PlanPrice(
+                    interval=BillingInterval(interval),
+                    lookup_key=price.lookup_key,
+                    amount=price.amount,
+                    currency=price.currency,
+                )
+                for interval, price in plan.prices.items()
+            ],
+        )
+        for slug, plan in catalog.plans.items()
+    ]

@@ -1,0 +1,1 @@
+"""The GraphQL schema: types only; resolvers live in `resolvers/`."""

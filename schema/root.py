@@ -1,0 +1,24 @@
+"""The root Query and Mutation types, bound to their resolvers."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import mutations, queries
+from schema.types import Entitlement, OpenPortalResult, Plan, UpgradeResult
+
+
+@strawberry.type
+class Query:
+    """Reads."""
+
+    entitlement: Entitlement = strawberry.field(resolver=queries.entitlement)
+    plans: list[Plan] = strawberry.field(resolver=queries.plans)
+
+
+@strawberry.type
+class Mutation:
+    """Billing actions; each returns a result union."""
+
+    open_portal: OpenPortalResult = strawberry.mutation(resolver=mutations.open_portal_resolver)
+    upgrade: UpgradeResult = strawberry.mutation(resolver=mutations.upgrade_resolver)

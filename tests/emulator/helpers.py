@@ -1,0 +1,140 @@
+"""Shared steps for the emulator tests: seed a catalog, subscribe through Checkout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from emulator.hosted import submit_form
+
+DAY = 86400
+APP = "http://app.test"
+
+
+def seed(client: Any, *, lookup_prefix: str = "pro") -> dict[str, Any]:
+    """A product with month/year prices, a second product, and a portal configuration."""
+    pro = client.v1.products.create(params={"name": "Pro", "metadata": {"plan": "pro"}})
+    team = client.v1.products.create(params={"name": "Team"})
+    month = client.v1.prices.create(
+        params={
+            "product": pro.id,
+            "currency": "usd",
+            "unit_amount": 2000,
+            "recurring": {"interval": "month"},
+            "lookup_key": f"{lookup_prefix}_month",
+        }
+    )
+    year = client.v1.prices.create(
+        params={
+            "product": pro.id,
+            "currency": "usd",
+            "unit_amount": 20000,
+            "recurring": {"interval": "year"},
+            "lookup_key": f"{lookup_prefix}_year",
+        }
+    )
+    team_month = client.v1.prices.create(
+        params={
+            "product": team.id,
+            "currency": "usd",
+            "unit_amount": 5000,
+            "recurring": {"interval": "month"},
+            "lookup_key": "team_month",
+        }
+    )
+    config = client.v1.billing_portal.configurations.create(
+        params={
+            "business_profile": {"headline": "Acme billing"},
+            "default_return_url": f"{APP}/account",
+            "features": {
+                "customer_update": {"enabled": True, "allowed_updates": ["email"]},
+                "invoice_history": {"enabled": True},
+                "payment_method_update": {"enabled": True},
+                "subscription_cancel": {
+                    "enabled": True,
+                    "mode": "at_period_end",
+                    "proration_behavior": "none",
+                    "cancellation_reason": {
+                        "enabled": True,
+                        "options": ["too_expensive", "unused", "other"],
+                    },
+                },
+                "subscription_update": {
+                    "enabled": True,
+                    "default_allowed_updates": ["price"],
+                    "proration_behavior": "create_prorations",
+                    "products": [
+                        {"product": pro.id, "prices": [month.id, year.id]},
+                        {"product": team.id, "prices": [team_month.id]},
+                    ],
+                },
+            },
+        }
+    )
+    return {
+        "pro": pro,
+        "team": team,
+        "month": month,
+        "year": year,
+        "team_month": team_month,
+        "config": config,
+    }
+
+
+def checkout(
+    client: Any,
+    customer: str | None,
+    price: str,
+    *,
+    trial_days: int | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Any:
+    """A subscription-mode Checkout Session."""
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "line_items": [{"price": price, "quantity": 1}],
+        "success_url": f"{APP}/done?session={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{APP}/pricing",
+        "client_reference_id": "org_1",
+        "metadata": {"org_id": "org_1"},
+        "subscription_data": {"metadata": metadata or {"org_id": "org_1"}},
+        "allow_promotion_codes": True,
+    }
+    if customer:
+        params["customer"] = customer
+    if trial_days:
+        params["subscription_data"]["trial_period_days"] = trial_days
+    return client.v1.checkout.sessions.create(params=params)
+
+
+def pay(browser: httpx.Client, session: Any, **fields: str) -> str:
+    """Pay on the hosted Checkout page; returns where the browser is sent."""
+    result = submit_form(browser, session.url, "pay", **fields)
+    assert isinstance(result, str), getattr(result, "text", result)
+    return result
+
+
+def subscribe(client: Any, browser: httpx.Client, catalog: dict[str, Any], **kw: Any) -> Any:
+    """Customer + Checkout + Pay; returns the subscription."""
+    customer = client.v1.customers.create(
+        params={"email": "ada@example.com", "metadata": {"org_id": "org_1"}}
+    )
+    session = checkout(client, customer.id, catalog["month"].id, **kw)
+    pay(browser, session)
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    return client.v1.subscriptions.retrieve(done.subscription)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.02)

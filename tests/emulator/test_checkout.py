@@ -1,0 +1,149 @@
+"""Checkout Sessions: creation rules, retrieve, list, expire, line items, hosted page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from emulator.client import EmulatorControl
+from emulator.server import EmulatorServer
+from tests.emulator.conftest import API_KEY, Receiver, spec_errors
+from tests.emulator.helpers import APP, checkout, pay, seed, wait_until
+from tests.support import stripe_spec
+
+
+def test_session_object(client: Any) -> None:
+    catalog = seed(client)
+    customer = client.v1.customers.create(params={"email": "c@example.com"})
+    session = checkout(client, customer.id, catalog["month"].id, trial_days=7)
+    assert session.id.startswith("cs_test_") and session.mode == "subscription"
+    assert session.customer == customer.id and session.metadata["org_id"] == "org_1"
+    assert session.allow_promotion_codes is True and session.amount_subtotal == 2000
+    assert session.cancel_url == f"{APP}/pricing"
+    assert "{CHECKOUT_SESSION_ID}" in session.success_url
+    assert not spec_errors("checkout.session", session)
+    expanded = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["line_items", "customer"]}
+    )
+    assert expanded.customer.email == "c@example.com"
+    assert expanded.line_items.data[0].price.id == catalog["month"].id
+    assert not spec_errors("checkout.session", expanded)
+    listed = client.v1.checkout.sessions.list(params={"customer": customer.id})
+    assert [s.id for s in listed.data] == [session.id]
+
+
+def test_line_items_endpoint(server: EmulatorServer, client: Any) -> None:
+    catalog = seed(client)
+    session = checkout(client, None, catalog["month"].id)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}) as h:
+        body = h.get(f"/v1/checkout/sessions/{session.id}/line_items").json()
+    assert body["object"] == "list" and body["data"][0]["quantity"] == 1
+    assert not stripe_spec.validate_object("item", body["data"][0])
+
+
+def test_create_validation(client: Any) -> None:
+    catalog = seed(client)
+    one_time = client.v1.prices.create(
+        params={"product": catalog["pro"].id, "currency": "usd", "unit_amount": 100}
+    )
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({"line_items": [{"price": catalog["month"].id, "quantity": 1}]}, "mode"),
+        ({"mode": "subscription"}, "line_items"),
+        (
+            {"mode": "subscription", "line_items": [{"price": "price_nope", "quantity": 1}]},
+            "line_items[0][price]",
+        ),
+        (
+            {"mode": "subscription", "line_items": [{"price": one_time.id, "quantity": 1}]},
+            "line_items",
+        ),
+        (
+            {"mode": "payment", "line_items": [{"price": catalog["month"].id, "quantity": 1}]},
+            "mode",
+        ),
+        (
+            {
+                "mode": "subscription",
+                "customer": "cus_nope",
+                "line_items": [{"price": catalog["month"].id, "quantity": 1}],
+            },
+            "customer",
+        ),
+        (
+            {
+                "mode": "subscription",
+                "line_items": [{"price": catalog["month"].id, "quantity": 1}],
+                "subscription_data": {"trial_period_days": 0},
+            },
+            "subscription_data[trial_period_days]",
+        ),
+        (
+            {
+                "mode": "subscription",
+                "line_items": [{"price": catalog["month"].id, "quantity": 1}],
+                "subscription_data": {"trial_days": 3},
+            },
+            "subscription_data[trial_days]",
+        ),
+    ]
+    for params, param in cases:
+        with pytest.raises(stripe.InvalidRequestError) as info:
+            client.v1.checkout.sessions.create(params={"success_url": f"{APP}/ok", **params})
+        assert info.value.param == param, params
+
+
+def test_expire(
+    server: EmulatorServer, client: Any, browser: httpx.Client, receiver: Receiver
+) -> None:
+    catalog = seed(client)
+    session = checkout(client, None, catalog["month"].id)
+    expired = client.v1.checkout.sessions.expire(session.id)
+    assert expired.status == "expired" and expired.url is None
+    assert not spec_errors("checkout.session", expired)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.checkout.sessions.expire(session.id)
+    assert browser.get(session.url).status_code == 410
+    wait_until(lambda: receiver.events("checkout.session.expired"))
+
+
+def test_expires_with_the_clock(
+    client: Any, browser: httpx.Client, control: EmulatorControl
+) -> None:
+    catalog = seed(client)
+    session = checkout(client, None, catalog["month"].id)
+    control.advance(25 * 3600)
+    assert browser.get(session.url).status_code == 410
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+
+
+def test_hosted_page_shows_items(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    session = checkout(client, None, catalog["year"].id, trial_days=30)
+    page = browser.get(session.url)
+    assert "Pro" in page.text and "200.00 USD" in page.text and "30-day free trial" in page.text
+    assert "id='pay'" in page.text and "id='cancel'" in page.text
+
+
+def test_payment_and_setup_modes(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    fee = client.v1.prices.create(
+        params={"product": catalog["pro"].id, "currency": "usd", "unit_amount": 900}
+    )
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{"price": fee.id, "quantity": 1}],
+            "success_url": f"{APP}/paid",
+        }
+    )
+    assert pay(browser, session, email="p@example.com") == f"{APP}/paid"
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert done.payment_status == "paid" and done.subscription is None
+    setup = client.v1.checkout.sessions.create(
+        params={"mode": "setup", "currency": "usd", "success_url": f"{APP}/saved"}
+    )
+    assert pay(browser, setup, email="s@example.com") == f"{APP}/saved"
+    assert client.v1.checkout.sessions.retrieve(setup.id).status == "complete"

@@ -1,0 +1,279 @@
+"""Billing portal configurations, sessions (Stripe's validation) and the hosted portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from emulator.client import EmulatorControl
+from emulator.hosted import parse_forms, submit_form
+from tests.emulator.conftest import Receiver, spec_errors
+from tests.emulator.helpers import APP, seed, subscribe, wait_until
+
+
+def _error(call: Any) -> stripe.InvalidRequestError:
+    """The InvalidRequestError a call raises."""
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        call()
+    return info.value
+
+
+def test_configurations_crud(client: Any) -> None:
+    catalog = seed(client)
+    cfg = catalog["config"]
+    assert cfg.is_default and cfg.active
+    assert cfg.features.subscription_update.products[0].prices == [
+        catalog["month"].id,
+        catalog["year"].id,
+    ]
+    assert not spec_errors("billing_portal.configuration", cfg)
+    second = client.v1.billing_portal.configurations.create(
+        params={"features": {"invoice_history": {"enabled": True}}}
+    )
+    assert second.is_default is False
+    updated = client.v1.billing_portal.configurations.update(
+        second.id,
+        params={
+            "business_profile": {"headline": "Hi"},
+            "metadata": {"a": "b"},
+            "features": {"subscription_cancel": {"enabled": True, "mode": "immediately"}},
+        },
+    )
+    assert updated.business_profile.headline == "Hi"
+    assert updated.features.subscription_cancel.mode == "immediately"
+    assert client.v1.billing_portal.configurations.retrieve(second.id).metadata["a"] == "b"
+    listed = client.v1.billing_portal.configurations.list(params={"is_default": True})
+    assert [c.id for c in listed.data] == [cfg.id]
+
+
+def test_configuration_validation(client: Any) -> None:
+    seed(client)
+    err = _error(lambda: client.v1.billing_portal.configurations.create(params={}))
+    assert err.param == "features"
+    err = _error(
+        lambda: client.v1.billing_portal.configurations.create(
+            params={
+                "features": {
+                    "subscription_update": {"enabled": True, "default_allowed_updates": ["price"]}
+                }
+            }
+        )
+    )
+    assert err.param == "features[subscription_update][products]"
+    err = _error(
+        lambda: client.v1.billing_portal.configurations.create(
+            params={"features": {"subscription_cancel": {"enabled": True, "mode": "sometimes"}}}
+        )
+    )
+    assert err.param == "mode"
+
+
+def test_session_validation(client: Any, browser: httpx.Client) -> None:
+    # No configuration at all.
+    customer = client.v1.customers.create(params={"email": "p@example.com"})
+    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": customer.id}))
+    assert "configuration" in str(err.user_message)
+    catalog = seed(client)
+    # Unknown customer.
+    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": "cus_x"}))
+    assert err.code == "resource_missing" and err.param == "customer"
+    sub = subscribe(client, browser, catalog)
+    other = client.v1.customers.create(params={"email": "o@example.com"})
+    # Someone else's subscription.
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={
+                "customer": other.id,
+                "flow_data": {
+                    "type": "subscription_cancel",
+                    "subscription_cancel": {"subscription": sub.id},
+                },
+            }
+        )
+    )
+    assert err.param == "flow_data[subscription_cancel][subscription]"
+    # Unknown subscription, missing subscription.
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={
+                "customer": other.id,
+                "flow_data": {
+                    "type": "subscription_update",
+                    "subscription_update": {"subscription": "sub_nope"},
+                },
+            }
+        )
+    )
+    assert err.code == "resource_missing"
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={"customer": other.id, "flow_data": {"type": "subscription_cancel"}}
+        )
+    )
+    assert err.code == "parameter_missing"
+    # A price the configuration does not offer.
+    stray = client.v1.prices.create(
+        params={
+            "product": catalog["pro"].id,
+            "currency": "usd",
+            "unit_amount": 1,
+            "recurring": {"interval": "week"},
+        }
+    )
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={
+                "customer": sub.customer,
+                "flow_data": {
+                    "type": "subscription_update_confirm",
+                    "subscription_update_confirm": {
+                        "subscription": sub.id,
+                        "items": [{"id": sub["items"].data[0].id, "price": stray.id}],
+                    },
+                },
+            }
+        )
+    )
+    assert "price" in str(err.param)
+    # A feature disabled in the configuration.
+    bare = client.v1.billing_portal.configurations.create(
+        params={"features": {"invoice_history": {"enabled": True}}}
+    )
+    for flow in ("subscription_cancel", "subscription_update", "payment_method_update"):
+        data: dict[str, Any] = {"type": flow}
+        if flow != "payment_method_update":
+            data[flow] = {"subscription": sub.id}
+        err = _error(
+            lambda data=data: client.v1.billing_portal.sessions.create(
+                params={"customer": sub.customer, "configuration": bare.id, "flow_data": data}
+            )
+        )
+        assert err.param == "flow_data[type]", flow
+    # A canceled subscription.
+    client.v1.subscriptions.cancel(sub.id)
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={
+                "customer": sub.customer,
+                "flow_data": {
+                    "type": "subscription_cancel",
+                    "subscription_cancel": {"subscription": sub.id},
+                },
+            }
+        )
+    )
+    assert "canceled" in str(err.user_message)
+    # after_completion redirect needs a URL.
+    err = _error(
+        lambda: client.v1.billing_portal.sessions.create(
+            params={
+                "customer": sub.customer,
+                "flow_data": {
+                    "type": "payment_method_update",
+                    "after_completion": {"type": "redirect"},
+                },
+            }
+        )
+    )
+    assert err.code == "parameter_missing"
+
+
+def test_session_object_and_flow(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    sub = subscribe(client, browser, catalog)
+    session = client.v1.billing_portal.sessions.create(
+        params={
+            "customer": sub.customer,
+            "flow_data": {
+                "type": "subscription_cancel",
+                "subscription_cancel": {"subscription": sub.id},
+                "after_completion": {
+                    "type": "hosted_confirmation",
+                    "hosted_confirmation": {"custom_message": "Bye"},
+                },
+            },
+        }
+    )
+    assert session.return_url == f"{APP}/account"  # the configuration's default_return_url
+    assert session.flow.type == "subscription_cancel"
+    assert session.flow.subscription_cancel.subscription == sub.id
+    assert session.configuration == catalog["config"].id
+    assert not spec_errors("billing_portal.session", session)
+    page = submit_form(browser, session.url, "confirm")
+    assert not isinstance(page, str) and "Bye" in page.text
+    # After the flow, the same URL shows the home page with a renew button.
+    assert "renew" in parse_forms(browser.get(session.url).text)
+
+
+def test_portal_home_actions(client: Any, browser: httpx.Client, receiver: Receiver) -> None:
+    catalog = seed(client)
+    sub = subscribe(client, browser, catalog)
+    session = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
+    home = browser.get(session.url)
+    forms = parse_forms(home.text)
+    assert {
+        "cancel",
+        "update-payment-method",
+        f"switch-{catalog['year'].id}",
+        f"switch-{catalog['team_month'].id}",
+    } <= set(forms)
+    assert "id='invoices'" in home.text and "Acme billing" in home.text
+    submit_form(browser, session.url, f"switch-{catalog['team_month'].id}")
+    assert (
+        client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id
+        == catalog["team_month"].id
+    )
+    submit_form(browser, session.url, "cancel", feedback="unused", comment="meh")
+    canceled = client.v1.subscriptions.retrieve(sub.id)
+    assert canceled.cancel_at_period_end and canceled.status == "active"
+    assert canceled.cancellation_details.comment == "meh"
+    submit_form(browser, session.url, "renew")
+    assert not client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end
+    updates = wait_until(
+        lambda: (
+            len(receiver.events("customer.subscription.updated")) >= 3
+            and receiver.events("customer.subscription.updated")
+        )
+    )
+    assert updates[-1]["data"]["previous_attributes"]["cancel_at_period_end"] is True
+
+
+def test_cancel_immediately_mode(client: Any, browser: httpx.Client, receiver: Receiver) -> None:
+    catalog = seed(client)
+    sub = subscribe(client, browser, catalog)
+    immediate = client.v1.billing_portal.configurations.create(
+        params={"features": {"subscription_cancel": {"enabled": True, "mode": "immediately"}}}
+    )
+    session = client.v1.billing_portal.sessions.create(
+        params={
+            "customer": sub.customer,
+            "configuration": immediate.id,
+            "return_url": f"{APP}/back",
+        }
+    )
+    assert "switch-" not in browser.get(session.url).text
+    submit_form(browser, session.url, "cancel")
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    wait_until(lambda: receiver.events("customer.subscription.deleted"))
+
+
+def test_portal_session_expiry_and_binding(
+    client: Any, browser: httpx.Client, control: EmulatorControl
+) -> None:
+    catalog = seed(client)
+    sub = subscribe(client, browser, catalog)
+    stale = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
+    other = client.v1.customers.create(params={"email": "z@example.com"})
+    foreign = client.v1.billing_portal.sessions.create(params={"customer": other.id})
+    control.advance(301)
+    assert browser.get(stale.url).status_code == 410
+    fresh = client.v1.billing_portal.sessions.create(params={"customer": other.id})
+    assert browser.get(fresh.url).status_code == 200
+    # A session cannot act on another customer's subscription.
+    resp = browser.post(f"{fresh.url}/cancel", data={"subscription": sub.id})
+    assert resp.status_code == 403
+    assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    assert browser.get(foreign.url).status_code == 410

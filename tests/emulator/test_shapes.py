@@ -1,0 +1,105 @@
+"""Every object kind the emulator returns matches the spec and Stripe's example object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from emulator import spec
+from emulator.server import EmulatorServer
+from tests.emulator.conftest import API_KEY, Receiver
+from tests.emulator.helpers import checkout, pay, seed, wait_until
+from tests.support import stripe_spec
+
+KINDS = [
+    "customer",
+    "deleted_customer",
+    "product",
+    "deleted_product",
+    "price",
+    "checkout.session",
+    "item",
+    "billing_portal.configuration",
+    "billing_portal.session",
+    "subscription",
+    "subscription_item",
+    "invoice",
+    "line_item",
+    "event",
+    "webhook_endpoint",
+    "deleted_webhook_endpoint",
+]
+
+
+def _expected_keys(kind: str) -> set[str]:
+    """Stripe's example object's fields that the spec has, plus fields the spec requires."""
+    schema = stripe_spec.load_spec()["components"]["schemas"][kind]
+    props = set(schema["properties"])
+    return (set(stripe_spec.fixture(kind)) & props) | set(schema.get("required", []))
+
+
+def test_templates_match_fixture_fields() -> None:
+    for kind in KINDS:
+        assert set(spec.template(kind)) == _expected_keys(kind), kind
+
+
+def test_every_kind_from_the_api(
+    server: EmulatorServer, browser: httpx.Client, client: Any, receiver: Receiver
+) -> None:
+    catalog = seed(client)
+    customer = client.v1.customers.create(params={"email": "s@example.com"})
+    session = checkout(client, customer.id, catalog["month"].id)
+    pay(browser, session)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+
+        def get(path: str, **params: Any) -> Any:
+            resp = http.get(path, params=params)
+            assert resp.status_code == 200, resp.text
+            return resp.json()
+
+        cs = get(f"/v1/checkout/sessions/{session.id}", **{"expand[]": "line_items"})
+        sub = get(f"/v1/subscriptions/{cs['subscription']}", **{"expand[]": "latest_invoice"})
+        portal = http.post("/v1/billing_portal/sessions", data={"customer": customer.id}).json()
+        endpoint = http.post(
+            "/v1/webhook_endpoints", data={"url": "https://x.test/h", "enabled_events[]": "*"}
+        ).json()
+        objects: dict[str, Any] = {
+            "customer": get(f"/v1/customers/{customer.id}"),
+            "product": get(f"/v1/products/{catalog['pro'].id}"),
+            "price": get(f"/v1/prices/{catalog['month'].id}"),
+            "checkout.session": cs,
+            "item": cs["line_items"]["data"][0],
+            "billing_portal.configuration": get(
+                f"/v1/billing_portal/configurations/{catalog['config'].id}"
+            ),
+            "billing_portal.session": portal,
+            "subscription": sub,
+            "subscription_item": sub["items"]["data"][0],
+            "invoice": sub["latest_invoice"],
+            "line_item": sub["latest_invoice"]["lines"]["data"][0],
+            "event": get("/v1/events")["data"][0],
+            "webhook_endpoint": endpoint,
+            "deleted_webhook_endpoint": http.delete(
+                f"/v1/webhook_endpoints/{endpoint['id']}"
+            ).json(),
+            "deleted_product": http.delete(
+                f"/v1/products/{http.post('/v1/products', data={'name': 'T'}).json()['id']}"
+            ).json(),
+            "deleted_customer": http.delete(f"/v1/customers/{customer.id}").json(),
+        }
+    assert set(objects) == set(KINDS)
+    for kind, obj in objects.items():
+        assert not stripe_spec.validate_object(kind, obj), (kind, json.dumps(obj)[:300])
+        expected = _expected_keys(kind)
+        extra = {"line_items"} if kind == "checkout.session" else set()
+        if kind == "webhook_endpoint":
+            extra = {"secret"}
+        if kind == "invoice":
+            expected = expected  # the expanded invoice has exactly the template's fields
+        assert set(obj) == expected | extra, kind
+    wait_until(lambda: receiver.events("customer.deleted"))
+    for event in receiver.events():
+        assert not stripe_spec.validate_object("event", event), event["type"]

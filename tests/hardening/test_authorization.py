@@ -1,0 +1,408 @@
+"""The authorization matrix: every operation, every way a token can be wrong, every role,
+and no way for one org to reach another's billing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from billing.auth import JWKS_REFRESH_COOLDOWN
+from tests.conftest import Stack
+from tests.hardening.conftest import (
+    AUDIENCE,
+    ISSUER,
+    JwksServer,
+    SigningKey,
+    app_client,
+    claims,
+    customer_id,
+    ec_key,
+    error_codes,
+    new_org,
+    rsa_key,
+    stripe_calls,
+)
+from tests.support.api import ENTITLEMENT, JWT_SECRET, OPEN_PORTAL, UPGRADE, Api
+from tests.support.journeys import subscribe
+
+# HS512 with the (short for SHA-512) suite secret is one of the refused tokens: no warning.
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
+OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "entitlement": (ENTITLEMENT, {}),
+    "openPortal": (OPEN_PORTAL, {"returnPath": "/settings/billing"}),
+    "upgrade": (UPGRADE, {"plan": "pro", "interval": "MONTH"}),
+}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged(header: dict[str, Any], body: dict[str, Any], signature: bytes = b"") -> str:
+    """A JWT assembled by hand (for headers a library would refuse to produce)."""
+    head = b64(json.dumps(header).encode())
+    payload = b64(json.dumps(body).encode())
+    return f"{head}.{payload}.{b64(signature)}"
+
+
+def hs256_with(secret: bytes, body: dict[str, Any], **header: Any) -> str:
+    """An HS256 token with any bytes as the secret (PyJWT refuses a PEM as HMAC secret)."""
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", **header}).encode())
+    payload = b64(json.dumps(body).encode())
+    signing_input = f"{head}.{payload}".encode()
+    return f"{head}.{payload}.{b64(hmac.new(secret, signing_input, hashlib.sha256).digest())}"
+
+
+def public_pem(key: SigningKey) -> bytes:
+    return bytes(
+        key.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def jwks() -> Iterator[JwksServer]:
+    """An identity provider publishing one RSA and one EC key."""
+    server = JwksServer([rsa_key("rsa-1"), ec_key("ec-1")]).start()
+    yield server
+    server.stop()
+
+
+def idp_settings(stack: Stack, jwks: JwksServer, **overrides: Any) -> Any:
+    """The stack's settings with JWKS, issuer and audience configured."""
+    values = {
+        "auth_jwks_url": jwks.url,
+        "auth_issuer": ISSUER,
+        "auth_audience": AUDIENCE,
+        **overrides,
+    }
+    return stack.settings_with(**values)
+
+
+async def call(
+    http: httpx.AsyncClient, operation: str, token: str | None, org: str | None = None
+) -> dict[str, Any]:
+    """Run one operation with a bearer token (or none); the JSON body."""
+    document, variables = OPERATIONS[operation]
+    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+    response = await http.post(
+        "/graphql", json={"query": document, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+BadToken = Callable[[str, JwksServer], str | None]
+
+
+def _rsa(jwks: JwksServer) -> SigningKey:
+    return jwks.keys[0]
+
+
+def _ec(jwks: JwksServer) -> SigningKey:
+    return jwks.keys[1]
+
+
+BAD_TOKENS: dict[str, BadToken] = {
+    "no token": lambda org, j: None,
+    "not a jwt": lambda org, j: "not-a-jwt",
+    "alg none, no signature": lambda org, j: forged({"alg": "none", "typ": "JWT"}, claims(org)),
+    "alg None with signature": lambda org, j: forged({"alg": "None"}, claims(org), b"sig"),
+    "alg NONE": lambda org, j: forged({"alg": "NONE"}, claims(org)),
+    "HS256 signed with the RSA public key PEM": lambda org, j: hs256_with(
+        public_pem(_rsa(j)), claims(org), kid="rsa-1"
+    ),
+    "HS256 signed with the RSA JWK as text": lambda org, j: hs256_with(
+        json.dumps(_rsa(j).jwk()).encode(), claims(org), kid="rsa-1"
+    ),
+    "HS512 with the right secret": lambda org, j: jwt.encode(
+        claims(org), JWT_SECRET, algorithm="HS512"
+    ),
+    "HS256 with a wrong secret": lambda org, j: jwt.encode(
+        claims(org), "another-secret-of-at-least-32-chars!", algorithm="HS256"
+    ),
+    "RS256 signed by a key the IdP does not publish": lambda org, j: rsa_key("rsa-1").sign(
+        claims(org)
+    ),
+    "RS256 header on the EC key's kid": lambda org, j: rsa_key("x").sign(claims(org), kid="ec-1"),
+    "ES256 header on the RSA key's kid": lambda org, j: ec_key("x").sign(claims(org), kid="rsa-1"),
+    "unknown kid": lambda org, j: rsa_key("rsa-404").sign(claims(org)),
+    "no kid": lambda org, j: jwt.encode(claims(org), _rsa(j).private, algorithm="RS256"),
+    "wrong iss": lambda org, j: _rsa(j).sign(claims(org, iss="https://evil.example.test/")),
+    "no iss": lambda org, j: _rsa(j).sign(claims(org, iss=None)),
+    "wrong aud": lambda org, j: _rsa(j).sign(claims(org, aud="another-api")),
+    "no aud": lambda org, j: _rsa(j).sign(claims(org, aud=None)),
+    "HS256 with wrong aud": lambda org, j: jwt.encode(
+        claims(org, aud="another-api"), JWT_SECRET, algorithm="HS256"
+    ),
+    "expired": lambda org, j: _rsa(j).sign(claims(org, ttl=-120)),
+    "HS256 expired": lambda org, j: jwt.encode(claims(org, ttl=-120), JWT_SECRET, "HS256"),
+    "no exp": lambda org, j: _ec(j).sign(claims(org, exp=None)),
+    "exp not a number": lambda org, j: _rsa(j).sign(claims(org, exp="tomorrow")),
+    "nbf in the future": lambda org, j: _rsa(j).sign(claims(org, nbf=int(time.time()) + 600)),
+    "no sub": lambda org, j: _rsa(j).sign(claims(org, sub=None)),
+    "no org claim": lambda org, j: _rsa(j).sign(claims(org, org_id=None)),
+    "org claim is a list": lambda org, j: _rsa(j).sign(claims(org, org_id=[org, "org_b"])),
+    "org claim with odd characters": lambda org, j: _rsa(j).sign(claims(org, org_id=f"{org}/..")),
+    "no role claim": lambda org, j: _rsa(j).sign(claims(org, org_role=None)),
+    "tampered payload": lambda org, j: ".".join(
+        [
+            _rsa(j).sign(claims(org)).split(".")[0],
+            b64(json.dumps(claims(org, org_role="owner", org_id="org_other")).encode()),
+            _rsa(j).sign(claims(org)).split(".")[2],
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+async def test_bad_tokens_are_unauthenticated(
+    stack: Stack, jwks: JwksServer, operation: str, case: str
+) -> None:
+    org = new_org()
+    token = BAD_TOKENS[case](org, jwks)
+    async with app_client(idp_settings(stack, jwks)) as http:
+        body = await call(http, operation, token)
+    assert body["data"] is None, (case, body)
+    assert error_codes(body) == ["UNAUTHENTICATED"], (case, body)
+    assert stripe_calls(stack, "/v1/customers", mentions=org) == []
+
+
+async def test_hs_rs_confusion_with_jwks_only(stack: Stack, jwks: JwksServer) -> None:
+    """With only a JWKS configured, HS256 is refused whatever it is signed with."""
+    settings = idp_settings(stack, jwks, auth_jwt_secret=None)
+    assert settings.auth_jwt_secret is None
+    org = new_org()
+    rsa = _rsa(jwks)
+    async with app_client(settings) as http:
+        for secret in (public_pem(rsa), json.dumps(rsa.jwk()).encode(), JWT_SECRET.encode()):
+            for operation in OPERATIONS:
+                body = await call(http, operation, hs256_with(secret, claims(org), kid="rsa-1"))
+                assert error_codes(body) == ["UNAUTHENTICATED"] and body["data"] is None
+        # The same claims signed with the real key are accepted: the refusals were about alg.
+        body = await call(http, "entitlement", rsa.sign(claims(org)))
+        assert body["data"]["entitlement"]["orgId"] == org
+
+
+GOOD_TOKENS: dict[str, Callable[[str, JwksServer], str]] = {
+    "RS256 from the JWKS": lambda org, j: _rsa(j).sign(claims(org)),
+    "ES256 from the JWKS": lambda org, j: _ec(j).sign(claims(org)),
+    "HS256 with the shared secret": lambda org, j: jwt.encode(claims(org), JWT_SECRET, "HS256"),
+    "nbf in the past": lambda org, j: _rsa(j).sign(claims(org, nbf=int(time.time()) - 60)),
+    "aud as a list including ours": lambda org, j: _rsa(j).sign(
+        claims(org, aud=["other", AUDIENCE])
+    ),
+    "admin role": lambda org, j: _ec(j).sign(claims(org, role="admin")),
+}
+
+
+@pytest.mark.parametrize("case", list(GOOD_TOKENS))
+async def test_valid_tokens_are_accepted(stack: Stack, jwks: JwksServer, case: str) -> None:
+    org = new_org()
+    token = GOOD_TOKENS[case](org, jwks)
+    async with app_client(idp_settings(stack, jwks)) as http:
+        entitlement = await call(http, "entitlement", token)
+        assert "errors" not in entitlement, entitlement
+        assert entitlement["data"]["entitlement"]["orgId"] == org
+        portal = await call(http, "openPortal", token)
+        assert portal["data"]["openPortal"]["code"] == "NO_CUSTOMER"  # authorized, no account
+        upgrade = await call(http, "upgrade", token)
+        assert upgrade["data"]["upgrade"]["__typename"] == "CheckoutSession", upgrade
+    [created] = stripe_calls(stack, "/v1/customers", mentions=org)
+    assert created["params"]["metadata"] == {"org_id": org}
+
+
+async def test_rotated_jwks_key_is_picked_up_and_the_withdrawn_one_refused(
+    stack: Stack,
+) -> None:
+    old, new = rsa_key("rotate-old"), rsa_key("rotate-new")
+    idp = JwksServer([old]).start()
+    org = new_org()
+    try:
+        async with app_client(idp_settings(stack, idp)) as http:
+            body = await call(http, "entitlement", old.sign(claims(org)))
+            assert body["data"]["entitlement"]["orgId"] == org
+            assert idp.fetches == 1
+
+            idp.keys = [new]  # the IdP rotates: publishes a new key, withdraws the old one
+            rotated_at = time.monotonic()
+            while True:
+                body = await call(http, "entitlement", new.sign(claims(org)))
+                if body["data"] is not None:
+                    break
+                assert error_codes(body) == ["UNAUTHENTICATED"]
+                assert time.monotonic() - rotated_at < JWKS_REFRESH_COOLDOWN + 2, (
+                    "the new key was not picked up within the refresh cooldown"
+                )
+                await asyncio.sleep(0.25)
+            assert body["data"]["entitlement"]["orgId"] == org
+            assert idp.fetches == 2  # one forced refresh, however many attempts it took
+
+            # The key the IdP withdrew is no longer trusted (no per-kid cache keeps it alive).
+            body = await call(http, "entitlement", old.sign(claims(org)))
+            assert error_codes(body) == ["UNAUTHENTICATED"] and body["data"] is None
+    finally:
+        idp.stop()
+
+
+async def test_unknown_kid_flood_does_not_hammer_the_identity_provider(stack: Stack) -> None:
+    key = rsa_key("flood-known")
+    idp = JwksServer([key]).start()
+    org = new_org()
+    try:
+        async with app_client(idp_settings(stack, idp)) as http:
+            started = time.monotonic()
+            for _ in range(30):
+                stranger = rsa_key(f"made-up-{uuid.uuid4().hex[:8]}")
+                body = await call(http, "entitlement", stranger.sign(claims(org)))
+                assert error_codes(body) == ["UNAUTHENTICATED"]
+            elapsed = time.monotonic() - started
+            # One fetch to fill the cache, then at most one forced refresh per cooldown.
+            assert idp.fetches <= 1 + int(elapsed // JWKS_REFRESH_COOLDOWN) + 1, idp.fetches
+            body = await call(http, "entitlement", key.sign(claims(org)))
+            assert body["data"]["entitlement"]["orgId"] == org
+    finally:
+        idp.stop()
+
+
+# Roles --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["member", "viewer", "billing", "Owner", "owner "])
+async def test_roles_outside_billing_roles_are_forbidden(
+    client: httpx.AsyncClient, stack: Stack, role: str
+) -> None:
+    owner = Api(client)
+    assert (await owner.upgrade("pro"))["__typename"] == "CheckoutSession"
+    customer = await customer_id(stack, owner.org)
+    assert customer is not None
+    portals_before = len(stripe_calls(stack, "/v1/billing_portal/sessions", mentions=customer))
+    checkouts_before = len(stripe_calls(stack, "/v1/checkout/sessions", mentions=owner.org))
+
+    member = Api(client, org=owner.org, role=role)
+    assert (await member.upgrade("team"))["code"] == "FORBIDDEN"
+    assert (await member.upgrade("pro", "YEAR"))["code"] == "FORBIDDEN"
+    for flow in (None, "PAYMENT_METHOD_UPDATE", "SUBSCRIPTION_CANCEL"):
+        assert (await member.open_portal(flow=flow))["code"] == "FORBIDDEN"
+    # A member may still read the entitlement.
+    assert (await member.entitlement())["orgId"] == owner.org
+
+    assert len(stripe_calls(stack, "/v1/billing_portal/sessions", mentions=customer)) == (
+        portals_before
+    )
+    assert len(stripe_calls(stack, "/v1/checkout/sessions", mentions=owner.org)) == (
+        checkouts_before
+    )
+    # The owner of the same org is not affected.
+    assert (await owner.open_portal())["__typename"] == "PortalSession"
+
+
+# Org isolation --------------------------------------------------------------------------
+
+INTROSPECT_ARGS = """
+{ __schema {
+    queryType { name fields { name args { name type { kind name ofType { name } } } } }
+    mutationType { name fields { name args { name type { kind name ofType { name } } } } }
+    types { name kind inputFields { name } }
+} }
+"""
+
+
+async def test_schema_has_no_argument_that_could_name_an_org(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json={"query": INTROSPECT_ARGS})
+    schema = response.json()["data"]["__schema"]
+    args = {
+        (field["name"], arg["name"])
+        for root in (schema["queryType"], schema["mutationType"])
+        for field in root["fields"]
+        for arg in field["args"]
+    }
+    assert args == {
+        ("openPortal", "returnPath"),
+        ("openPortal", "flow"),
+        ("upgrade", "plan"),
+        ("upgrade", "interval"),
+    }
+    user_input_types = [
+        t["name"] for t in schema["types"] if t["kind"] == "INPUT_OBJECT" and t["name"][:2] != "__"
+    ]
+    assert user_input_types == []  # nothing nested could carry an org either
+    assert not any("org" in name.lower() for _, name in args)
+
+
+async def test_org_a_can_never_read_open_or_change_org_b(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    a = Api(client)
+    await subscribe(a, "pro")
+    a_customer = await customer_id(stack, a.org)
+    assert a_customer is not None
+    # Let the webhooks of A's checkout settle: processing them reads A's customer from Stripe,
+    # and those reads must not be mistaken for B's.
+    stack.control.wait_idle(timeout=30)
+    log_mark = len(stack.control.requests())
+
+    b = Api(client)
+    sneaky: dict[str, str] = {"x-org-id": a.org, "x-organization": a.org}
+    b_headers = {**b.headers(), **sneaky}
+
+    # Reading: B sees its own empty entitlement, whatever it adds to the request.
+    for variables in (None, {"orgId": a.org, "org": a.org, "org_id": a.org}):
+        response = await b.raw(ENTITLEMENT, variables, headers=b_headers)
+        entitlement = response.json()["data"]["entitlement"]
+        assert entitlement["orgId"] == b.org
+        assert (entitlement["plan"], entitlement["status"]) == ("free", "NONE")
+        assert entitlement["hasBillingAccount"] is False
+        assert a.org not in response.text and a_customer not in response.text
+    refused = await b.raw(f'{{ entitlement(orgId: "{a.org}") {{ orgId }} }}', headers=b_headers)
+    assert refused.json()["data"] is None
+    assert "Unknown argument" in refused.json()["errors"][0]["message"]
+
+    # Opening: B has no customer; nothing is minted for A's customer on B's behalf.
+    for flow in (None, "PAYMENT_METHOD_UPDATE", "SUBSCRIPTION_CANCEL", "SUBSCRIPTION_UPDATE"):
+        variables = {"returnPath": "/settings/billing", "orgId": a.org}
+        if flow:
+            variables["flow"] = flow
+        response = await b.raw(OPEN_PORTAL, variables, headers=b_headers)
+        result = response.json()["data"]["openPortal"]
+        assert result["code"] == "NO_CUSTOMER", result
+        assert a.org not in response.text and a_customer not in response.text
+
+    # Changing: B's upgrade starts B's own checkout with B's own new customer.
+    response = await b.raw(
+        UPGRADE, {"plan": "team", "interval": "MONTH", "orgId": a.org}, headers=b_headers
+    )
+    checkout = response.json()["data"]["upgrade"]
+    assert checkout["__typename"] == "CheckoutSession"
+    assert a.org not in response.text and a_customer not in response.text
+    b_customer = await customer_id(stack, b.org)
+    assert b_customer is not None and b_customer != a_customer
+
+    # Everything B's calls made the service ask Stripe concerns B only.
+    during_b = stack.control.requests()[log_mark:]
+    assert during_b, "B's calls should have reached the emulator"
+    for request in during_b:
+        assert a.org not in json.dumps(request), request
+        assert a_customer not in json.dumps(request), request
+    [b_checkout] = [r for r in during_b if r["path"] == "/v1/checkout/sessions"]
+    assert b_checkout["params"]["customer"] == b_customer
+    assert b_checkout["params"]["client_reference_id"] == b.org
+    assert b_checkout["params"]["subscription_data"]["metadata"] == {"org_id": b.org}
+
+    # And A is untouched.
+    assert (await a.entitlement())["plan"] == "pro"

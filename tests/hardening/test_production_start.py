@@ -1,0 +1,176 @@
+"""Production refuses to start without its secrets or with the development JWT secret:
+`python main.py serve` exits non-zero with a one-line error, and Settings says why."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from billing.settings import DEV_JWT_SECRET, Settings
+from tests.support.servers import free_port
+
+MAIN = Path(__file__).resolve().parents[2] / "main.py"
+GOOD_SECRET = "a-real-production-secret-of-48-characters-000000"
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "STRIPE_SECRET_KEY": "sk_live_example",
+    "STRIPE_WEBHOOK_SECRET": "whsec_example",
+    "AUTH_JWT_SECRET": GOOD_SECRET,
+}
+
+
+def clean_env(tmp_path: Path, **values: str | None) -> dict[str, str]:
+    """The parent's environment without any service setting, plus these values."""
+    names = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'prod.sqlite'}"
+    env["PLANS_FILE"] = str(Path(__file__).resolve().parents[1] / "plans.toml")
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env
+
+
+def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `python main.py serve` from an empty directory (no .env of the repository)."""
+    return subprocess.run(
+        [sys.executable, str(MAIN), "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+REFUSALS: dict[str, tuple[dict[str, str | None], list[str]]] = {
+    "nothing set": (
+        {"ENVIRONMENT": "production"},
+        ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "AUTH_JWT_SECRET or AUTH_JWKS_URL"],
+    ),
+    "no Stripe key": ({**PRODUCTION, "STRIPE_SECRET_KEY": None}, ["STRIPE_SECRET_KEY"]),
+    "blank Stripe key": ({**PRODUCTION, "STRIPE_SECRET_KEY": "  "}, ["STRIPE_SECRET_KEY"]),
+    "no webhook secret": ({**PRODUCTION, "STRIPE_WEBHOOK_SECRET": None}, ["STRIPE_WEBHOOK_SECRET"]),
+    "blank webhook secrets": (
+        {**PRODUCTION, "STRIPE_WEBHOOK_SECRET": " , "},
+        ["STRIPE_WEBHOOK_SECRET"],
+    ),
+    "no token verification": ({**PRODUCTION, "AUTH_JWT_SECRET": None}, ["AUTH_JWKS_URL"]),
+    "blank JWKS URL only": (
+        {**PRODUCTION, "AUTH_JWT_SECRET": None, "AUTH_JWKS_URL": ""},
+        ["AUTH_JWKS_URL"],
+    ),
+    "development JWT secret": (
+        {**PRODUCTION, "AUTH_JWT_SECRET": DEV_JWT_SECRET},
+        ["development secret"],
+    ),
+    "short JWT secret": ({**PRODUCTION, "AUTH_JWT_SECRET": "short-secret"}, ["32 characters"]),
+    "plain-http JWKS": (
+        {**PRODUCTION, "AUTH_JWT_SECRET": None, "AUTH_JWKS_URL": "http://idp.example/jwks"},
+        ["https"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_production_serve_refuses_to_start(tmp_path: Path, case: str) -> None:
+    values, expected = REFUSALS[case]
+    result = serve(tmp_path, clean_env(tmp_path, **values))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    assert lines[0].startswith("error:"), lines
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
+    for secret in (DEV_JWT_SECRET, "sk_live_example", "whsec_example", GOOD_SECRET):
+        assert secret not in result.stderr + result.stdout
+
+
+def test_production_refuses_the_development_secret_from_a_dot_env(tmp_path: Path) -> None:
+    """`.env` in the working directory is read too, and checked the same way."""
+    lines = [f"{k}={v}" for k, v in {**PRODUCTION, "AUTH_JWT_SECRET": DEV_JWT_SECRET}.items()]
+    (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+    result = serve(tmp_path, clean_env(tmp_path))
+    assert result.returncode != 0
+    assert "development secret" in result.stderr
+
+
+def test_production_with_its_secrets_starts(tmp_path: Path) -> None:
+    """The refusals above are about the secrets: with them, the same command serves."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(MAIN), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, **PRODUCTION),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "production server did not start"
+            time.sleep(0.1)
+        page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})
+        assert "graphiql" not in page.text.lower()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+PRODUCTION_VALUES = {
+    "environment": "production",
+    "stripe_secret_key": "sk_live_example",
+    "stripe_webhook_secret": "whsec_example",
+    "auth_jwt_secret": GOOD_SECRET,
+}
+
+
+def test_settings_validation_in_production() -> None:
+    assert settings(**PRODUCTION_VALUES).production
+    assert settings(
+        **{
+            **PRODUCTION_VALUES,
+            "auth_jwt_secret": None,
+            "auth_jwks_url": "https://idp.example/jwks",
+        }
+    ).production
+    with pytest.raises(ValidationError, match="development secret"):
+        settings(**{**PRODUCTION_VALUES, "auth_jwt_secret": DEV_JWT_SECRET})
+    with pytest.raises(ValidationError, match="STRIPE_SECRET_KEY"):
+        settings(**{**PRODUCTION_VALUES, "stripe_secret_key": ""})
+    with pytest.raises(ValidationError, match="STRIPE_WEBHOOK_SECRET"):
+        settings(**{**PRODUCTION_VALUES, "stripe_webhook_secret": []})
+    with pytest.raises(ValidationError, match="32 characters"):
+        settings(**{**PRODUCTION_VALUES, "auth_jwt_secret": "x" * 31})
+    with pytest.raises(ValidationError, match="https"):
+        settings(
+            **{
+                **PRODUCTION_VALUES,
+                "auth_jwt_secret": None,
+                "auth_jwks_url": "http://idp.example/jwks",
+            }
+        )
+
+
+def test_development_accepts_the_development_secret_and_blank_values() -> None:
+    dev = settings(auth_jwt_secret=DEV_JWT_SECRET, auth_issuer="", auth_audience=" ")
+    assert not dev.production
+    # A blank variable means unset: an empty issuer would otherwise refuse every token.
+    assert dev.auth_issuer is None and dev.auth_audience is None

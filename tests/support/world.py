@@ -1,0 +1,95 @@
+"""A private world: an emulator without webhook endpoints (events wait for the test to deliver
+them) and the API in a child process, sharing the stack's database."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import stripe
+
+from emulator.server import EmulatorServer
+from tests.conftest import WEBHOOK_SECRET, Stack, fresh_database, seed
+from tests.support.servers import ApiProcess, settings_env
+from tests.support.signing import sign
+
+CONCURRENCY = 16
+
+
+class World:
+    """A private emulator (no webhook endpoint: events wait for us) and an API process."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.emulator = EmulatorServer().start()
+        url, self._drop = fresh_database(stack.backend, Path(tempfile.mkdtemp()))
+        self.settings = stack.settings_with(stripe_api_base=self.emulator.url, database_url=url)
+        seed(self.settings)
+        self.env = settings_env(self.settings)
+        self.api = ApiProcess(self.env).start()
+        self.sdk = stripe.StripeClient(
+            "sk_test_suite",
+            base_addresses={"api": self.emulator.url},
+            http_client=stripe.HTTPXClient(allow_sync_methods=True),
+        )
+
+    def restart_api(self) -> None:
+        """A new API process on the same port, database and emulator."""
+        self.api = ApiProcess(self.env, port=self.api.port).start()
+
+    def close(self) -> None:
+        self.api.stop()
+        self.emulator.stop()
+        self._drop()
+
+
+async def all_events(world: World) -> list[dict[str, Any]]:
+    """Every event the emulator recorded, as raw JSON."""
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    async with httpx.AsyncClient(
+        base_url=world.emulator.url, headers={"authorization": "Bearer sk_test_suite"}
+    ) as http:
+        while True:
+            page = (await http.get("/v1/events", params=params)).json()
+            events.extend(page["data"])
+            if not page["has_more"]:
+                return events
+            params["starting_after"] = page["data"][-1]["id"]
+
+
+async def deliver(
+    url: str, bodies: list[bytes], halfway: asyncio.Event | None = None
+) -> list[bytes]:
+    """POST signed bodies with bounded concurrency; return those that got no 2xx."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+    failed: list[bytes] = []
+    done = 0
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+        async def one(body: bytes) -> None:
+            async with gate:
+                try:
+                    response = await http.post(
+                        "/webhooks/stripe",
+                        content=body,
+                        headers={
+                            "stripe-signature": sign(body, WEBHOOK_SECRET),
+                            "content-type": "application/json",
+                        },
+                    )
+                    ok = 200 <= response.status_code < 300
+                except httpx.HTTPError:
+                    ok = False
+                if not ok:
+                    failed.append(body)
+                nonlocal done
+                done += 1
+                if halfway is not None and done == len(bodies) // 3:
+                    halfway.set()
+
+        await asyncio.gather(*(one(b) for b in bodies))
+    return failed

@@ -1,0 +1,204 @@
+"""The command line, run as a user would: `python main.py ...` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import stripe
+
+from emulator.server import EmulatorServer
+from tests.conftest import PLANS
+from tests.support.api import JWT_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python main.py ARGS` with a clean, explicit environment."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "AUTH_", "DATABASE_"))
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        env={**base, **(env or {})},
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def emulator_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh emulator and the environment that points the CLI at it."""
+    server = EmulatorServer().start()
+    yield {
+        "STRIPE_SECRET_KEY": "sk_test_cli",
+        "STRIPE_API_BASE": server.url,
+        "PLANS_FILE": str(PLANS),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+    }
+    server.stop()
+
+
+def sdk(env: dict[str, str]) -> Any:
+    return stripe.StripeClient(
+        "sk_test_cli",
+        base_addresses={"api": env["STRIPE_API_BASE"]},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+    )
+
+
+def test_dev_token(tmp_path: Path) -> None:
+    result = run(
+        "dev-token",
+        "--org",
+        "org_42",
+        "--role",
+        "admin",
+        "--ttl",
+        "60",
+        env={"AUTH_JWT_SECRET": JWT_SECRET},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert (claims["org_id"], claims["org_role"], claims["sub"]) == ("org_42", "admin", "dev-user")
+    assert claims["exp"] - claims["iat"] == 60
+
+
+def test_dev_token_needs_a_secret(tmp_path: Path) -> None:
+    result = run("dev-token", "--org", "org_42", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: AUTH_JWT_SECRET is not set"
+
+
+def test_migrate(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    for _ in range(2):
+        result = run("migrate", env={"DATABASE_URL": url}, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"billing_accounts", "entitlements", "webhook_events", "rate_limit_windows"} <= tables
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("default = 'gold'\n[plans.free]\nname='Free'\n", "default plan 'gold' is not defined"),
+        (
+            "default = 'free'\n[plans.free]\nname='Free'\n[plans.pro]\nname='Pro'\n"
+            "prices.month = { lookup_key = 'k', amount = -1, currency = 'usd' }\n",
+            "amount",
+        ),
+        ("default = \n", "not valid TOML"),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\nplan_switching=['pro']\n",
+            "plan_switching names 'pro'",
+        ),
+    ],
+)
+def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
+    plans = tmp_path / "plans.toml"
+    plans.write_text(content)
+    result = run(
+        "catalog",
+        "sync",
+        "--dry-run",
+        env={"PLANS_FILE": str(plans), "STRIPE_SECRET_KEY": "sk_test_x"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_missing_stripe_key(tmp_path: Path) -> None:
+    result = run("catalog", "sync", env={"PLANS_FILE": str(PLANS)}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not configured" in result.stderr
+
+
+def test_catalog_sync_plans_applies_and_is_idempotent(
+    emulator_env: dict[str, str], tmp_path: Path
+) -> None:
+    dry = run("catalog", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "create    product pro" in dry.stdout and "create    price pro_monthly" in dry.stdout
+    client = sdk(emulator_env)
+    assert client.v1.products.list().data == []  # a dry run changes nothing
+
+    applied = run("catalog", "sync", env=emulator_env, cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    prices = client.v1.prices.list(
+        params={"lookup_keys": ["pro_monthly", "pro_yearly", "team_monthly"]}
+    ).data
+    assert sorted((p.lookup_key, p.unit_amount, p.recurring.interval) for p in prices) == [
+        ("pro_monthly", 2000, "month"),
+        ("pro_yearly", 20000, "year"),
+        ("team_monthly", 9900, "month"),
+    ]
+
+    again = run("catalog", "sync", env=emulator_env, cwd=tmp_path)
+    assert again.returncode == 0 and "0 changed" in again.stdout, again.stdout
+
+    changed = tmp_path / "plans.toml"
+    changed.write_text(PLANS.read_text().replace("amount = 2000", "amount = 2500"))
+    env = {**emulator_env, "PLANS_FILE": str(changed)}
+    update = run("catalog", "sync", env=env, cwd=tmp_path)
+    assert "update    price pro_monthly 2500 usd/month (replaces price_" in update.stdout
+    [new] = client.v1.prices.list(params={"lookup_keys": ["pro_monthly"]}).data
+    assert new.unit_amount == 2500 and new.id != next(
+        p.id for p in prices if p.lookup_key == "pro_monthly"
+    )
+    old = client.v1.prices.retrieve(next(p.id for p in prices if p.lookup_key == "pro_monthly"))
+    assert old.active is False and old.lookup_key is None
+    assert "0 changed" in run("catalog", "sync", env=env, cwd=tmp_path).stdout
+
+
+def test_portal_sync(emulator_env: dict[str, str], tmp_path: Path) -> None:
+    early = run("portal", "sync", env=emulator_env, cwd=tmp_path)
+    assert early.returncode == 1 and "run `catalog sync` first" in early.stderr
+    assert run("catalog", "sync", env=emulator_env, cwd=tmp_path).returncode == 0
+    dry = run("portal", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
+    assert "create    portal configuration" in dry.stdout
+    client = sdk(emulator_env)
+    assert client.v1.billing_portal.configurations.list().data == []
+    applied = run("portal", "sync", env=emulator_env, cwd=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    [config] = client.v1.billing_portal.configurations.list().data
+    features = config.features
+    assert (
+        features.subscription_cancel.enabled
+        and features.subscription_cancel.mode == "at_period_end"
+    )
+    assert features.invoice_history.enabled and features.payment_method_update.enabled
+    switchable = sorted(
+        p for product in features.subscription_update.products for p in product.prices
+    )
+    assert len(switchable) == 3
+    assert config.business_profile.headline == "Manage your subscription"
+    assert "0 changed" in run("portal", "sync", env=emulator_env, cwd=tmp_path).stdout
+
+    changed = tmp_path / "plans.toml"
+    changed.write_text(
+        PLANS.read_text().replace('plan_switching = ["pro", "team"]', 'plan_switching = ["pro"]')
+    )
+    update = run("portal", "sync", env={**emulator_env, "PLANS_FILE": str(changed)}, cwd=tmp_path)
+    assert "update    portal configuration" in update.stdout, update.stdout
+    [config] = client.v1.billing_portal.configurations.list().data
+    assert (
+        len([p for product in config.features.subscription_update.products for p in product.prices])
+        == 2
+    )

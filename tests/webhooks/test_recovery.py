@@ -1,0 +1,87 @@
+"""Recovery tools: `resync` after missed webhooks, `events replay` after failed ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from emulator.client import EmulatorControl
+from tests.support.api import Api
+from tests.support.db import stored_event
+from tests.support.journeys import click
+from tests.support.world import World, all_events, deliver
+from webhooks.handlers import HANDLERS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI against the world's database and emulator."""
+    return subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT,
+        env={**world.api._env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_resync_after_missed_webhooks(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        paid, other = Api(client), Api(client)
+        for api in (paid, other):
+            await click((await api.upgrade("pro"))["url"], "pay")
+        # No webhook reached the API: the projection still says free.
+        assert (await paid.entitlement())["plan"] == "free"
+
+        one = await asyncio.to_thread(cli, world, "resync", "--org", paid.org)
+        assert one.returncode == 0, one.stderr
+        assert "resynced 1 org(s)" in one.stdout
+        assert (await paid.entitlement())["plan"] == "pro"
+        assert (await other.entitlement())["plan"] == "free"
+
+        everyone = await asyncio.to_thread(cli, world, "resync")
+        assert everyone.returncode == 0, everyone.stderr
+        assert (await other.entitlement())["status"] == "ACTIVE"
+
+        unknown = await asyncio.to_thread(cli, world, "resync", "--org", "org_nobody")
+        assert unknown.returncode == 1 and "no billing account" in unknown.stderr
+
+
+async def test_failed_events_are_kept_and_replayed(world: World) -> None:
+    control = EmulatorControl(world.emulator.url)
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        api = Api(client)
+        await click((await api.upgrade("pro"))["url"], "pay")
+        events = [e for e in await all_events(world) if e["type"] in HANDLERS]
+        control.fail("/v1/subscriptions", status=503, count=1000, method="GET")
+        try:
+            refused = await deliver(world.api.url, [json.dumps(e).encode() for e in events])
+        finally:
+            control.clear_faults()
+        assert len(refused) == len(events)  # Stripe down: 5xx, so Stripe would retry
+        row = await stored_event(world.settings.database_url, events[0]["id"])
+        assert row is not None and row["status"] == "failed" and row["attempts"] == 1
+        assert "StripeUnavailable" in row["last_error"]
+        assert (await api.entitlement())["plan"] == "free"
+
+        replay = await asyncio.to_thread(cli, world, "events", "replay", "--failed")
+        assert replay.returncode == 0, replay.stderr
+        assert (await api.entitlement())["plan"] == "pro"
+        row = await stored_event(world.settings.database_url, events[0]["id"])
+        assert (
+            row is not None and row["status"] in ("processed", "ignored") and row["attempts"] == 2
+        )
+
+        nothing = await asyncio.to_thread(cli, world, "events", "replay", "--failed")
+        assert "nothing to replay" in nothing.stdout
+        forced = await asyncio.to_thread(cli, world, "events", "replay", "--id", events[0]["id"])
+        assert forced.returncode == 0 and "1 " in forced.stdout
+        missing = await asyncio.to_thread(cli, world, "events", "replay", "--id", "evt_missing")
+        assert missing.returncode == 1 and "no stored event" in missing.stderr

@@ -1,0 +1,1 @@
+"""Stripe webhooks: verify, record, dispatch to one small handler per event type."""
