@@ -81,13 +81,21 @@ def _print_changes(changes: list[Change], dry_run: bool) -> None:
 
 @cli.command()
 @one_line_errors
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    timeout_keep_alive: Annotated[
+        int, typer.Option(help="seconds an idle connection stays open (above your proxy's)")
+    ] = 5,
+) -> None:
     """Serve the API (same app as `uvicorn main:app`)."""
     import uvicorn
 
     from web import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port)
+    uvicorn.run(
+        create_app(Settings()), host=host, port=port, timeout_keep_alive=timeout_keep_alive
+    )
 
 
 @cli.command()

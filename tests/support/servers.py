@@ -10,6 +10,14 @@ from typing import Any
 import uvicorn
 
 
+KEEP_ALIVE = 30
+"""Idle seconds before a test server closes a connection: well above httpx's 5 s pool expiry.
+
+With uvicorn's default (also 5 s) a pooled connection can be reused just as the server closes
+it, and the request dies with a connection reset (seen once in CI on a busy PostgreSQL run).
+"""
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -24,7 +32,12 @@ class ThreadedServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -61,7 +74,15 @@ class ApiProcess:
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._cmd = [sys.executable, "main.py", "serve", "--port", str(self.port)]
+        self._cmd = [
+            sys.executable,
+            "main.py",
+            "serve",
+            "--port",
+            str(self.port),
+            "--timeout-keep-alive",
+            str(KEEP_ALIVE),
+        ]
         self._env = {**os.environ, **env}
         self._cwd = Path(__file__).resolve().parents[2]
         self.process: Any = None
