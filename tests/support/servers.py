@@ -9,7 +9,6 @@ from typing import Any
 
 import uvicorn
 
-
 KEEP_ALIVE = 30
 """Idle seconds before a test server closes a connection: well above httpx's 5 s pool expiry.
 
