@@ -93,9 +93,7 @@ def serve(
 
     from web import create_app
 
-    uvicorn.run(
-        create_app(Settings()), host=host, port=port, timeout_keep_alive=timeout_keep_alive
-    )
+    uvicorn.run(create_app(Settings()), host=host, port=port, timeout_keep_alive=timeout_keep_alive)
 
 
 @cli.command()

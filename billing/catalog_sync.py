@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from stripe.params.billing_portal import ConfigurationCreateParams
-
 from billing.context import Billing
-from billing.stripe_api import MANAGED_MARKER
+from billing.stripe_api import MANAGED_MARKER, ConfigurationCreateParams
 
 Action = Literal["create", "update", "unchanged"]
 

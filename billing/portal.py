@@ -6,17 +6,13 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from stripe.params.billing_portal import SessionCreateParams
-from stripe.params.billing_portal._session_create_params import (
-    SessionCreateParamsFlowDataAfterCompletion,
-)
-
 from billing.accounts import live_customer
 from billing.auth import Principal
 from billing.context import Billing
 from billing.errors import BillingErrorCode, BillingFailure
 from billing.ratelimit import take_slot
 from billing.return_path import safe_return_url
+from billing.stripe_api import PortalAfterCompletionParams, PortalSessionParams
 from billing.subscriptions import is_paid, pick_current
 
 
@@ -55,14 +51,14 @@ async def open_portal(
     if customer_id is None:
         raise BillingFailure(BillingErrorCode.NO_CUSTOMER)
     await take_slot(billing.db, principal.org_id, billing.settings.billing_rate_limit)
-    params: SessionCreateParams = {"customer": customer_id, "return_url": return_url}
+    params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
     if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
         params["flow_data"] = {"type": "payment_method_update"}
     elif flow is not None:
         current = pick_current(await stripe.subscriptions_of(customer_id))
         if current is None or not is_paid(current):
             raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
-        after: SessionCreateParamsFlowDataAfterCompletion = {
+        after: PortalAfterCompletionParams = {
             "type": "redirect",
             "redirect": {"return_url": return_url},
         }

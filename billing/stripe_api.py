@@ -24,10 +24,23 @@ from stripe.params import (
 )
 from stripe.params.billing_portal import ConfigurationCreateParams, ConfigurationListParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.billing_portal import (
+    SessionCreateParamsFlowDataAfterCompletion as PortalAfterCompletionParams,
+)
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from billing.errors import StripeUnavailable
 from billing.settings import Settings
+
+__all__ = [
+    "CheckoutSessionParams",
+    "ConfigurationCreateParams",
+    "PortalAfterCompletionParams",
+    "PortalSessionParams",
+    "StripeGateway",
+]
+"""The SDK's typed request dictionaries are re-exported, so mypy checks the params the services
+build while this stays the only module that imports `stripe`."""
 
 log = logging.getLogger(__name__)
 

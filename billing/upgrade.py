@@ -6,8 +6,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from stripe.params.checkout import SessionCreateParams as CheckoutParams
-
 from billing.accounts import ensure_customer, live_customer
 from billing.auth import Principal
 from billing.context import Billing
@@ -15,6 +13,7 @@ from billing.errors import BillingErrorCode, BillingFailure
 from billing.plans import Interval
 from billing.portal import PortalFlow, PortalLink, require_billing_role
 from billing.ratelimit import take_slot
+from billing.stripe_api import CheckoutSessionParams
 from billing.subscriptions import is_paid, pick_current
 
 CHECKOUT_KEY_WINDOW = 600
@@ -74,7 +73,7 @@ async def start_upgrade(
             )
             return PortalLink(url=url, flow=PortalFlow.SUBSCRIPTION_UPDATE)
     customer_id = await ensure_customer(billing, org_id)
-    params: CheckoutParams = {
+    params: CheckoutSessionParams = {
         "mode": "subscription",
         "customer": customer_id,
         "line_items": [{"price": price.id, "quantity": 1}],

@@ -72,7 +72,10 @@ def fresh_database(backend: str, tmp: Path) -> tuple[str, Callable[[], None]]:
     """An empty, migrated database of its own for this run, and how to drop it."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'billing.db'}"
-        drop: Callable[[], None] = lambda: None  # noqa: E731
+
+        def drop() -> None:
+            """Nothing to drop: the file goes with the temporary directory."""
+
     else:
         # A database per run: concurrent runs on one server never see each other's rows.
         server = make_url(os.environ["TEST_DATABASE_URL"])
@@ -80,7 +83,11 @@ def fresh_database(backend: str, tmp: Path) -> tuple[str, Callable[[], None]]:
         admin = server.render_as_string(hide_password=False)
         in_thread(lambda: _admin(admin, f'CREATE DATABASE "{name}"'))
         url = server.set(database=name).render_as_string(hide_password=False)
-        drop = lambda: in_thread(lambda: _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))  # noqa: E731
+
+        def drop() -> None:
+            """Drop this run's database, even with connections still open."""
+            in_thread(lambda: _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
     in_thread(lambda: asyncio.to_thread(migrate, url))
     return url, drop
 
