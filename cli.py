@@ -12,11 +12,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from billing.catalog_sync import Change, SyncError, sync_catalog, sync_portal
 from billing.context import Billing
-from billing.errors import BillingFailure, StripeUnavailable
+from billing.errors import BillingErrorCode, BillingFailure, StripeRejected, StripeUnavailable
+from billing.observability import configure_logging
 from billing.plans import CatalogError
 from billing.settings import DEV_JWT_SECRET, Settings
 
@@ -29,7 +31,17 @@ cli.add_typer(portal_cli, name="portal")
 cli.add_typer(events_cli, name="events")
 console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
-EXPECTED = (CatalogError, SyncError, StripeUnavailable, BillingFailure, ValueError, OSError)
+EXPECTED = (
+    CatalogError,
+    SyncError,
+    StripeUnavailable,
+    StripeRejected,
+    BillingFailure,
+    SQLAlchemyError,
+    ImportError,
+    ValueError,
+    OSError,
+)
 
 
 def one_line_errors(func: F) -> F:
@@ -45,10 +57,25 @@ def one_line_errors(func: F) -> F:
             message = str(first["msg"]).removeprefix("Value error, ")
             typer.echo(f"error: {name}: {message}", err=True)
         except EXPECTED as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {_one_line(exc)}", err=True)
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: Exception) -> str:
+    """The first line of an error's message, naming the setting a missing key needs."""
+    if isinstance(exc, BillingFailure) and exc.code is BillingErrorCode.STRIPE_NOT_CONFIGURED:
+        return "STRIPE_SECRET_KEY is not set"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+@cli.callback()
+def main() -> None:
+    """Log to stderr with request ids, as the server does."""
+    configure_logging()
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -176,9 +203,9 @@ def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None
                 try:
                     async with billing.db.write() as session:
                         await sync_customer(billing, session, customer_id)
-                except StripeUnavailable as exc:
+                except (StripeUnavailable, StripeRejected, SQLAlchemyError) as exc:
                     failed += 1
-                    progress.console.print(f"org {org_id}: {exc}", markup=False)
+                    progress.console.print(f"org {org_id}: {_one_line(exc)}", markup=False)
                 progress.advance(task)
         if failed:
             raise ValueError(f"{failed} of {len(accounts)} org(s) could not be resynced")

@@ -71,7 +71,7 @@ async def sync_catalog(billing: Billing, dry_run: bool) -> list[Change]:
                 spec.amount,
                 spec.currency,
                 interval,
-                transfer=current is not None,
+                replaces=current.id if current else None,
             )
             if current is not None:
                 await stripe.deactivate_price(current.id)
@@ -122,6 +122,7 @@ def _managed(params: ConfigurationCreateParams) -> dict[str, object]:
     update = features.get("subscription_update", {})
     return {
         "headline": params.get("business_profile", {}).get("headline"),
+        "default_return_url": params.get("default_return_url"),
         "invoice_history": features.get("invoice_history", {}).get("enabled"),
         "payment_method_update": features.get("payment_method_update", {}).get("enabled"),
         "cancel_enabled": features.get("subscription_cancel", {}).get("enabled"),

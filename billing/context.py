@@ -9,7 +9,7 @@ from billing.db import Database
 from billing.errors import BillingErrorCode, BillingFailure
 from billing.plans import Catalog, load_catalog
 from billing.settings import Settings
-from billing.stripe_api import StripeGateway
+from billing.stripe_api import StripeGateway, deadline
 
 
 @dataclass
@@ -32,6 +32,11 @@ class Billing:
             auth=Authenticator(settings),
             stripe_gateway=StripeGateway(settings) if settings.stripe_secret_key else None,
         )
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a billing mutation may spend in all its Stripe calls together."""
+        return deadline(self.settings)
 
     @property
     def stripe(self) -> StripeGateway:

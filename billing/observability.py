@@ -13,7 +13,7 @@ _INCOMING = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
 
 def new_request_id(incoming: str | None = None) -> str:
     """Reuse a well-formed incoming X-Request-ID, else make one."""
-    if incoming and _INCOMING.match(incoming):
+    if incoming and _INCOMING.fullmatch(incoming):
         return incoming
     return f"req_{uuid.uuid4().hex}"
 
@@ -40,5 +40,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     )
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("stripe", "httpx", "httpcore"):
+    for noisy in ("stripe", "httpx", "httpcore", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -74,9 +74,6 @@ async def open_portal(
                 "subscription_update": {"subscription": current.id},
                 "after_completion": after,
             }
-    configuration = await stripe.managed_portal_configuration()
-    if configuration:
-        params["configuration"] = configuration
     key = f"org:{principal.org_id}:portal:{uuid.uuid4()}"
     url = await stripe.create_portal_session(params, key)
     return PortalLink(url=url, flow=flow)

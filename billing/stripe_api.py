@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -29,7 +30,7 @@ from stripe.params.billing_portal import (
 )
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
-from billing.errors import StripeUnavailable
+from billing.errors import StripeNotFound, StripeRejected, StripeUnavailable
 from billing.settings import Settings
 
 __all__ = [
@@ -98,6 +99,7 @@ class SubscriptionView:
     current_period_end: datetime | None
     trial_end: datetime | None
     item_id: str | None
+    quantity: int
     price_id: str | None
     price_lookup_key: str | None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -129,6 +131,7 @@ def _subscription_view(sub: Any) -> SubscriptionView:
         current_period_end=_dt(item.get("current_period_end")) if item else None,
         trial_end=_dt(sub.get("trial_end")),
         item_id=item["id"] if item else None,
+        quantity=int(item.get("quantity") or 1) if item else 1,
         price_id=price["id"] if price else None,
         price_lookup_key=price.get("lookup_key") if price else None,
         metadata=dict(sub.get("metadata") or {}),
@@ -160,6 +163,7 @@ def _portal_view(config: Any) -> PortalConfigView:
         metadata=dict(config.get("metadata") or {}),
         managed={
             "headline": (config.get("business_profile") or {}).get("headline"),
+            "default_return_url": config.get("default_return_url"),
             "invoice_history": bool(features["invoice_history"]["enabled"]),
             "payment_method_update": bool(features["payment_method_update"]["enabled"]),
             "cancel_enabled": bool(features["subscription_cancel"]["enabled"]),
@@ -170,6 +174,28 @@ def _portal_view(config: Any) -> PortalConfigView:
             ),
         },
     )
+
+
+def deadline(settings: Settings) -> float:
+    """Seconds within which a Stripe call (and so a mutation) gives up.
+
+    Every attempt may take the full timeout, plus the SDK's backoff between attempts
+    (0.5 s doubling, at most 5 s, per stripe-python's HTTPClient).
+    """
+    retries = settings.stripe_max_retries
+    backoff = sum(min(0.5 * 2.0**n, 5.0) for n in range(retries))
+    return settings.stripe_timeout * (retries + 1) + backoff
+
+
+def _classify(what: str, exc: stripe.StripeError) -> Exception:
+    """Transient (no answer, 5xx, 409 in progress, 429) or a final refusal."""
+    status = exc.http_status
+    if status is None or status >= 500 or status in (409, 429):
+        return StripeUnavailable(f"{what}: {type(exc).__name__}")
+    param = getattr(exc, "param", None)
+    if exc.code == "resource_missing":
+        return StripeNotFound(what, exc.code, param)
+    return StripeRejected(what, exc.code, param)
 
 
 class StripeGateway:
@@ -189,14 +215,12 @@ class StripeGateway:
             http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout),
             max_network_retries=settings.stripe_max_retries,
         )
-        retries = settings.stripe_max_retries
-        # Every attempt may take the full timeout, plus the SDK's backoff between attempts.
-        self.deadline = settings.stripe_timeout * (retries + 1) + 2.0 * retries
+        self.deadline = deadline(settings)
         self._prices: dict[str, tuple[float, PriceView | None]] = {}
         self._portal_config: tuple[float, str | None] | None = None
 
     async def _call(self, what: str, coro: Any) -> Any:
-        """Await one SDK call within the deadline; turn every failure into StripeUnavailable."""
+        """Await one SDK call within the deadline, sorting failures into transient or not."""
         try:
             async with asyncio.timeout(self.deadline):
                 result = await coro
@@ -213,7 +237,7 @@ class StripeGateway:
                 exc.code,
                 exc.request_id,
             )
-            raise StripeUnavailable(f"{what}: {type(exc).__name__}") from exc
+            raise _classify(what, exc) from exc
 
     # customers -----------------------------------------------------------------
 
@@ -329,19 +353,24 @@ class StripeGateway:
         amount: int,
         currency: str,
         interval: Literal["month", "year"],
-        transfer: bool,
+        replaces: str | None,
     ) -> str:
-        """Create a recurring price; `transfer` moves the lookup key from the old price."""
+        """Create a recurring price that takes the lookup key over from any price holding it.
+
+        The idempotency key names the price it replaces, so a retried sync creates one price,
+        while going back to an earlier amount later makes a new price (the old one is archived
+        and a replayed create would hand back that archived price).
+        """
         params: PriceCreateParams = {
             "product": product_id,
             "unit_amount": amount,
             "currency": currency,
             "recurring": {"interval": interval},
             "lookup_key": lookup_key,
-            "transfer_lookup_key": transfer,
+            "transfer_lookup_key": True,
             "metadata": {"managed_by": MANAGED_MARKER},
         }
-        key = f"catalog:price:{lookup_key}:{product_id}:{amount}:{currency}:{interval}"
+        key = f"catalog:price:{lookup_key}:{product_id}:{amount}:{currency}:{interval}:{replaces}"
         price = await self._call(
             "prices.create",
             self._client.v1.prices.create_async(params, {"idempotency_key": key}),
@@ -371,8 +400,11 @@ class StripeGateway:
         """Create the managed configuration, or update it in place."""
         service = self._client.v1.billing_portal.configurations
         if config_id is None:
+            # Keyed by content: a retried sync creates one configuration, a changed one anew.
+            digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
             config = await self._call(
-                "billing_portal.configurations.create", service.create_async(params)
+                "billing_portal.configurations.create",
+                service.create_async(params, {"idempotency_key": f"portal:config:{digest[:32]}"}),
             )
         else:
             config = await self._call(
@@ -395,7 +427,14 @@ class StripeGateway:
         return found
 
     async def create_portal_session(self, params: PortalSessionParams, idempotency_key: str) -> str:
-        """A fresh Customer Portal session URL."""
+        """A fresh Customer Portal session URL, in the managed configuration when there is one.
+
+        Configurations created through the API are never Stripe's default, so every session
+        names ours (`portal sync`); without one Stripe falls back to the Dashboard's default.
+        """
+        configuration = await self.managed_portal_configuration()
+        if configuration:
+            params = {**params, "configuration": configuration}
         session = await self._call(
             "billing_portal.sessions.create",
             self._client.v1.billing_portal.sessions.create_async(

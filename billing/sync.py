@@ -10,8 +10,9 @@ from sqlmodel import col, select
 
 from billing.accounts import link_account
 from billing.context import Billing
+from billing.errors import StripeNotFound
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
-from billing.stripe_api import SubscriptionView
+from billing.stripe_api import CustomerView, SubscriptionView
 from billing.subscriptions import ENDED, is_paid, pick_current
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,27 @@ async def _locked_account(session: AsyncSession, customer_id: str) -> BillingAcc
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def _customer(billing: Billing, customer_id: str) -> CustomerView:
+    """The customer as Stripe has it now; one Stripe no longer knows counts as deleted."""
+    try:
+        return await billing.stripe.retrieve_customer(customer_id)
+    except StripeNotFound:
+        return CustomerView(id=customer_id, deleted=True, metadata={})
+
+
+async def _subscriptions(billing: Billing, customer_id: str) -> list[SubscriptionView]:
+    """The customer's subscriptions; none when Stripe no longer knows the customer."""
+    try:
+        return await billing.stripe.subscriptions_of(customer_id)
+    except StripeNotFound:
+        return []
+
+
 async def _link(
     billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None
 ) -> BillingAccount | None:
     """Link an unknown customer to its org (customer metadata first, then the hint)."""
-    customer = await billing.stripe.retrieve_customer(customer_id)
+    customer = await _customer(billing, customer_id)
     org_id = customer.metadata.get("org_id") or org_hint
     if customer.deleted or not org_id:
         log.info("ignoring customer %s: %s", customer_id, "deleted" if org_id else "no org")
@@ -66,6 +83,22 @@ async def _link(
     return account
 
 
+def _gone(billing: Billing, had_subscription: bool) -> dict[str, Any]:
+    """The entitlement of an org whose customer was deleted (Stripe canceled its subscriptions)."""
+    values = project(billing, None)
+    values.update(
+        status=(SubscriptionStatus.CANCELED if had_subscription else SubscriptionStatus.NONE).value,
+        subscription_id=None,
+        subscription_item_id=None,
+        price_lookup_key=None,
+        interval=None,
+        cancel_at_period_end=False,
+        current_period_end=None,
+        trial_end=None,
+    )
+    return values
+
+
 async def sync_customer(
     billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None = None
 ) -> str | None:
@@ -75,27 +108,18 @@ async def sync_customer(
         account = await _link(billing, session, customer_id, org_hint)
         if account is None:
             return None
-    stripe = billing.stripe
-    customer = await stripe.retrieve_customer(customer_id)
+    customer = await _customer(billing, customer_id)
     existing = await session.get(Entitlement, account.org_id)
-    subscriptions = await stripe.subscriptions_of(customer_id)
-    values = project(billing, pick_current(subscriptions))
-    if customer.deleted:  # Stripe canceled its subscriptions with it
+    subscriptions = await _subscriptions(billing, customer_id)
+    if customer.deleted:
         account.deleted_at = account.deleted_at or utcnow()
         session.add(account)
-        values = project(billing, None)
-        values.update(
-            status=(
-                SubscriptionStatus.CANCELED if subscriptions else SubscriptionStatus.NONE
-            ).value,
-            subscription_id=None,
-            subscription_item_id=None,
-            price_lookup_key=None,
-            interval=None,
-            cancel_at_period_end=False,
-            current_period_end=None,
-            trial_end=None,
+        had = bool(subscriptions) or (
+            existing is not None and existing.status != SubscriptionStatus.NONE.value
         )
+        values = _gone(billing, had)
+    else:
+        values = project(billing, pick_current(subscriptions))
     row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
     for column, value in values.items():
         setattr(row, column, value)

@@ -13,7 +13,7 @@ from billing.errors import BillingErrorCode, BillingFailure
 from billing.plans import Interval
 from billing.portal import PortalFlow, PortalLink, require_billing_role
 from billing.ratelimit import take_slot
-from billing.stripe_api import CheckoutSessionParams
+from billing.stripe_api import CheckoutSessionParams, PortalSessionParams
 from billing.subscriptions import is_paid, pick_current
 
 CHECKOUT_KEY_WINDOW = 600
@@ -53,27 +53,27 @@ async def start_upgrade(
         if current is not None and is_paid(current) and current.item_id:
             if current.price_lookup_key == spec.lookup_key:
                 raise BillingFailure(BillingErrorCode.ALREADY_ON_PLAN)
-            url = await stripe.create_portal_session(
-                {
-                    "customer": customer_id,
-                    "return_url": f"{app_url}/settings/billing",
-                    "flow_data": {
-                        "type": "subscription_update_confirm",
-                        "subscription_update_confirm": {
-                            "subscription": current.id,
-                            "items": [{"id": current.item_id, "price": price.id, "quantity": 1}],
-                        },
-                        "after_completion": {
-                            "type": "redirect",
-                            "redirect": {"return_url": f"{app_url}/settings/billing?switched=1"},
-                        },
+            params: PortalSessionParams = {
+                "customer": customer_id,
+                "return_url": f"{app_url}/settings/billing",
+                "flow_data": {
+                    "type": "subscription_update_confirm",
+                    "subscription_update_confirm": {
+                        "subscription": current.id,
+                        "items": [
+                            {"id": current.item_id, "price": price.id, "quantity": current.quantity}
+                        ],
+                    },
+                    "after_completion": {
+                        "type": "redirect",
+                        "redirect": {"return_url": f"{app_url}/settings/billing?switched=1"},
                     },
                 },
-                f"org:{org_id}:switch:{uuid.uuid4()}",
-            )
+            }
+            url = await stripe.create_portal_session(params, f"org:{org_id}:switch:{uuid.uuid4()}")
             return PortalLink(url=url, flow=PortalFlow.SUBSCRIPTION_UPDATE)
     customer_id = await ensure_customer(billing, org_id)
-    params: CheckoutSessionParams = {
+    checkout: CheckoutSessionParams = {
         "mode": "subscription",
         "customer": customer_id,
         "line_items": [{"price": price.id, "quantity": 1}],
@@ -86,8 +86,8 @@ async def start_upgrade(
     }
     trial_days = billing.catalog.plans[plan].trial_days
     if trial_days:
-        params["subscription_data"]["trial_period_days"] = trial_days
+        checkout["subscription_data"]["trial_period_days"] = trial_days
     window = int(time.time()) // CHECKOUT_KEY_WINDOW
     key = f"org:{org_id}:checkout:{customer_id}:{price.id}:{window}"
-    session_id, url = await stripe.create_checkout_session(params, key)
+    session_id, url = await stripe.create_checkout_session(checkout, key)
     return CheckoutLink(id=session_id, url=url)

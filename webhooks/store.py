@@ -28,6 +28,10 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
+DONE = (Outcome.PROCESSED.value, Outcome.IGNORED.value)
+"""Statuses of an event that was applied (or had nothing to apply)."""
+
+
 async def record(billing: Billing, event: dict[str, Any], body: bytes) -> None:
     """Store the event if its id is new (a duplicate changes nothing)."""
     async with billing.db.write() as session:
@@ -50,7 +54,7 @@ async def apply(billing: Billing, event_id: str, force: bool = False) -> Outcome
         async with billing.db.write() as session:
             stmt = select(WebhookEvent).where(col(WebhookEvent.id) == event_id).with_for_update()
             row = (await session.execute(stmt)).scalar_one()
-            if row.status in (Outcome.PROCESSED, Outcome.IGNORED) and not force:
+            if row.status in DONE and not force:
                 return Outcome.DUPLICATE
             handler = HANDLERS.get(row.type)
             obj = json.loads(row.payload)["data"]["object"]
@@ -67,9 +71,12 @@ async def apply(billing: Billing, event_id: str, force: bool = False) -> Outcome
     except Exception as exc:
         log.exception("webhook event %s failed", event_id)
         async with billing.db.write() as session:
+            # Conditional: a duplicate delivery may have applied the event meanwhile, and its
+            # success must not be overwritten (nor the event replayed) because this one failed.
             await session.execute(
                 update(WebhookEvent)
                 .where(col(WebhookEvent.id) == event_id)
+                .where(col(WebhookEvent.status).not_in(DONE))
                 .values(
                     status=Outcome.FAILED.value,
                     attempts=WebhookEvent.attempts + 1,
