@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from billing.settings import Settings
 
-ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-"""Org ids travel to Stripe as client_reference_id, which allows only these characters."""
+ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+"""Org ids travel to Stripe as client_reference_id, which allows only these characters.
+
+Always `fullmatch`: with `match`, a `$` would still let a trailing newline through."""
 
 ASYMMETRIC = ("RS256", "ES256")
 
 JWKS_LIFESPAN = 300.0
-"""Seconds a fetched key set is trusted; a key removed from the JWKS stops working after it."""
+"""Seconds a fetched key set is trusted before it is refreshed (in the background)."""
+
+JWKS_GRACE = 3600.0
+"""Seconds past JWKS_LIFESPAN the last good key set stays in use while refreshes fail.
+
+An identity provider outage does not log everyone out at once; after the grace period
+asymmetric tokens are refused until a fetch succeeds again."""
+
+JWKS_FETCH_TIMEOUT = 3.0
+"""Longest a key set fetch may take, and so the longest a token with an unknown `kid` waits."""
 
 JWKS_REFRESH_COOLDOWN = 5.0
-"""Least seconds between fetches forced by an unknown `kid`.
+"""Least seconds between key set fetches, whether the last one succeeded or failed.
 
 A token naming a key we do not know makes us fetch the key set again (that is how a rotated
 key is picked up), but at most this often: a flood of made-up `kid`s cannot hammer the
@@ -44,6 +60,105 @@ class Principal:
     role: str
 
 
+def _pinned(key: jwt.PyJWK) -> bool:
+    """True for a signing key we accept: RS256 on RSA, or ES256 on EC P-256."""
+    if key.public_key_use not in ("sig", None):
+        return False
+    if key.algorithm_name == "RS256":
+        return isinstance(key.key, RSAPublicKey)
+    if key.algorithm_name == "ES256":
+        return isinstance(key.key, EllipticCurvePublicKey) and key.key.curve.name == "secp256r1"
+    return False
+
+
+def _parse_jwks(document: Any) -> dict[tuple[str, str], jwt.PyJWK]:
+    """The usable keys of a JWKS document by (kid, alg); unusable entries are skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWK set")
+    keys: dict[tuple[str, str], jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWTError, AttributeError, TypeError, ValueError):
+            continue
+        if isinstance(key.key_id, str) and key.key_id and _pinned(key):
+            keys.setdefault((key.key_id, key.algorithm_name), key)
+    return keys
+
+
+class JwksCache:
+    """The identity provider's public keys, fetched without ever stalling known keys.
+
+    A token whose key is in the set is verified at once; a stale set is refreshed in the
+    background. Only a token with an unknown `kid` (or an expired set) waits, on the one
+    fetch in flight, for at most JWKS_FETCH_TIMEOUT. Fetches start at most once per
+    JWKS_REFRESH_COOLDOWN. A failed refresh keeps the last good set for JWKS_GRACE.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._keys: dict[tuple[str, str], jwt.PyJWK] = {}
+        self._fetched_at = -math.inf  # monotonic time of the last successful fetch
+        self._attempted_at = -math.inf  # monotonic time the last fetch started
+        self._fetch: asyncio.Task[None] | None = None
+
+    async def key(self, kid: str, alg: str) -> jwt.PyJWK:
+        """The key published under `kid` for `alg`, or AuthError."""
+        if self._age() < JWKS_LIFESPAN + JWKS_GRACE:
+            if self._age() >= JWKS_LIFESPAN:
+                self._start_fetch()  # keep serving the last good set meanwhile
+            if (found := self._keys.get((kid, alg))) is not None:
+                return found
+        await self._await_fetch()
+        if self._age() >= JWKS_LIFESPAN + JWKS_GRACE:
+            raise AuthError("signing keys unavailable")
+        if (found := self._keys.get((kid, alg))) is None:
+            raise AuthError("unknown signing key")
+        return found
+
+    def _age(self) -> float:
+        """Seconds since the last successful fetch (infinite before the first)."""
+        return time.monotonic() - self._fetched_at
+
+    def _start_fetch(self) -> asyncio.Task[None] | None:
+        """The fetch in flight, else a new one when the cooldown allows, else None."""
+        if self._fetch is not None and not self._fetch.done():
+            return self._fetch
+        now = time.monotonic()
+        if now - self._attempted_at < JWKS_REFRESH_COOLDOWN:
+            return None
+        self._attempted_at = now
+        self._fetch = asyncio.create_task(self._refresh())
+        return self._fetch
+
+    async def _await_fetch(self) -> None:
+        """Wait, at most JWKS_FETCH_TIMEOUT, for the fetch in flight or a new one."""
+        fetch = self._start_fetch()
+        if fetch is not None:
+            # asyncio.wait neither cancels the fetch on timeout nor when this caller is cancelled.
+            await asyncio.wait({fetch}, timeout=JWKS_FETCH_TIMEOUT)
+
+    async def _refresh(self) -> None:
+        """Fetch the key set; on failure keep the last good one and log a warning."""
+        try:
+            async with httpx.AsyncClient(timeout=JWKS_FETCH_TIMEOUT) as http:
+                async with asyncio.timeout(JWKS_FETCH_TIMEOUT):
+                    response = await http.get(self._url, headers={"accept": "application/json"})
+                response.raise_for_status()
+                keys = _parse_jwks(response.json())
+        except Exception as exc:  # any failure leaves the last good set in place
+            log.warning(
+                "JWKS fetch from %s failed (%s); %s",
+                self._url,
+                type(exc).__name__,
+                f"keeping the key set fetched {self._age():.0f} s ago"
+                if self._age() < JWKS_LIFESPAN + JWKS_GRACE
+                else "no usable key set",
+            )
+            return
+        self._keys, self._fetched_at = keys, time.monotonic()
+
+
 class Authenticator:
     """Verifies bearer tokens with pinned algorithms and the configured claims."""
 
@@ -51,19 +166,7 @@ class Authenticator:
         self._settings = settings
         secret = settings.auth_jwt_secret
         self._secret = secret.get_secret_value() if secret else None
-        # No per-kid cache (cache_keys): it never expires, so a key the identity provider
-        # withdrew would stay trusted for the life of the process. The key set cache expires.
-        self._jwks = (
-            jwt.PyJWKClient(
-                settings.auth_jwks_url,
-                cache_keys=False,
-                lifespan=JWKS_LIFESPAN,
-                timeout=5,
-                cooldown_duration=JWKS_REFRESH_COOLDOWN,
-            )
-            if settings.auth_jwks_url
-            else None
-        )
+        self._jwks = JwksCache(settings.auth_jwks_url) if settings.auth_jwks_url else None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer` header, or AuthError."""
@@ -113,24 +216,15 @@ class Authenticator:
         assert self._jwks is not None
         if not isinstance(kid, str) or not kid:
             raise AuthError("token has no key id")
-        try:
-            signing_key = await asyncio.to_thread(self._jwks.get_signing_key, kid)
-        except jwt.PyJWKClientConnectionError as exc:
-            log.warning("JWKS fetch failed: %s", exc)
-            raise AuthError("signing keys unavailable") from None
-        except jwt.PyJWTError:
-            raise AuthError("unknown signing key") from None
-        if signing_key.algorithm_name != alg:
-            # An RS256 header must not be verified with an EC key or the other way round.
-            raise AuthError("token algorithm does not match its key")
-        return signing_key.key
+        # Keys are looked up by (kid, alg): an RS256 header never meets an EC key or vice versa.
+        return (await self._jwks.key(kid, alg)).key
 
     def _principal(self, claims: dict[str, object]) -> Principal:
         """Read user, org and role from the verified claims."""
         org = claims.get(self._settings.auth_org_claim)
         role = claims.get(self._settings.auth_role_claim)
         sub = claims.get("sub")
-        if not isinstance(org, str) or not ORG_ID.match(org):
+        if not isinstance(org, str) or not ORG_ID.fullmatch(org):
             raise AuthError("token has no valid org claim")
         if not isinstance(role, str) or not role:
             raise AuthError("token has no role claim")
@@ -143,7 +237,7 @@ def dev_token(settings: Settings, org: str, role: str, user: str, ttl: int) -> s
     """A signed HS256 token for local use."""
     if settings.auth_jwt_secret is None:
         raise ValueError("AUTH_JWT_SECRET is not set")
-    if not ORG_ID.match(org):
+    if not ORG_ID.fullmatch(org):
         raise ValueError("org must be 1-200 letters, digits, '_' or '-'")
     if ttl <= 0:
         raise ValueError("ttl must be positive")

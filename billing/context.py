@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from billing.auth import Authenticator
 from billing.db import Database
@@ -10,6 +11,11 @@ from billing.errors import BillingErrorCode, BillingFailure
 from billing.plans import Catalog, load_catalog
 from billing.settings import Settings
 from billing.stripe_api import StripeGateway, deadline
+
+WEBHOOK_CONCURRENCY = 8
+"""Webhook events applied at once per process. Each holds a database connection while it
+re-reads Stripe; the rest of the pool (10 + 10 on PostgreSQL) stays free for `entitlement`
+reads when Stripe is slow. Deliveries beyond it wait their turn."""
 
 
 @dataclass
@@ -21,6 +27,9 @@ class Billing:
     catalog: Catalog
     auth: Authenticator
     stripe_gateway: StripeGateway | None
+    webhook_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(WEBHOOK_CONCURRENCY)
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Billing:

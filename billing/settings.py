@@ -126,8 +126,8 @@ class Settings(BaseSettings):
             missing.append("AUTH_JWT_SECRET or AUTH_JWKS_URL")
         if missing:
             raise ValueError(f"ENVIRONMENT=production needs {', '.join(missing)}")
-        if self.auth_jwks_url is not None and not self.auth_jwks_url.startswith("https://"):
-            raise ValueError("AUTH_JWKS_URL must be an https:// URL in production")
+        if self.auth_jwks_url is not None:
+            self._check_production_jwks()
         if self.auth_jwt_secret is not None:
             secret = self.auth_jwt_secret.get_secret_value()
             if secret == DEV_JWT_SECRET:
@@ -135,6 +135,25 @@ class Settings(BaseSettings):
             if len(secret) < 32:
                 raise ValueError("AUTH_JWT_SECRET must be at least 32 characters in production")
         return self
+
+    def _check_production_jwks(self) -> None:
+        """A production JWKS needs https and both AUTH_ISSUER and AUTH_AUDIENCE.
+
+        Without them a token the same identity provider tenant issued for another
+        application would be accepted here.
+        """
+        if not str(self.auth_jwks_url).startswith("https://"):
+            raise ValueError("AUTH_JWKS_URL must be an https:// URL in production")
+        unset = [
+            name
+            for name, value in (
+                ("AUTH_ISSUER", self.auth_issuer),
+                ("AUTH_AUDIENCE", self.auth_audience),
+            )
+            if value is None
+        ]
+        if unset:
+            raise ValueError(f"AUTH_JWKS_URL in production needs {' and '.join(unset)}")
 
     @property
     def production(self) -> bool:

@@ -232,43 +232,73 @@ class Pruner:
                 self.check(schema["items"], v, f"{where}[]")
 
 
-def param_tree(pruner: Pruner, schema: Json, depth: int = 0) -> Json:
-    """Compact tree of accepted parameter names: dict of children, or 1 for a leaf/free form."""
+def param_node(pruner: Pruner, schema: Json, depth: int = 0) -> Json:
+    """Compact request schema: ``t`` types, ``e`` enum, ``m`` maxLength, ``p`` properties,
+    ``r`` required, ``i`` array items, ``a`` free-form object values; {} accepts anything."""
     schema = pruner.resolve(schema)
     if depth > 8:
-        return 1
+        return {}
     options = schema.get("anyOf") or schema.get("oneOf")
     if options:
-        merged: dict[str, Json] = {}
-        free = False
-        for o in options:
-            t = param_tree(pruner, o, depth + 1)
-            if isinstance(t, dict):
-                for k, v in t.items():
-                    merged[k] = _merge(merged.get(k), v)
-            elif o.get("type") == "object" or o.get("additionalProperties"):
-                free = True
-        return 1 if free or not merged else merged
-    if schema.get("type") == "array":
-        return param_tree(pruner, schema.get("items", {}), depth + 1)
-    if schema.get("type") == "object" or "properties" in schema:
-        props = schema.get("properties")
-        if not props or schema.get("additionalProperties") not in (None, False):
-            return 1
-        return {k: param_tree(pruner, v, depth + 1) for k, v in props.items()}
-    return 1
+        return merge_nodes([param_node(pruner, o, depth + 1) for o in options])
+    kind = schema.get("type") or ("object" if "properties" in schema else None)
+    if kind is None and "enum" in schema:
+        kind = "string"
+    if kind == "array":
+        return {"t": ["array"], "i": param_node(pruner, schema.get("items", {}), depth + 1)}
+    if kind == "object":
+        return _object_node(pruner, schema, depth)
+    if kind not in ("string", "integer", "number", "boolean"):
+        return {}
+    node: dict[str, Json] = {"t": [kind]}
+    if kind == "string" and "enum" in schema:
+        node["e"] = list(schema["enum"])
+    elif kind == "string" and "maxLength" in schema:
+        node["m"] = schema["maxLength"]
+    return node
 
 
-def _merge(a: Json, b: Json) -> Json:
-    """Merge two parameter trees."""
-    if a is None:
-        return b
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = _merge(out.get(k), v)
-        return out
-    return 1
+def _object_node(pruner: Pruner, schema: Json, depth: int) -> Json:
+    """The node of an object schema: closed with properties, or free-form."""
+    node: dict[str, Json] = {"t": ["object"]}
+    props = schema.get("properties")
+    extra = schema.get("additionalProperties")
+    if props and extra in (None, False):
+        node["p"] = {k: param_node(pruner, v, depth + 1) for k, v in props.items()}
+        if schema.get("required"):
+            node["r"] = list(schema["required"])
+    elif isinstance(extra, dict):
+        node["a"] = param_node(pruner, extra, depth + 1)
+    return node
+
+
+def merge_nodes(nodes: list[Json]) -> Json:
+    """The node accepting what any of ``nodes`` accepts (an anyOf)."""
+    if any(not n for n in nodes):
+        return {}
+    out: dict[str, Json] = {"t": list(dict.fromkeys(t for n in nodes for t in n["t"]))}
+    strings = [n for n in nodes if "string" in n["t"]]
+    free = [n for n in strings if "e" not in n]
+    if free:
+        if all("m" in n for n in free):
+            out["m"] = max(n["m"] for n in free)
+    elif strings:
+        out["e"] = list(dict.fromkeys(v for n in strings for v in n["e"]))
+    objects = [n for n in nodes if "object" in n["t"]]
+    if objects and all("p" in n for n in objects):
+        keys = dict.fromkeys(k for n in objects for k in n["p"])
+        out["p"] = {k: merge_nodes([n["p"][k] for n in objects if k in n["p"]]) for k in keys}
+        required = set.intersection(*(set(n.get("r", ())) for n in objects))
+        if required:
+            out["r"] = sorted(required)
+    elif objects:
+        values = [n["a"] for n in objects if "a" in n]
+        if values:
+            out["a"] = merge_nodes(values)
+    arrays = [n["i"] for n in nodes if "array" in n["t"]]
+    if arrays:
+        out["i"] = merge_nodes(arrays)
+    return out
 
 
 def build(spec_dir: Path) -> dict[str, Json]:
@@ -287,10 +317,13 @@ def build(spec_dir: Path) -> dict[str, Json]:
     params: dict[str, dict[str, Json]] = {}
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            tree: dict[str, Json] = {}
+            node: dict[str, Json] = {"t": ["object"], "p": {}}
+            required: list[str] = []
             for p in op.get("parameters", []):
                 if p.get("in") == "query":
-                    tree[p["name"]] = param_tree(pruner, p.get("schema", {}))
+                    node["p"][p["name"]] = param_node(pruner, p.get("schema", {}))
+                    if p.get("required"):
+                        required.append(p["name"])
             body = (
                 op.get("requestBody", {})
                 .get("content", {})
@@ -298,10 +331,12 @@ def build(spec_dir: Path) -> dict[str, Json]:
                 .get("schema")
             )
             if body:
-                t = param_tree(pruner, body)
-                if isinstance(t, dict):
-                    tree.update(t)
-            params.setdefault(path, {})[method.upper()] = tree
+                body_node = param_node(pruner, body)
+                node["p"].update(body_node.get("p", {}))
+                required.extend(body_node.get("r", ()))
+            if required:
+                node["r"] = required
+            params.setdefault(path, {})[method.upper()] = node
     expandable: dict[str, list[str]] = {}
     for kind, (schema_name, _) in KINDS.items():
         sch = pruner.resolve({"$ref": f"#/components/schemas/{schema_name}"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -17,8 +18,8 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import StripeError, fault_error
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
-from emulator.params import check_known
-from emulator.routes import EXTRA_PARAMS, path_exists, resolve
+from emulator.params import check_params
+from emulator.routes import EXTRA_PARAMS, NO_PARAMS, Handler, path_exists, resolve
 from emulator.spec import API_VERSION, known_params
 from emulator.state import EmulatorState, Fault, IdempotentEntry
 
@@ -89,7 +90,7 @@ def take_fault(state: EmulatorState, method: str, path: str) -> Fault | None:
 
 
 def _auth(request: Request) -> str:
-    """The API key, or a 401 StripeError."""
+    """The API key (Bearer, or Basic with the key as user name), or a 401 StripeError."""
     header = request.headers.get("authorization", "")
     if not header:
         raise StripeError(
@@ -100,10 +101,23 @@ def _auth(request: Request) -> str:
         )
     scheme, _, key = header.partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not key.startswith(("sk_test_", "sk_live_", "rk_test_")):
+    if scheme.lower() == "basic":
+        key = _basic_user(key)
+    elif scheme.lower() != "bearer":
+        key = ""
+    if not key.startswith(("sk_test_", "sk_live_", "rk_test_")):
         shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
         raise StripeError(f"Invalid API Key provided: {shown}", status=401)
     return key
+
+
+def _basic_user(credentials: str) -> str:
+    """The user name of HTTP Basic credentials ("" when malformed)."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[0]
 
 
 def _params(method: str, body: bytes, query: str) -> Obj:
@@ -165,6 +179,11 @@ async def api_endpoint(request: Request) -> Response:
     return _json(status, content, headers)
 
 
+def _error(err: StripeError, request_id: str) -> tuple[int, bytes]:
+    """Status and JSON body of an error."""
+    return err.status, json.dumps(err.body(request_id)).encode()
+
+
 def _dispatch(
     state: EmulatorState,
     request: Request,
@@ -174,68 +193,80 @@ def _dispatch(
     idem_key: str | None,
     request_id: str,
 ) -> tuple[int, bytes, bool]:
-    """Authenticate, check, replay or run; synchronous so state changes are atomic."""
+    """Authenticate, replay, check, run; synchronous so state changes are atomic.
+
+    Like Stripe, a response is remembered for its Idempotency-Key only once the endpoint
+    started executing: requests failing auth, routing or parameter checks are not saved.
+    """
     try:
         api_key = _auth(request)
-    except StripeError as err:
-        return err.status, json.dumps(err.body(request_id)).encode(), False
-    cache_key = (api_key, idem_key) if idem_key else None
-    if cache_key is not None:
-        cached = state.idempotency.get(cache_key)
+        cache_key = (api_key, idem_key) if idem_key else None
+        cached = _replay(state, cache_key, method, path, params)
         if cached is not None:
-            if cached.method != method or cached.path != path or cached.params != params:
-                mismatch = StripeError(
-                    "Keys for idempotent requests can only be used with the same parameters "
-                    "they were first used with. Try using a key other than "
-                    f"'{idem_key}' if you meant to execute a different request.",
-                    type="idempotency_error",
-                    code="idempotency_key_in_use",
-                )
-                return 400, json.dumps(mismatch.body(request_id)).encode(), False
             return cached.status, cached.body, True
-    status, content = _run(state, request, method, path, params, idem_key, request_id)
+        handler, args = _route(method, path, params)
+    except StripeError as err:
+        return (*_error(err, request_id), False)
+    status, content = _run(state, request, handler, params, args, idem_key, request_id)
     if cache_key is not None and status < 500:
         state.idempotency[cache_key] = IdempotentEntry(method, path, params, status, content)
     return status, content, False
 
 
+def _replay(
+    state: EmulatorState, cache_key: tuple[str, str] | None, method: str, path: str, params: Obj
+) -> IdempotentEntry | None:
+    """The saved response for a key, or the idempotency_error when the request differs."""
+    cached = state.idempotency.get(cache_key) if cache_key is not None else None
+    if cached is None or (cached.method, cached.path, cached.params) == (method, path, params):
+        return cached
+    raise StripeError(
+        "Keys for idempotent requests can only be used with the same parameters they were "
+        f"first used with. Try using a key other than '{cache_key and cache_key[1]}' if you "
+        "meant to execute a different request.",
+        type="idempotency_error",
+    )
+
+
+def _route(method: str, path: str, params: Obj) -> tuple[Handler, tuple[str, ...]]:
+    """The handler and path args of a request whose parameters the spec accepts."""
+    found = resolve(method, path)
+    if found is None:
+        if path_exists(path):
+            raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
+        raise StripeError(
+            f"Unrecognized request URL ({method}: {path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+            status=404,
+        )
+    template, handler, args = found
+    node = known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
+    check_params(params, node)
+    return handler, args
+
+
 def _run(
     state: EmulatorState,
     request: Request,
-    method: str,
-    path: str,
+    handler: Handler,
     params: Obj,
+    args: tuple[str, ...],
     idem_key: str | None,
     request_id: str,
 ) -> tuple[int, bytes]:
-    """Resolve the route, check parameters and call the handler."""
+    """Call the handler."""
     ctx = state.ctx
     ctx.request_id = request_id
     ctx.idempotency_key = idem_key
     ctx.base_url = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
     try:
-        found = resolve(method, path)
-        if found is None:
-            if path_exists(path):
-                raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
-            raise StripeError(
-                f"Unrecognized request URL ({method}: {path}). Please see "
-                "https://stripe.com/docs or we can help at https://support.stripe.com/.",
-                status=404,
-            )
-        template, handler, args = found
-        tree = known_params(method, template)
-        if tree is None:
-            tree = EXTRA_PARAMS.get((method, template), {"expand": 1})
-        check_known(params, tree)
-        result = handler(state, params, *args)
-        return 200, json.dumps(result).encode()
+        return 200, json.dumps(handler(state, params, *args)).encode()
     except StripeError as err:
-        return err.status, json.dumps(err.body(request_id)).encode()
+        return _error(err, request_id)
     except Exception as exc:
         log.error("emulator handler failed: %s\n%s", exc, traceback.format_exc())
         bug = StripeError(f"Emulator internal error: {exc}", status=500, type="api_error")
-        return 500, json.dumps(bug.body(request_id)).encode()
+        return _error(bug, request_id)
     finally:
         ctx.request_id = None
         ctx.idempotency_key = None

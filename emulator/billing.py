@@ -545,29 +545,51 @@ def pay_open_invoices(state: EmulatorState, customer_id: str) -> int:
 # -- the clock ----------------------------------------------------------------------
 
 
-def _next_due(state: EmulatorState, target: int) -> tuple[int, int, Obj, str] | None:
-    """The earliest transition at or before target: (time, priority, sub, action)."""
-    best: tuple[int, int, Obj, str] | None = None
+Due = tuple[int, int, Obj, str]
+
+
+def _subscription_due(state: EmulatorState, sub: Obj) -> list[tuple[int, int, str]]:
+    """A live subscription's next transitions: (time, priority, action)."""
+    internal = state.sub_internal.setdefault(sub["id"], {})
+    if sub["status"] == "incomplete":
+        return [(sub["created"] + 23 * 3600, 1, "expire")]
+    cands: list[tuple[int, int, str]] = []
+    if sub["cancel_at"]:
+        cands.append((int(sub["cancel_at"]), 2, "cancel"))
+    cands.append((period(sub)[1], 3, "cycle"))
+    if sub["status"] == "trialing" and sub["trial_end"] and not internal.get("twe"):
+        twe = int(sub["trial_end"]) - 3 * DAY
+        if twe > sub["created"]:
+            cands.append((twe, 4, "trial_will_end"))
+    return cands
+
+
+def _all_due(state: EmulatorState) -> list[Due]:
+    """Every pending transition: checkout sessions expiring, subscriptions moving on."""
+    due: list[Due] = [
+        (int(cs["expires_at"]), 0, cs, "checkout_expire")
+        for cs in state.db.checkout_sessions.values()
+        if cs["status"] == "open"
+    ]
     for sub in state.db.subscriptions.values():
-        if sub["status"] not in LIVE:
-            continue
-        internal = state.sub_internal.setdefault(sub["id"], {})
-        cands: list[tuple[int, int, str]] = []
-        if sub["status"] == "incomplete":
-            cands.append((sub["created"] + 23 * 3600, 0, "expire"))
-        else:
-            if sub["cancel_at"]:
-                cands.append((int(sub["cancel_at"]), 1, "cancel"))
-            end = period(sub)[1]
-            cands.append((end, 2, "cycle"))
-            if sub["status"] == "trialing" and sub["trial_end"] and not internal.get("twe"):
-                twe = int(sub["trial_end"]) - 3 * DAY
-                if twe > sub["created"]:
-                    cands.append((twe, 3, "trial_will_end"))
-        for when, prio, action in cands:
-            if when <= target and (best is None or (when, prio) < (best[0], best[1])):
-                best = (when, prio, sub, action)
-    return best
+        if sub["status"] in LIVE:
+            due.extend(
+                (when, prio, sub, action) for when, prio, action in _subscription_due(state, sub)
+            )
+    return due
+
+
+def _next_due(state: EmulatorState, target: int) -> Due | None:
+    """The earliest transition at or before target: (time, priority, object, action)."""
+    due = [d for d in _all_due(state) if d[0] <= target]
+    return min(due, key=lambda d: (d[0], d[1])) if due else None
+
+
+def expire_checkout(state: EmulatorState, cs: Obj) -> None:
+    """Mark a Checkout Session expired and fire checkout.session.expired."""
+    cs["status"] = "expired"
+    cs["url"] = None
+    state.emit("checkout.session.expired", cs)
 
 
 def _cycle(state: EmulatorState, sub: Obj) -> None:
@@ -591,7 +613,7 @@ def _cycle(state: EmulatorState, sub: Obj) -> None:
 
 
 def advance(state: EmulatorState, seconds: int) -> int:
-    """Move the clock forward, applying trial ends, renewals and cancellations in order."""
+    """Move the clock forward: checkout expiries, trial ends, renewals, cancellations, in order."""
     if seconds < 0:
         raise StripeError("The clock can only move forward.", param="seconds")
     target = state.now() + seconds
@@ -599,20 +621,22 @@ def advance(state: EmulatorState, seconds: int) -> int:
         due = _next_due(state, target)
         if due is None:
             break
-        when, _, sub, action = due
+        when, _, obj, action = due
         if when > state.now():
             state.set_now(when)
-        if action == "cancel":
-            cancel_now(state, sub, at=when)
+        if action == "checkout_expire":
+            expire_checkout(state, obj)
+        elif action == "cancel":
+            cancel_now(state, obj, at=when)
         elif action == "cycle":
-            _cycle(state, sub)
+            _cycle(state, obj)
         elif action == "expire":
-            before = snapshot(sub)
-            sub["status"] = "incomplete_expired"
-            sub["ended_at"] = when
-            emit_updated(state, sub, before)
+            before = snapshot(obj)
+            obj["status"] = "incomplete_expired"
+            obj["ended_at"] = when
+            emit_updated(state, obj, before)
         else:
-            state.sub_internal[sub["id"]]["twe"] = True
-            state.emit("customer.subscription.trial_will_end", sub)
+            state.sub_internal[obj["id"]]["twe"] = True
+            state.emit("customer.subscription.trial_will_end", obj)
     state.set_now(target)
     return target

@@ -217,14 +217,16 @@ def new_price(state: EmulatorState, params: Params) -> Obj:
     recurring_in = get_dict(params, "recurring")
     recurring: Obj | None = None
     if recurring_in:
-        interval = one_of(recurring_in, "interval", INTERVALS, None)
+        interval = one_of(recurring_in, "interval", INTERVALS, None, "recurring")
         if interval is None:
             raise required("recurring[interval]")
         recurring = {
             "interval": interval,
             "interval_count": get_int(recurring_in, "interval_count", 1) or 1,
             "meter": recurring_in.get("meter") or None,
-            "usage_type": one_of(recurring_in, "usage_type", ("licensed", "metered"), "licensed"),
+            "usage_type": one_of(
+                recurring_in, "usage_type", ("licensed", "metered"), "licensed", "recurring"
+            ),
         }
     price = template("price")
     price.update(

@@ -189,15 +189,8 @@ def expire(state: EmulatorState, params: Params, cs_id: str) -> Obj:
             f'Only Checkout Sessions with a status in ["open"] can be expired. '
             f'This session has a status of "{cs["status"]}".',
         )
-    _expire(state, cs)
+    billing.expire_checkout(state, cs)
     return _out(state, cs, params)
-
-
-def _expire(state: EmulatorState, cs: Obj) -> None:
-    """Mark expired and fire checkout.session.expired."""
-    cs["status"] = "expired"
-    cs["url"] = None
-    state.emit("checkout.session.expired", cs)
 
 
 def line_items(state: EmulatorState, params: Params, cs_id: str) -> Obj:
@@ -221,7 +214,7 @@ def list_(state: EmulatorState, params: Params) -> Obj:
 def check_open(state: EmulatorState, cs: Obj) -> None:
     """Raise unless the session can still be paid (expires sessions past expires_at)."""
     if cs["status"] == "open" and cs["expires_at"] <= state.now():
-        _expire(state, cs)
+        billing.expire_checkout(state, cs)
     if cs["status"] != "open":
         raise StripeError(f"This Checkout Session is {cs['status']}.", status=410)
 

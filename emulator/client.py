@@ -161,6 +161,10 @@ class EmulatorControl:
         """Make a customer's payment method decline (or work again)."""
         self._post(f"/customers/{customer_id}/card", {"fails": fails})
 
+    def set_default_portal(self, configuration: str | None) -> None:
+        """Make a portal configuration the default, as saving it in the Dashboard does."""
+        self._post("/portal/default", {"configuration": configuration})
+
     def add_webhook_endpoint(self, url: str, secret: str, events: list[str] | None = None) -> Obj:
         """Register an endpoint with a known secret."""
         return self._post(
@@ -308,6 +312,10 @@ class AsyncEmulatorControl:
     async def set_card(self, customer_id: str, fails: bool) -> None:
         """Make a customer's card fail or work."""
         await self._post(f"/customers/{customer_id}/card", {"fails": fails})
+
+    async def set_default_portal(self, configuration: str | None) -> None:
+        """Make a portal configuration the default, as saving it in the Dashboard does."""
+        await self._post("/portal/default", {"configuration": configuration})
 
     async def wait_for_deliveries(
         self,

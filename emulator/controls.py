@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import billing
+from emulator import billing, portal
 from emulator.errors import StripeError
 from emulator.state import EmulatorState, Fault
 
@@ -193,6 +193,17 @@ async def endpoints(request: Request) -> Response:
     return JSONResponse(ep)
 
 
+async def portal_default(request: Request) -> Response:
+    """POST /_emulator/portal/default {"configuration": "bpc_..." | null}: the Dashboard's save."""
+    state = _state(request)
+    data = await _json(request)
+    try:
+        chosen = portal.set_default(state, data.get("configuration") or None)
+    except StripeError as err:
+        return _bad(err.message, err.status)
+    return JSONResponse({"default": chosen["id"] if chosen else None})
+
+
 async def events_log(request: Request) -> Response:
     """GET /_emulator/events?type= : every event, oldest first."""
     state = _state(request)
@@ -215,4 +226,5 @@ ROUTES = [
     Route("/events/{evt}/deliver", deliver_one, methods=["POST"]),
     Route("/customers/{cus}/card", card, methods=["POST"]),
     Route("/webhook_endpoints", endpoints, methods=["POST"]),
+    Route("/portal/default", portal_default, methods=["POST"]),
 ]

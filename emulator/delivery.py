@@ -1,4 +1,4 @@
-"""Background webhook delivery: signed, ordered per endpoint, retried with backoff."""
+"""Background webhook delivery: signed, ordered per endpoint, retried with capped backoff."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 from emulator.signing import sign
 
 if TYPE_CHECKING:
-    from emulator.state import EmulatorState
+    from emulator.state import Config, EmulatorState
 
 Obj = dict[str, Any]
 
@@ -24,6 +24,12 @@ def matches(endpoint: Obj, event_type: str) -> bool:
         return False
     wanted = endpoint.get("enabled_events") or []
     return "*" in wanted or event_type in wanted
+
+
+def backoff(config: Config, attempt: int) -> float:
+    """Seconds to wait before an attempt (2, 3, ...): doubling from the base, capped."""
+    doubling = config.retry_base_seconds * 2.0 ** min(attempt - 2, 64)
+    return float(min(doubling, config.retry_max_seconds))
 
 
 class Deliverer:
@@ -58,7 +64,11 @@ class Deliverer:
     def client(self) -> httpx.AsyncClient:
         """The shared HTTP client (created on the running loop)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.state.config.delivery_timeout)
+            # No pool limit: deliveries to a hanging endpoint must not starve the others.
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+            self._client = httpx.AsyncClient(
+                timeout=self.state.config.delivery_timeout, limits=limits
+            )
         return self._client
 
     def on_event(self, event: Obj) -> None:
@@ -102,8 +112,7 @@ class Deliverer:
 
     async def _retry_later(self, ep_id: str, event_id: str, attempt: int) -> None:
         """Sleep the backoff, then try again."""
-        cfg = self.state.config
-        await asyncio.sleep(cfg.retry_base_seconds * (2 ** (attempt - 2)))
+        await asyncio.sleep(backoff(self.state.config, attempt))
         await self._attempt(ep_id, event_id, attempt)
 
     async def _attempt(self, ep_id: str, event_id: str, attempt: int) -> None:

@@ -65,6 +65,26 @@ def required(name: str) -> StripeError:
     return StripeError(f"Missing required param: {name}.", param=name, code="parameter_missing")
 
 
+def one_of_error(name: str, allowed: list[str] | tuple[str, ...]) -> StripeError:
+    """``Invalid tax_exempt: must be one of exempt, none, or reverse``."""
+    values = [v for v in allowed if v != ""]
+    if len(values) > 2:
+        listed = ", ".join(values[:-1]) + ", or " + values[-1]
+    else:
+        listed = " or ".join(values)
+    return StripeError(f"Invalid {name}: must be one of {listed}", param=name)
+
+
+def empty_string(name: str) -> StripeError:
+    """An empty value for a parameter that cannot be unset."""
+    return StripeError(
+        f"You passed an empty string for '{name}'. We assume empty values are an attempt to "
+        f"unset a parameter; however '{name}' cannot be unset. You should remove '{name}' from "
+        "your request or supply a non-empty value.",
+        param=name,
+    )
+
+
 def fault_error(status: int) -> StripeError:
     """The error injected by a fault of a given status."""
     if status == 429:

@@ -2,29 +2,112 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from typing import Any
 
-from emulator.errors import StripeError, invalid, required, unknown_param
+from emulator.errors import (
+    StripeError,
+    empty_string,
+    invalid,
+    one_of_error,
+    required,
+    unknown_param,
+)
 
 Params = dict[str, Any]
+Node = dict[str, Any]
 
 
-def check_known(params: Params, tree: Any, prefix: str = "") -> None:
-    """Raise ``parameter_unknown`` for the first parameter the tree does not accept."""
-    if not isinstance(tree, dict):
+def check_params(params: Params, node: Node) -> None:
+    """Raise Stripe's 400 for the first parameter the spec node rejects."""
+    _check_object(params, node, "")
+
+
+def _child(prefix: str, key: str | int) -> str:
+    """``a`` + ``b`` -> ``a[b]`` (just ``b`` at the top level)."""
+    return f"{prefix}[{key}]" if prefix else str(key)
+
+
+def _check_value(value: Any, node: Node, name: str) -> None:
+    """Check one value (names, types, enums, lengths, required keys) against its node."""
+    types = node.get("t")
+    if not types:
         return
-    for key, value in params.items():
-        name = f"{prefix}[{key}]" if prefix else key
-        if key not in tree:
-            raise unknown_param(name)
-        sub = tree[key]
-        if isinstance(sub, dict):
-            if isinstance(value, dict):
-                check_known(value, sub, name)
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
-                    if isinstance(item, dict):
-                        check_known(item, sub, f"{name}[{i}]")
+    if isinstance(value, dict):
+        if "object" not in types:
+            raise _wrong_type(node, json.dumps(value), name)
+        _check_object(value, node, name)
+    elif isinstance(value, list):
+        if "array" not in types:
+            raise _wrong_type(node, json.dumps(value), name)
+        items = node.get("i") or {}
+        for i, item in enumerate(value):
+            _check_value(item, items, _child(name, i))
+    else:
+        _check_scalar(str(value), node, name)
+
+
+def _check_object(value: Params, node: Node, name: str) -> None:
+    """Check a hash: unknown keys, each value, required keys."""
+    props: Node | None = node.get("p")
+    if props is None:
+        values = node.get("a")
+        if values:
+            for key, item in value.items():
+                _check_value(item, values, _child(name, key))
+        return
+    for key, item in value.items():
+        sub = props.get(key)
+        if sub is None:
+            raise unknown_param(_child(name, key))
+        _check_value(item, sub, _child(name, key))
+    for key in node.get("r", ()):
+        if key not in value:
+            raise required(_child(name, key))
+
+
+_SCALARS: dict[str, Callable[[str], object]] = {
+    "integer": re.compile(r"-?\d+").fullmatch,
+    "number": re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?").fullmatch,
+    "boolean": ("true", "false").__contains__,
+}
+
+
+def _check_scalar(text: str, node: Node, name: str) -> None:
+    """Check a form value against the node's scalar types."""
+    enum: list[str] | None = node.get("e")
+    types: list[str] = node["t"]
+    if text == "":
+        if (enum is None and "string" in types) or (enum is not None and "" in enum):
+            return
+        raise empty_string(name)
+    for kind in types:
+        if kind == "string":
+            if enum is None and len(text) <= node.get("m", len(text)):
+                return
+            if enum is not None and text in enum:
+                return
+        elif kind in _SCALARS and _SCALARS[kind](text):
+            return
+    raise _wrong_type(node, text, name)
+
+
+def _wrong_type(node: Node, text: str, name: str) -> StripeError:
+    """Stripe's message for a value of the wrong type, enum or length."""
+    types: list[str] = node["t"]
+    enum = [v for v in node.get("e", ()) if v != ""]
+    if "string" in types and enum:
+        return one_of_error(name, enum)
+    if "string" in types and len(text) > node.get("m", len(text)):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        return invalid(f"Invalid string: {shown}; must be at most {node['m']} characters", name)
+    unset_only = "e" in node and not enum  # ``anyOf: [..., {"enum": [""]}]``
+    kind = next((t for t in types if t != "string"), "string") if unset_only else types[0]
+    if kind in ("object", "array"):
+        return invalid("Invalid hash" if kind == "object" else "Invalid array", name)
+    return invalid(f"Invalid {'decimal' if kind == 'number' else kind}: {text}", name)
 
 
 def get_str(params: Params, name: str, default: str | None = None) -> str | None:
@@ -90,11 +173,13 @@ def get_list(params: Params, name: str) -> list[Any]:
     return value
 
 
-def one_of(params: Params, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
-    """An enum parameter."""
+def one_of(
+    params: Params, name: str, allowed: tuple[str, ...], default: str | None, prefix: str = ""
+) -> str | None:
+    """An enum parameter; ``prefix`` is the bracketed name of the hash holding it."""
     value = get_str(params, name, default)
     if value is not None and value not in allowed:
-        raise StripeError(f"Invalid {name}: must be one of {', '.join(allowed)}", param=name)
+        raise one_of_error(_child(prefix, name), allowed)
     return value
 
 

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 Params = dict[str, Any]
 PRORATIONS = ("always_invoice", "create_prorations", "none")
+_SC = "features[subscription_cancel]"
+_SU = "features[subscription_update]"
 FLOWS = (
     "payment_method_update",
     "subscription_cancel",
@@ -108,9 +110,9 @@ def _apply_features(state: EmulatorState, features: Obj, params: Params) -> None
         if "enabled" in sc:
             target["enabled"] = bool(get_bool(sc, "enabled"))
         if "mode" in sc:
-            target["mode"] = one_of(sc, "mode", ("at_period_end", "immediately"), None)
+            target["mode"] = one_of(sc, "mode", ("at_period_end", "immediately"), None, _SC)
         if "proration_behavior" in sc:
-            target["proration_behavior"] = one_of(sc, "proration_behavior", PRORATIONS, None)
+            target["proration_behavior"] = one_of(sc, "proration_behavior", PRORATIONS, None, _SC)
         if "cancellation_reason" in sc:
             cr = get_dict(sc, "cancellation_reason")
             if "enabled" in cr:
@@ -127,7 +129,7 @@ def _apply_features(state: EmulatorState, features: Obj, params: Params) -> None
                 str(x) for x in get_list(su, "default_allowed_updates")
             ]
         if "proration_behavior" in su:
-            target["proration_behavior"] = one_of(su, "proration_behavior", PRORATIONS, None)
+            target["proration_behavior"] = one_of(su, "proration_behavior", PRORATIONS, None, _SU)
         if "billing_cycle_anchor" in su:
             target["billing_cycle_anchor"] = get_str(su, "billing_cycle_anchor") or None
         if "trial_update_behavior" in su:
@@ -204,7 +206,7 @@ def _apply_config(state: EmulatorState, cfg: Obj, params: Params) -> None:
 
 
 def configuration_create(state: EmulatorState, params: Params) -> Obj:
-    """POST /v1/billing_portal/configurations (the first one is the default)."""
+    """POST /v1/billing_portal/configurations (never the default: only the Dashboard's is)."""
     if "features" not in params:
         raise required("features")
     now = state.now()
@@ -222,7 +224,7 @@ def configuration_create(state: EmulatorState, params: Params) -> Obj:
         updated=now,
         default_return_url=None,
         features=_default_features(),
-        is_default=not any(c["is_default"] for c in state.db.portal_configurations.values()),
+        is_default=False,
         livemode=False,
         login_page={"enabled": False, "url": None},
         metadata={},
@@ -260,6 +262,19 @@ def configuration_list(state: EmulatorState, params: Params) -> Obj:
             items = [c for c in items if c[key] == value]
     url = "/v1/billing_portal/configurations"
     return paginate(state, items, params, url, "billing_portal.configuration")
+
+
+def set_default(state: EmulatorState, bpc_id: str | None) -> Obj | None:
+    """Make a configuration the default, as saving it in the Dashboard does (None: no default)."""
+    chosen = get_configuration(state, bpc_id) if bpc_id else None
+    for cfg in state.db.portal_configurations.values():
+        if cfg["is_default"] != (cfg is chosen):
+            cfg["is_default"] = cfg is chosen
+            cfg["updated"] = state.now()
+            state.emit(
+                "billing_portal.configuration.updated", cfg, {"is_default": not cfg["is_default"]}
+            )
+    return chosen
 
 
 # -- sessions -------------------------------------------------------------------------
@@ -306,7 +321,7 @@ def _feature_off(flow: str, feature: str) -> StripeError:
 
 def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> Obj:
     """Validate ``flow_data`` into the session's ``flow``."""
-    kind = one_of(raw, "type", FLOWS, None)
+    kind = one_of(raw, "type", FLOWS, None, "flow_data")
     if kind is None:
         raise required("flow_data[type]")
     after_raw = get_dict(raw, "after_completion")
@@ -315,6 +330,7 @@ def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> O
         "type",
         ("hosted_confirmation", "portal_homepage", "redirect"),
         "portal_homepage",
+        "flow_data[after_completion]",
     )
     after: Obj = {"hosted_confirmation": None, "redirect": None, "type": after_type}
     if after_type == "redirect":
@@ -347,7 +363,10 @@ def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> O
                 "the period.",
                 param="flow_data[subscription_cancel][subscription]",
             )
-        flow[kind] = {"retention": None, "subscription": sub["id"]}
+        flow[kind] = {
+            "retention": _retention(get_dict(data, "retention")),
+            "subscription": sub["id"],
+        }
     else:
         if not allowed_prices(cfg):
             raise _feature_off(kind, "subscription_update")
@@ -361,6 +380,14 @@ def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> O
                 "subscription": sub["id"],
             }
     return flow
+
+
+def _retention(raw: Params) -> Obj | None:
+    """``flow_data[subscription_cancel][retention]`` as the flow shows it (None when absent)."""
+    if not raw:
+        return None
+    offer = get_dict(raw, "coupon_offer")
+    return {"coupon_offer": {"coupon": str(offer.get("coupon"))}, "type": str(raw.get("type"))}
 
 
 def _confirm_items(cfg: Obj, sub: Obj, raw: list[Any]) -> list[Obj]:
@@ -411,10 +438,9 @@ def session_create(state: EmulatorState, params: Params) -> Obj:
         found = next((c for c in state.db.portal_configurations.values() if c["is_default"]), None)
         if found is None:
             raise invalid(
-                "No configuration provided and your test mode default configuration has not "
-                "been created. Provide a configuration or create your default by saving your "
-                "customer portal settings in test mode at "
-                "https://dashboard.stripe.com/test/settings/billing/portal.",
+                "You can't create a portal session in test mode until you save your customer "
+                "portal settings in test mode at "
+                "https://dashboard.stripe.com/test/settings/billing/portal."
             )
         cfg = found
     return_url = get_str(params, "return_url") or cfg["default_return_url"]

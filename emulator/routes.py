@@ -57,14 +57,20 @@ _TABLE: list[tuple[str, str, Handler]] = [
     ("DELETE", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_delete),
 ]
 
-# Parameters of endpoints the spec subset lacks.
+# Request schemas (see params.check_params) of endpoints the spec subset lacks.
+_EXPAND: dict[str, Any] = {"t": ["array"], "i": {"t": ["string"], "m": 5000}}
+_ID: dict[str, Any] = {"t": ["string"], "m": 5000}
+NO_PARAMS: dict[str, Any] = {"t": ["object"], "p": {"expand": _EXPAND}}
 EXTRA_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/v1/checkout/sessions/{session}/expire"): {"expand": 1},
+    ("POST", "/v1/checkout/sessions/{session}/expire"): NO_PARAMS,
     ("GET", "/v1/checkout/sessions/{session}/line_items"): {
-        "expand": 1,
-        "limit": 1,
-        "starting_after": 1,
-        "ending_before": 1,
+        "t": ["object"],
+        "p": {
+            "expand": _EXPAND,
+            "limit": {"t": ["integer"]},
+            "starting_after": _ID,
+            "ending_before": _ID,
+        },
     },
 }
 

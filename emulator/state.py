@@ -22,7 +22,8 @@ class Config:
 
     auto_deliver: bool = True
     retry_base_seconds: float = 0.5
-    max_attempts: int = 5
+    retry_max_seconds: float = 60.0
+    max_attempts: int = 4400  # about three days at the 60 s cap, like Stripe's retries
     delivery_timeout: float = 10.0
     portal_session_ttl: int = 300
 

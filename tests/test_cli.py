@@ -127,7 +127,7 @@ def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message:
 def test_missing_stripe_key(tmp_path: Path) -> None:
     result = run("catalog", "sync", env={"PLANS_FILE": str(PLANS)}, cwd=tmp_path)
     assert result.returncode == 1
-    assert "not configured" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: STRIPE_SECRET_KEY is not set"
 
 
 def test_catalog_sync_plans_applies_and_is_idempotent(

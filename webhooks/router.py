@@ -50,6 +50,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     if not _well_formed(event):
         return JSONResponse({"error": "not a Stripe event"}, status_code=400)
     await record(billing, event, body)
-    outcome = await apply(billing, event["id"])
+    async with billing.webhook_slots:
+        outcome = await apply(billing, event["id"])
     status = 500 if outcome is Outcome.FAILED else 200
     return JSONResponse({"received": True, "outcome": outcome.value}, status_code=status)

@@ -196,7 +196,9 @@ def fresh(control: EmulatorControl, receiver: Receiver) -> Iterator[None]:
     with contextlib.suppress(TimeoutError):
         control.wait_idle(timeout=2)  # let the previous test's deliveries land
     control.reset()
-    control.configure(auto_deliver=True, retry_base_seconds=0.05, max_attempts=4)
+    control.configure(
+        auto_deliver=True, retry_base_seconds=0.05, retry_max_seconds=60, max_attempts=4
+    )
     receiver.clear()
     SPEC_PROBLEMS.clear()
     yield

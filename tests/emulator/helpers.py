@@ -8,14 +8,21 @@ from typing import Any
 
 import httpx
 
+from emulator.client import EmulatorControl
 from emulator.hosted import submit_form
 
 DAY = 86400
 APP = "http://app.test"
 
 
-def seed(client: Any, *, lookup_prefix: str = "pro") -> dict[str, Any]:
-    """A product with month/year prices, a second product, and a portal configuration."""
+def seed(
+    client: Any, control: EmulatorControl | None = None, *, lookup_prefix: str = "pro"
+) -> dict[str, Any]:
+    """A product with month/year prices, a second product, and a portal configuration.
+
+    With ``control``, the configuration becomes the default, as saving it in the Dashboard does
+    (configurations created through the API never are).
+    """
     pro = client.v1.products.create(params={"name": "Pro", "metadata": {"plan": "pro"}})
     team = client.v1.products.create(params={"name": "Team"})
     month = client.v1.prices.create(
@@ -74,6 +81,8 @@ def seed(client: Any, *, lookup_prefix: str = "pro") -> dict[str, Any]:
             },
         }
     )
+    if control is not None:
+        control.set_default_portal(config.id)
     return {
         "pro": pro,
         "team": team,
@@ -82,6 +91,25 @@ def seed(client: Any, *, lookup_prefix: str = "pro") -> dict[str, Any]:
         "team_month": team_month,
         "config": config,
     }
+
+
+def portal_flow(
+    client: Any,
+    customer: str,
+    flow: str,
+    details: dict[str, Any] | None = None,
+    *,
+    configuration: str | None = None,
+    **flow_data: Any,
+) -> Any:
+    """A portal session with ``flow_data`` of a type (``details``: that type's own hash)."""
+    data: dict[str, Any] = {"type": flow, **flow_data}
+    if details is not None:
+        data[flow] = details
+    params: dict[str, Any] = {"customer": customer, "flow_data": data}
+    if configuration:
+        params["configuration"] = configuration
+    return client.v1.billing_portal.sessions.create(params=params)
 
 
 def checkout(

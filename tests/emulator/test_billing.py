@@ -82,7 +82,11 @@ def test_payment_failure_and_recovery_in_portal(
         )
     )
     portal = client.v1.billing_portal.sessions.create(
-        params={"customer": sub.customer, "flow_data": {"type": "payment_method_update"}}
+        params={
+            "customer": sub.customer,
+            "configuration": catalog["config"].id,
+            "flow_data": {"type": "payment_method_update"},
+        }
     )
     page = submit_form(browser, portal.url, "update-payment-method")
     assert not isinstance(page, str) and page.status_code == 200

@@ -110,13 +110,33 @@ def test_expire(
 
 
 def test_expires_with_the_clock(
-    client: Any, browser: httpx.Client, control: EmulatorControl
+    client: Any, browser: httpx.Client, control: EmulatorControl, receiver: Receiver
 ) -> None:
     catalog = seed(client)
     session = checkout(client, None, catalog["month"].id)
-    control.advance(25 * 3600)
+    later = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{"price": catalog["month"].id, "quantity": 1}],
+            "success_url": f"{APP}/done",
+            "expires_at": control.now() + 2 * 3600,
+        }
+    )
+    control.advance(3600)
+    assert client.v1.checkout.sessions.retrieve(later.id).status == "open"
+    control.advance(24 * 3600)  # nobody opens the pages: the clock alone expires them
+    for cs in (later, session):
+        expired = client.v1.checkout.sessions.retrieve(cs.id)
+        assert expired.status == "expired" and expired.url is None
+    events = wait_until(
+        lambda: (
+            len(receiver.events("checkout.session.expired")) == 2
+            and receiver.events("checkout.session.expired")
+        )
+    )
+    assert [e["data"]["object"]["id"] for e in events] == [later.id, session.id]
+    assert events[0]["created"] == later.expires_at
     assert browser.get(session.url).status_code == 410
-    assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
 
 
 def test_hosted_page_shows_items(client: Any, browser: httpx.Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import socket
 import time
 from typing import Any
 
@@ -10,7 +12,9 @@ import pytest
 import stripe
 
 from emulator.client import EmulatorControl
+from emulator.delivery import backoff
 from emulator.server import EmulatorServer
+from emulator.state import Config
 from tests.emulator.conftest import WEBHOOK_SECRET, Receiver, spec_errors
 from tests.emulator.helpers import seed, subscribe, wait_until
 from tests.support import stripe_spec
@@ -130,6 +134,48 @@ def test_gives_up_after_max_attempts(
     control.wait_idle()
 
 
+def test_retry_delays_double_up_to_the_cap(
+    client: Any, receiver: Receiver, control: EmulatorControl
+) -> None:
+    control.configure(retry_base_seconds=0.05, retry_max_seconds=0.3, max_attempts=6)
+    for _ in range(5):
+        receiver.statuses.put(500)
+    client.v1.customers.create(params={"email": "b@example.com"})
+    attempts = control.wait_for_deliveries(6, event_type="customer.created", ok=None)
+    assert [(d["attempt"], d["ok"]) for d in attempts] == [(n, n == 6) for n in range(1, 7)]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(attempts)]
+    for gap, delay in zip(gaps, [0.05, 0.1, 0.2, 0.3, 0.3], strict=True):
+        assert delay <= gap < delay + 0.15, gaps
+    assert gaps[0] < gaps[1] < gaps[2] < gaps[3]
+
+
+def test_default_retries_span_days() -> None:
+    config = Config()
+    schedule = [backoff(config, n) for n in range(2, config.max_attempts + 1)]
+    assert schedule[:3] == [0.5, 1.0, 2.0] and max(schedule) == 60
+    assert sum(schedule) > 3 * 86400
+
+
+def test_hanging_endpoint_does_not_slow_the_api(
+    client: Any, receiver: Receiver, control: EmulatorControl
+) -> None:
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(64)  # connections are accepted by the kernel, never answered
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+        control.add_webhook_endpoint(url, "whsec_hanging")
+        timings = []
+        for i in range(20):
+            started = time.perf_counter()
+            client.v1.customers.create(params={"email": f"h{i}@example.com"})
+            timings.append(time.perf_counter() - started)
+        assert max(timings) < 0.5 and sum(timings) < 2, timings
+        wait_until(lambda: len(receiver.events("customer.created")) == 20, timeout=5)
+        assert not [d for d in control.deliveries() if d["url"] == url]
+        assert control.pending_deliveries() >= 20
+    control.reset()  # drop the deliveries still waiting on the hanging endpoint
+
+
 def test_hand_delivery(client: Any, receiver: Receiver, control: EmulatorControl) -> None:
     control.configure(auto_deliver=False)
     ids = [client.v1.customers.create(params={"email": f"h{i}@example.com"}).id for i in range(5)]
@@ -139,13 +185,18 @@ def test_hand_delivery(client: Any, receiver: Receiver, control: EmulatorControl
     results = control.deliver(events[0]["id"], duplicate=2)
     assert len(results) == 3 and all(r["ok"] for r in results)
     assert len(receiver.events()) == 3
-    receiver.clear()
-    results = control.deliver_events(
-        [e["id"] for e in events], shuffle=True, duplicates=1.0, seed=7, concurrency=4
-    )
-    assert len(results) == 10
-    seen = [e["data"]["object"]["id"] for e in receiver.events()]
-    assert sorted(set(seen)) == sorted(ids) and len(seen) == 10
+    in_order = [i for i in ids for _ in range(2)]  # each event and its duplicate
+    orders = []
+    for _ in range(2):
+        receiver.clear()
+        results = control.deliver_events(
+            [e["id"] for e in events], shuffle=True, duplicates=1.0, seed=7, concurrency=1
+        )
+        assert len(results) == 10
+        orders.append([e["data"]["object"]["id"] for e in receiver.events()])
+    assert sorted(orders[0]) == sorted(in_order)  # every event arrives, twice
+    assert orders[0] != in_order  # ... shuffled
+    assert orders[1] == orders[0]  # ... the same way for the same seed
     receiver.clear()
     everything = control.deliver_events(None)
     assert len(everything) == len(control.events())

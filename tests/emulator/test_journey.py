@@ -24,7 +24,7 @@ def _portal(client: Any, customer: str, **params: Any) -> Any:
 def test_full_journey(
     client: Any, browser: httpx.Client, control: EmulatorControl, receiver: Receiver
 ) -> None:
-    catalog = seed(client)
+    catalog = seed(client, control)
     prices = client.v1.prices.list(
         params={"lookup_keys": ["pro_month", "pro_year"], "expand": ["data.product"]}
     )

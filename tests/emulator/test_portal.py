@@ -11,7 +11,7 @@ import stripe
 from emulator.client import EmulatorControl
 from emulator.hosted import parse_forms, submit_form
 from tests.emulator.conftest import Receiver, spec_errors
-from tests.emulator.helpers import APP, seed, subscribe, wait_until
+from tests.emulator.helpers import APP, portal_flow, seed, subscribe, wait_until
 
 
 def _error(call: Any) -> stripe.InvalidRequestError:
@@ -21,10 +21,10 @@ def _error(call: Any) -> stripe.InvalidRequestError:
     return info.value
 
 
-def test_configurations_crud(client: Any) -> None:
+def test_configurations_crud(client: Any, control: EmulatorControl, receiver: Receiver) -> None:
     catalog = seed(client)
     cfg = catalog["config"]
-    assert cfg.is_default and cfg.active
+    assert cfg.is_default is False and cfg.active  # only the Dashboard's configuration is
     assert cfg.features.subscription_update.products[0].prices == [
         catalog["month"].id,
         catalog["year"].id,
@@ -46,7 +46,19 @@ def test_configurations_crud(client: Any) -> None:
     assert updated.features.subscription_cancel.mode == "immediately"
     assert client.v1.billing_portal.configurations.retrieve(second.id).metadata["a"] == "b"
     listed = client.v1.billing_portal.configurations.list(params={"is_default": True})
+    assert listed.data == []
+    control.set_default_portal(cfg.id)
+    listed = client.v1.billing_portal.configurations.list(params={"is_default": True})
     assert [c.id for c in listed.data] == [cfg.id]
+    control.set_default_portal(second.id)
+    assert client.v1.billing_portal.configurations.retrieve(cfg.id).is_default is False
+    updates = wait_until(
+        lambda: (
+            len(receiver.events("billing_portal.configuration.updated")) == 4
+            and receiver.events("billing_portal.configuration.updated")
+        )
+    )
+    assert updates[-1]["data"]["previous_attributes"] == {"is_default": False}
 
 
 def test_configuration_validation(client: Any) -> None:
@@ -68,15 +80,24 @@ def test_configuration_validation(client: Any) -> None:
             params={"features": {"subscription_cancel": {"enabled": True, "mode": "sometimes"}}}
         )
     )
-    assert err.param == "mode"
+    assert err.param == "features[subscription_cancel][mode]"
+    assert str(err.user_message) == (
+        "Invalid features[subscription_cancel][mode]: must be one of at_period_end or immediately"
+    )
 
 
-def test_session_validation(client: Any, browser: httpx.Client) -> None:
-    # No configuration at all.
+def test_session_validation(client: Any, browser: httpx.Client, control: EmulatorControl) -> None:
+    # No default configuration: API-created configurations never are the default.
     customer = client.v1.customers.create(params={"email": "p@example.com"})
-    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": customer.id}))
-    assert "configuration" in str(err.user_message)
     catalog = seed(client)
+    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": customer.id}))
+    assert err.http_status == 400 and err.param is None
+    assert str(err.user_message) == (
+        "You can't create a portal session in test mode until you save your customer portal "
+        "settings in test mode at https://dashboard.stripe.com/test/settings/billing/portal."
+    )
+    control.set_default_portal(catalog["config"].id)
+    assert client.v1.billing_portal.sessions.create(params={"customer": customer.id}).url
     # Unknown customer.
     err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": "cus_x"}))
     assert err.code == "resource_missing" and err.param == "customer"
@@ -142,16 +163,21 @@ def test_session_validation(client: Any, browser: httpx.Client) -> None:
     bare = client.v1.billing_portal.configurations.create(
         params={"features": {"invoice_history": {"enabled": True}}}
     )
-    for flow in ("subscription_cancel", "subscription_update", "payment_method_update"):
-        data: dict[str, Any] = {"type": flow}
-        if flow != "payment_method_update":
-            data[flow] = {"subscription": sub.id}
+    item = sub["items"].data[0].id
+    flows: dict[str, dict[str, Any] | None] = {
+        "subscription_cancel": {"subscription": sub.id},
+        "subscription_update": {"subscription": sub.id},
+        "subscription_update_confirm": {"subscription": sub.id, "items": [{"id": item}]},
+        "payment_method_update": None,
+    }
+    for flow, details in flows.items():
         err = _error(
-            lambda data=data: client.v1.billing_portal.sessions.create(
-                params={"customer": sub.customer, "configuration": bare.id, "flow_data": data}
+            lambda flow=flow, details=details: portal_flow(
+                client, sub.customer, flow, details, configuration=bare.id
             )
         )
         assert err.param == "flow_data[type]", flow
+        assert f"`{flow.removesuffix('_confirm')}` feature is disabled" in str(err.user_message)
     # A canceled subscription.
     client.v1.subscriptions.cancel(sub.id)
     err = _error(
@@ -181,9 +207,19 @@ def test_session_validation(client: Any, browser: httpx.Client) -> None:
     assert err.code == "parameter_missing"
 
 
-def test_session_object_and_flow(client: Any, browser: httpx.Client) -> None:
-    catalog = seed(client)
+def test_session_object_and_flow(
+    client: Any, browser: httpx.Client, control: EmulatorControl
+) -> None:
+    catalog = seed(client, control)
     sub = subscribe(client, browser, catalog)
+    retention = {"type": "coupon_offer", "coupon_offer": {"coupon": "SAVE20"}}
+    cancel = {"subscription": sub.id, "retention": retention}
+    kept = portal_flow(client, sub.customer, "subscription_cancel", cancel)
+    assert kept.flow.subscription_cancel.retention.to_dict() == retention
+    assert not spec_errors("billing_portal.session", kept)
+    cancel["retention"] = {"type": "coupon_offer"}
+    err = _error(lambda: portal_flow(client, sub.customer, "subscription_cancel", cancel))
+    assert err.param == "flow_data[subscription_cancel][retention][coupon_offer]"
     session = client.v1.billing_portal.sessions.create(
         params={
             "customer": sub.customer,
@@ -200,6 +236,7 @@ def test_session_object_and_flow(client: Any, browser: httpx.Client) -> None:
     assert session.return_url == f"{APP}/account"  # the configuration's default_return_url
     assert session.flow.type == "subscription_cancel"
     assert session.flow.subscription_cancel.subscription == sub.id
+    assert session.flow.subscription_cancel.retention is None
     assert session.configuration == catalog["config"].id
     assert not spec_errors("billing_portal.session", session)
     page = submit_form(browser, session.url, "confirm")
@@ -208,8 +245,10 @@ def test_session_object_and_flow(client: Any, browser: httpx.Client) -> None:
     assert "renew" in parse_forms(browser.get(session.url).text)
 
 
-def test_portal_home_actions(client: Any, browser: httpx.Client, receiver: Receiver) -> None:
-    catalog = seed(client)
+def test_portal_home_actions(
+    client: Any, browser: httpx.Client, control: EmulatorControl, receiver: Receiver
+) -> None:
+    catalog = seed(client, control)
     sub = subscribe(client, browser, catalog)
     session = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
     home = browser.get(session.url)
@@ -263,7 +302,7 @@ def test_cancel_immediately_mode(client: Any, browser: httpx.Client, receiver: R
 def test_portal_session_expiry_and_binding(
     client: Any, browser: httpx.Client, control: EmulatorControl
 ) -> None:
-    catalog = seed(client)
+    catalog = seed(client, control)
     sub = subscribe(client, browser, catalog)
     stale = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
     other = client.v1.customers.create(params={"email": "z@example.com"})

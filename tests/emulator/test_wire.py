@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +37,17 @@ def test_missing_and_bad_api_key(server: EmulatorServer) -> None:
     with pytest.raises(stripe.AuthenticationError) as info:
         bad.v1.customers.list()
     assert info.value.http_status == 401
+
+
+def test_basic_auth(server: EmulatorServer) -> None:
+    """``curl -u sk_test_...:`` works; other schemes and keys are 401."""
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("/v1/customers", auth=(API_KEY, "")).status_code == 200
+        assert http.get("/v1/customers", auth=("pk_test_nope", "")).status_code == 401
+        for header in ("Basic !!!", f"Token {API_KEY}", API_KEY):
+            resp = http.get("/v1/customers", headers={"Authorization": header})
+            assert resp.status_code == 401, header
+            assert resp.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_unknown_parameters(client: Any) -> None:
@@ -97,7 +112,13 @@ def test_idempotent_replay(server: EmulatorServer, control: EmulatorControl) -> 
         assert second.headers["idempotent-replayed"] == "true"
         other = http.post("/v1/customers", data={"email": "b@example.com"}, headers=headers)
         assert other.status_code == 400
-        assert other.json()["error"]["type"] == "idempotency_error"
+        error = other.json()["error"]
+        assert error["type"] == "idempotency_error" and "code" not in error
+        assert error["message"] == (
+            "Keys for idempotent requests can only be used with the same parameters they were "
+            "first used with. Try using a key other than 'key-1' if you meant to execute a "
+            "different request."
+        )
         listed = http.get("/v1/customers").json()
     assert len(listed["data"]) == 1
     # Another API key is another scope.
@@ -106,6 +127,28 @@ def test_idempotent_replay(server: EmulatorServer, control: EmulatorControl) -> 
             "/v1/customers", data={"email": "a@example.com"}, headers={"Idempotency-Key": "key-1"}
         )
     assert third.json()["id"] != first.json()["id"]
+
+
+def test_idempotency_skips_requests_that_failed_validation(server: EmulatorServer) -> None:
+    """Stripe saves a result only once the endpoint started executing."""
+    with _raw(server) as http:
+        headers = {"Idempotency-Key": "key-2"}
+        bad = http.post("/v1/customers", data={"tax_exempt": "maybe"}, headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "tax_exempt"
+        unknown = http.post("/v1/customers", data={"emial": "x"}, headers=headers)
+        assert unknown.json()["error"]["code"] == "parameter_unknown"
+        fixed = http.post("/v1/customers", data={"tax_exempt": "none"}, headers=headers)
+        assert fixed.status_code == 200 and "idempotent-replayed" not in fixed.headers
+        again = http.post("/v1/customers", data={"tax_exempt": "none"}, headers=headers)
+        assert again.json()["id"] == fixed.json()["id"]
+        assert again.headers["idempotent-replayed"] == "true"
+        # An error raised while executing (here: no such customer) is saved and replayed.
+        headers = {"Idempotency-Key": "key-3"}
+        missing = http.post("/v1/customers/cus_nope", data={"name": "N"}, headers=headers)
+        replayed = http.post("/v1/customers/cus_nope", data={"name": "N"}, headers=headers)
+        assert missing.status_code == replayed.status_code == 404
+        assert replayed.headers["idempotent-replayed"] == "true"
+        assert replayed.json() == missing.json()
 
 
 def test_idempotency_with_sdk(client: Any) -> None:
@@ -214,3 +257,45 @@ async def test_async_sdk(server: EmulatorServer) -> None:
     assert fetched.email == "async@example.com"
     listed = await client.v1.customers.list_async(params={"email": "async@example.com"})
     assert [c.id for c in listed.data] == [created.id]
+
+
+def _free_port() -> int:
+    """A TCP port nobody listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll until the process answers HTTP at url."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the emulator did not start"
+            time.sleep(0.1)
+
+
+def test_main_py_emulator_command() -> None:
+    """`python main.py emulator --port P` serves the API."""
+    port = _free_port()
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "main.py", "emulator", "--port", str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_serving(base + "/", proc)
+        resp = httpx.get(base + "/v1/customers", headers={"Authorization": "Bearer sk_test_cli"})
+        assert resp.status_code == 200 and resp.json()["object"] == "list"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode is not None

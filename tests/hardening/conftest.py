@@ -3,6 +3,8 @@ a local JWKS server, and a guard against the rate-limit minute turning over mid-
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +24,7 @@ from starlette.routing import Route
 from billing.ratelimit import WINDOW_SECONDS
 from billing.settings import Settings
 from tests.conftest import Stack
+from tests.support.api import ENTITLEMENT, OPEN_PORTAL, UPGRADE
 from tests.support.db import rows
 from tests.support.servers import ThreadedServer
 from web import create_app
@@ -117,13 +120,31 @@ def ec_key(kid: str) -> SigningKey:
     return SigningKey(kid, "ES256", ec.generate_private_key(ec.SECP256R1()))
 
 
+HANG_SECONDS = 30.0
+"""How long a hanging JWKS endpoint keeps a request waiting (unless told to recover)."""
+
+
 @dataclass
 class JwksServer:
-    """A tiny identity provider's key endpoint on a real port; counts fetches."""
+    """A tiny identity provider's key endpoint on a real port; counts fetches.
+
+    `set_mode` switches its behaviour: "ok" serves the keys, "fail" answers 503, "hang"
+    keeps each request waiting for HANG_SECONDS or until the mode changes.
+    """
 
     keys: list[SigningKey]
     fetches: int = 0
+    mode: str = "ok"
     server: ThreadedServer | None = field(default=None, repr=False)
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def set_mode(self, mode: str) -> None:
+        """Serve ("ok"), fail ("fail") or hang ("hang") from now on."""
+        self.mode = mode
+        if mode == "hang":
+            self._released.clear()
+        else:
+            self._released.set()
 
     @property
     def url(self) -> str:
@@ -133,6 +154,10 @@ class JwksServer:
     def start(self) -> JwksServer:
         async def jwks(_: Request) -> JSONResponse:
             self.fetches += 1
+            if self.mode == "hang":
+                await asyncio.to_thread(self._released.wait, HANG_SECONDS)
+            if self.mode != "ok":
+                return JSONResponse({"error": "unavailable"}, status_code=503)
             return JSONResponse({"keys": [key.jwk() for key in self.keys]})
 
         app = Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
@@ -140,8 +165,38 @@ class JwksServer:
         return self
 
     def stop(self) -> None:
+        self.set_mode("fail")  # release any hanging request so the server can exit
         if self.server is not None:
             self.server.stop()
+
+
+def idp_settings(stack: Stack, jwks: JwksServer, **overrides: Any) -> Settings:
+    """The stack's settings with JWKS, issuer and audience configured."""
+    values = {
+        "auth_jwks_url": jwks.url,
+        "auth_issuer": ISSUER,
+        "auth_audience": AUDIENCE,
+        **overrides,
+    }
+    return stack.settings_with(**values)
+
+
+OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "entitlement": (ENTITLEMENT, {}),
+    "openPortal": (OPEN_PORTAL, {"returnPath": "/settings/billing"}),
+    "upgrade": (UPGRADE, {"plan": "pro", "interval": "MONTH"}),
+}
+
+
+async def call(http: httpx.AsyncClient, operation: str, token: str | None) -> dict[str, Any]:
+    """Run one operation with a bearer token (or none); the JSON body."""
+    document, variables = OPERATIONS[operation]
+    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+    response = await http.post(
+        "/graphql", json={"query": document, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def claims(org: str, role: str = "owner", ttl: int = 600, **extra: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,29 +23,26 @@ from billing.auth import JWKS_REFRESH_COOLDOWN
 from tests.conftest import Stack
 from tests.hardening.conftest import (
     AUDIENCE,
-    ISSUER,
+    OPERATIONS,
     JwksServer,
     SigningKey,
     app_client,
+    call,
     claims,
     customer_id,
     ec_key,
     error_codes,
+    idp_settings,
     new_org,
     rsa_key,
     stripe_calls,
 )
 from tests.support.api import ENTITLEMENT, JWT_SECRET, OPEN_PORTAL, UPGRADE, Api
 from tests.support.journeys import subscribe
+from tests.test_cli import run as run_cli
 
 # HS512 with the (short for SHA-512) suite secret is one of the refused tokens: no warning.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "entitlement": (ENTITLEMENT, {}),
-    "openPortal": (OPEN_PORTAL, {"returnPath": "/settings/billing"}),
-    "upgrade": (UPGRADE, {"plan": "pro", "interval": "MONTH"}),
-}
 
 
 def b64(data: bytes) -> str:
@@ -80,30 +78,6 @@ def jwks() -> Iterator[JwksServer]:
     server = JwksServer([rsa_key("rsa-1"), ec_key("ec-1")]).start()
     yield server
     server.stop()
-
-
-def idp_settings(stack: Stack, jwks: JwksServer, **overrides: Any) -> Any:
-    """The stack's settings with JWKS, issuer and audience configured."""
-    values = {
-        "auth_jwks_url": jwks.url,
-        "auth_issuer": ISSUER,
-        "auth_audience": AUDIENCE,
-        **overrides,
-    }
-    return stack.settings_with(**values)
-
-
-async def call(
-    http: httpx.AsyncClient, operation: str, token: str | None, org: str | None = None
-) -> dict[str, Any]:
-    """Run one operation with a bearer token (or none); the JSON body."""
-    document, variables = OPERATIONS[operation]
-    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
-    response = await http.post(
-        "/graphql", json={"query": document, "variables": variables}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return dict(response.json())
 
 
 BadToken = Callable[[str, JwksServer], str | None]
@@ -158,6 +132,12 @@ BAD_TOKENS: dict[str, BadToken] = {
     "no org claim": lambda org, j: _rsa(j).sign(claims(org, org_id=None)),
     "org claim is a list": lambda org, j: _rsa(j).sign(claims(org, org_id=[org, "org_b"])),
     "org claim with odd characters": lambda org, j: _rsa(j).sign(claims(org, org_id=f"{org}/..")),
+    "org claim with a trailing newline": lambda org, j: _rsa(j).sign(
+        claims(org, org_id=f"{org}\n")
+    ),
+    "HS256 org claim with a trailing newline": lambda org, j: jwt.encode(
+        claims(org, org_id=f"{org}\n"), JWT_SECRET, "HS256"
+    ),
     "no role claim": lambda org, j: _rsa(j).sign(claims(org, org_role=None)),
     "tampered payload": lambda org, j: ".".join(
         [
@@ -278,6 +258,14 @@ async def test_unknown_kid_flood_does_not_hammer_the_identity_provider(stack: St
             assert body["data"]["entitlement"]["orgId"] == org
     finally:
         idp.stop()
+
+
+def test_dev_token_refuses_an_org_with_a_trailing_newline(tmp_path: Path) -> None:
+    result = run_cli(
+        "dev-token", "--org", "org_a\n", env={"AUTH_JWT_SECRET": JWT_SECRET}, cwd=tmp_path
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().startswith("error: org must be"), result.stderr
 
 
 # Roles --------------------------------------------------------------------------------

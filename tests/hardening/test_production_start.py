@@ -19,11 +19,19 @@ from tests.support.servers import free_port
 
 MAIN = Path(__file__).resolve().parents[2] / "main.py"
 GOOD_SECRET = "a-real-production-secret-of-48-characters-000000"
-PRODUCTION = {
+PRODUCTION: dict[str, str | None] = {
     "ENVIRONMENT": "production",
     "STRIPE_SECRET_KEY": "sk_live_example",
     "STRIPE_WEBHOOK_SECRET": "whsec_example",
     "AUTH_JWT_SECRET": GOOD_SECRET,
+}
+
+JWKS_PRODUCTION = {
+    **PRODUCTION,
+    "AUTH_JWT_SECRET": None,
+    "AUTH_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+    "AUTH_ISSUER": "https://idp.example/",
+    "AUTH_AUDIENCE": "billing-api",
 }
 
 
@@ -62,6 +70,22 @@ REFUSALS: dict[str, tuple[dict[str, str | None], list[str]]] = {
         ["STRIPE_WEBHOOK_SECRET"],
     ),
     "no token verification": ({**PRODUCTION, "AUTH_JWT_SECRET": None}, ["AUTH_JWKS_URL"]),
+    "JWKS without issuer or audience": (
+        {**JWKS_PRODUCTION, "AUTH_ISSUER": None, "AUTH_AUDIENCE": None},
+        ["AUTH_JWKS_URL in production needs AUTH_ISSUER and AUTH_AUDIENCE"],
+    ),
+    "JWKS without audience": (
+        {**JWKS_PRODUCTION, "AUTH_AUDIENCE": " "},
+        ["AUTH_JWKS_URL in production needs AUTH_AUDIENCE"],
+    ),
+    "JWKS without issuer": (
+        {**JWKS_PRODUCTION, "AUTH_ISSUER": None},
+        ["AUTH_JWKS_URL in production needs AUTH_ISSUER"],
+    ),
+    "JWKS and secret, no audience": (
+        {**JWKS_PRODUCTION, "AUTH_JWT_SECRET": GOOD_SECRET, "AUTH_AUDIENCE": None},
+        ["needs AUTH_AUDIENCE"],
+    ),
     "blank JWKS URL only": (
         {**PRODUCTION, "AUTH_JWT_SECRET": None, "AUTH_JWKS_URL": ""},
         ["AUTH_JWKS_URL"],
@@ -101,13 +125,14 @@ def test_production_refuses_the_development_secret_from_a_dot_env(tmp_path: Path
     assert "development secret" in result.stderr
 
 
-def test_production_with_its_secrets_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("values", [PRODUCTION, JWKS_PRODUCTION], ids=["secret", "jwks"])
+def test_production_with_its_secrets_starts(tmp_path: Path, values: dict[str, str | None]) -> None:
     """The refusals above are about the secrets: with them, the same command serves."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(MAIN), "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=clean_env(tmp_path, **PRODUCTION),
+        env=clean_env(tmp_path, **values),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -144,13 +169,21 @@ PRODUCTION_VALUES = {
 
 def test_settings_validation_in_production() -> None:
     assert settings(**PRODUCTION_VALUES).production
-    assert settings(
-        **{
-            **PRODUCTION_VALUES,
-            "auth_jwt_secret": None,
-            "auth_jwks_url": "https://idp.example/jwks",
-        }
-    ).production
+    jwks_values = {
+        **PRODUCTION_VALUES,
+        "auth_jwt_secret": None,
+        "auth_jwks_url": "https://idp.example/jwks",
+        "auth_issuer": "https://idp.example/",
+        "auth_audience": "billing-api",
+    }
+    assert settings(**jwks_values).production
+    for unset in ("auth_issuer", "auth_audience"):
+        with pytest.raises(ValidationError, match=f"needs {unset.upper()}"):
+            settings(**{**jwks_values, unset: None})
+    with pytest.raises(ValidationError, match="needs AUTH_ISSUER and AUTH_AUDIENCE"):
+        settings(**{**jwks_values, "auth_issuer": "", "auth_audience": None})
+    # Outside production a JWKS alone is still fine (local identity provider experiments).
+    assert not settings(auth_jwks_url="http://127.0.0.1:9/jwks").production
     with pytest.raises(ValidationError, match="development secret"):
         settings(**{**PRODUCTION_VALUES, "auth_jwt_secret": DEV_JWT_SECRET})
     with pytest.raises(ValidationError, match="STRIPE_SECRET_KEY"):

@@ -100,6 +100,41 @@ UNSAFE: list[str] = [
     "/settings%ED%A0%80",  # an encoded lone surrogate
     "/settings%FF",  # not UTF-8
     "/settings%C0%AF",  # overlong encoding of '/'
+    # paths that normalise to //host: `.` and `..` segments, raw and encoded, and `//` anywhere
+    f"/..//{HOST}",
+    f"/.//{HOST}",
+    f"/x/../..//{HOST}",
+    f"/%2e%2e/%2e%2e//{HOST}",
+    f"/%2E%2E/%2E%2E/%2F{HOST}",
+    f"/%2e%2e%2f%2e%2e%2f%2f{HOST}",
+    f"/.%2e/.%2e//{HOST}",
+    f"/%252e%252e/%252e%252e//{HOST}",
+    f"/settings//{HOST}",
+    f"/settings/%2F{HOST}",
+    "/a/b/../c",
+    "/a/./b",
+    "/a/%2e/b",
+    "/.",
+    "/..",
+    "/settings/..",
+    "/settings/.",
+    "/%2e",
+    "/%2e%2e",
+    # `?` and `#` do not smuggle: no `//`, and the path before them is checked on its own
+    f"/?//{HOST}",
+    f"/settings?next=//{HOST}",
+    f"/settings?next=%2F%2F{HOST}",
+    f"/settings#//{HOST}",
+    f"/settings?next=https://{HOST}",
+    "/..?x=1",
+    "/%2e%2e#top",
+    "/a%3F/%2e%2e/x",  # an encoded `?` does not end the path part
+    # decoded separators, format, private-use and unassigned characters
+    "/settings%E2%80%87",  # FIGURE SPACE (Zs)
+    "/settings%E3%80%80",  # IDEOGRAPHIC SPACE (Zs)
+    "/settings%EE%80%80",  # private use (Co)
+    "/settings%CD%B8",  # unassigned (Cn)
+    "/settings%E2%81%A0",  # WORD JOINER (Cf)
     # very long
     "/" + "a" * 2048,
     "/" + "a" * 5000,
@@ -111,11 +146,19 @@ SAFE: list[str] = [
     "/settings/billing",
     "/settings/billing?tab=invoices&from=portal",
     "/settings/billing#plans",
-    "/a/b/../c",
+    "/settings/billing?tab=plan#top",
+    "/a/b-c_d.e/",
+    "/a/.well-known/b",
+    "/a/..b/c.",
+    "/a?x=..&y=.",  # dots in the query or fragment are not path segments
+    "/a#/../..",
+    "/?/x",
     "/@evil.example",  # a path segment on our host, not a userinfo
     "/settings:billing",
     "/caf%C3%A9",
-    "/search?q=a%20b%2Fc",
+    "/search?q=a+b%2Fc",
+    "/search?q=a%20b",  # an encoded plain space is ordinary
+    "/projects/My%20Project",
     "/" + "a" * 2047,  # exactly 2,048 characters
 ]
 

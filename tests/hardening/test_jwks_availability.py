@@ -1,0 +1,168 @@
+"""A slow, failing or absent identity provider: tokens whose key we already hold keep working,
+unknown keys fail fast, and the provider is never hammered. Real JWKS server, real HTTP.
+
+The cache's timings are module constants; tests shrink them so a lifespan or grace period
+passes in a second rather than minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from billing import auth
+from tests.conftest import Stack
+from tests.hardening.conftest import (
+    HANG_SECONDS,
+    JwksServer,
+    SigningKey,
+    app_client,
+    call,
+    claims,
+    ec_key,
+    error_codes,
+    idp_settings,
+    new_org,
+    rsa_key,
+)
+
+
+@pytest.fixture
+def idp() -> Iterator[JwksServer]:
+    """An identity provider publishing one RSA and one EC key."""
+    server = JwksServer([rsa_key("avail-rsa"), ec_key("avail-ec")]).start()
+    yield server
+    server.stop()
+
+
+def shrink(monkeypatch: pytest.MonkeyPatch, **timings: float) -> None:
+    """Set the JWKS cache's timing constants (JWKS_LIFESPAN=..., ...) for this test."""
+    for name, seconds in timings.items():
+        monkeypatch.setattr(auth, name, seconds)
+
+
+async def accepted(http: Any, key: SigningKey, org: str, **header: Any) -> bool:
+    """True when the entitlement query with a token of this key is answered for the org."""
+    body = await call(http, "entitlement", key.sign(claims(org), **header))
+    if body["data"] is not None:
+        assert body["data"]["entitlement"]["orgId"] == org
+        return True
+    assert error_codes(body) == ["UNAUTHENTICATED"], body
+    return False
+
+
+async def timed(work: Any) -> tuple[Any, float]:
+    """The result of awaiting `work`, and how many seconds it took."""
+    started = time.monotonic()
+    result = await work
+    return result, time.monotonic() - started
+
+
+async def wait_until(condition: Any, within: float) -> None:
+    """Poll `condition()` until it holds, failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_hanging_identity_provider_does_not_hold_up_known_keys(
+    stack: Stack, idp: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shrink(monkeypatch, JWKS_REFRESH_COOLDOWN=0.2, JWKS_FETCH_TIMEOUT=1.0)
+    known, stranger = idp.keys[0], rsa_key("unused")
+    org = new_org()
+    async with app_client(idp_settings(stack, idp)) as http:
+        assert await accepted(http, known, org)
+        assert idp.fetches == 1
+        idp.set_mode("hang")
+        await asyncio.sleep(0.3)  # past the cooldown: an unknown kid may force a fetch
+
+        unknown = [
+            asyncio.create_task(timed(accepted(http, stranger, org, kid=f"unknown-{n}")))
+            for n in range(20)
+        ]
+        await wait_until(lambda: idp.fetches == 2, within=2)  # the forced fetch now hangs
+        for _ in range(5):
+            ok, seconds = await timed(accepted(http, known, org))
+            assert ok and seconds < 0.5, seconds  # verified from the cache, no waiting
+        for ok, seconds in await asyncio.gather(*unknown):
+            assert not ok
+            assert seconds < auth.JWKS_FETCH_TIMEOUT + 1 < HANG_SECONDS, seconds
+        assert idp.fetches == 2  # all twenty waited on the one fetch in flight
+        ok, seconds = await timed(accepted(http, known, org))
+        assert ok and seconds < 0.5, seconds
+
+
+async def test_known_keys_outlive_an_identity_provider_outage_for_the_grace_period(
+    stack: Stack, idp: JwksServer, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    shrink(monkeypatch, JWKS_LIFESPAN=0.5, JWKS_GRACE=4.0, JWKS_REFRESH_COOLDOWN=0.2)
+    caplog.set_level(logging.WARNING, logger="billing.auth")
+    rsa, ec = idp.keys
+    org = new_org()
+    async with app_client(idp_settings(stack, idp)) as http:
+        fetched_at = time.monotonic()
+        assert await accepted(http, rsa, org)
+        idp.stop()  # the identity provider goes away after the first fetch
+        await asyncio.sleep(0.6)  # past the lifespan: every refresh from now on fails
+        for key in (rsa, ec, rsa, ec, rsa):
+            ok, seconds = await timed(accepted(http, key, org))
+            assert ok and seconds < 0.5, seconds
+            await asyncio.sleep(0.25)
+        assert time.monotonic() - fetched_at < 0.5 + 4.0, "too slow to test the grace period"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "billing.auth"]
+        assert any("JWKS fetch" in m and "keeping the key set" in m for m in warnings), warnings
+        ok, seconds = await timed(accepted(http, rsa_key("unused"), org, kid="unknown"))
+        assert not ok and seconds < 1.5, seconds
+
+        # The grace period is bounded: after it, the stale keys are no longer trusted.
+        await asyncio.sleep(max(0.0, fetched_at + 0.5 + 4.0 + 0.3 - time.monotonic()))
+        assert not await accepted(http, rsa, org)
+
+
+async def test_a_withdrawn_key_stops_working_after_the_next_successful_refresh(
+    stack: Stack, idp: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shrink(monkeypatch, JWKS_LIFESPAN=1.0, JWKS_REFRESH_COOLDOWN=0.2)
+    kept, withdrawn = idp.keys
+    org = new_org()
+    async with app_client(idp_settings(stack, idp)) as http:
+        assert await accepted(http, kept, org) and await accepted(http, withdrawn, org)
+        idp.keys = [kept]
+        await asyncio.sleep(1.1)  # the set is stale: the next token starts a refresh
+        withdrawn_at = time.monotonic()
+        while await accepted(http, withdrawn, org):
+            assert time.monotonic() - withdrawn_at < 1.0, "the withdrawn key is still trusted"
+            await asyncio.sleep(0.02)
+        assert await accepted(http, kept, org)
+        assert idp.fetches == 2
+
+
+async def test_unknown_kid_floods_fetch_at_most_once_per_cooldown_even_when_fetches_fail(
+    stack: Stack, idp: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shrink(monkeypatch, JWKS_REFRESH_COOLDOWN=1.0)
+    known, stranger = idp.keys[0], ec_key("unused")
+    org = new_org()
+    async with app_client(idp_settings(stack, idp)) as http:
+        assert await accepted(http, known, org)
+        await asyncio.sleep(1.1)
+        # Concurrent: one forced fetch, however many tokens ask for it.
+        flood = [accepted(http, stranger, org, kid=f"made-up-{n}") for n in range(30)]
+        assert not any(await asyncio.gather(*flood))
+        assert idp.fetches == 2
+
+        # Failing: a failed fetch starts the cooldown too, so retries cannot hammer the IdP.
+        idp.set_mode("fail")
+        await asyncio.sleep(1.1)
+        started = time.monotonic()
+        for n in range(40):
+            assert not await accepted(http, stranger, org, kid=f"made-up-again-{n}")
+        elapsed = time.monotonic() - started
+        assert idp.fetches - 2 <= 1 + int(elapsed // 1.0), (idp.fetches, elapsed)
+        assert await accepted(http, known, org)
