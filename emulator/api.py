@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -160,7 +161,9 @@ async def api_endpoint(request: Request) -> Response:
         if fault.mode == "reset":
             entry["status"] = 0
             return _ResetResponse()
-        if fault.mode == "hang":
+        if fault.mode == "delay":
+            pass
+        elif fault.mode == "hang":
             try:
                 await asyncio.wait_for(state.wake.wait(), timeout=fault.hang_seconds)
             except TimeoutError:
@@ -173,6 +176,10 @@ async def api_endpoint(request: Request) -> Response:
     status, content, replayed = _dispatch(
         state, request, method, path, params, idem_key, request_id
     )
+    if fault is not None and fault.mode == "delay":
+        # The answer reflects the state now but arrives late, as over a slow network.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.wake.wait(), timeout=fault.hang_seconds)
     entry["status"] = status
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -96,7 +96,7 @@ class EmulatorControl:
         hang_seconds: float = 30.0,
         body: Obj | None = None,
     ) -> None:
-        """Make the next ``count`` requests to path fail (status, hang or reset)."""
+        """Make the next ``count`` requests to path fail (status, hang, delay or reset)."""
         self._post("/faults", _fault_body(path, status, count, method, mode, hang_seconds, body))
 
     def clear_faults(self) -> None:

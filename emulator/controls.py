@@ -79,8 +79,8 @@ async def faults(request: Request) -> Response:
     if not data.get("path"):
         return _bad("path is required")
     mode = data.get("mode", "status")
-    if mode not in ("status", "hang", "reset"):
-        return _bad("mode must be status, hang or reset")
+    if mode not in ("status", "hang", "delay", "reset"):
+        return _bad("mode must be status, hang, delay or reset")
     fault = Fault(
         path=str(data["path"]),
         method=(data.get("method") or None),
