@@ -166,6 +166,23 @@ def test_catalog_sync_plans_applies_and_is_idempotent(
     assert old.active is False and old.lookup_key is None
     assert "0 changed" in run("catalog", "sync", env=env, cwd=tmp_path).stdout
 
+    # Back to an earlier amount: a new price takes the key again (a replayed create would
+    # hand back the archived one and leave the key on no active price).
+    for amount in ("2000", "2500"):
+        back = tmp_path / f"plans-{amount}.toml"
+        back.write_text(PLANS.read_text().replace("amount = 2000", f"amount = {amount}"))
+        result = run("catalog", "sync", env={**emulator_env, "PLANS_FILE": str(back)}, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        [current] = client.v1.prices.list(
+            params={"lookup_keys": ["pro_monthly"], "active": True}
+        ).data
+        assert current.unit_amount == int(amount) and current.active
+    every = client.v1.prices.list(params={"limit": 100}).data
+    assert (
+        len([p for p in every if p.recurring.interval == "month" and p.unit_amount in (2000, 2500)])
+        == 4
+    )
+
 
 def test_portal_sync(emulator_env: dict[str, str], tmp_path: Path) -> None:
     early = run("portal", "sync", env=emulator_env, cwd=tmp_path)

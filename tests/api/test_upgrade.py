@@ -108,6 +108,17 @@ async def test_subscriber_switches_plan_through_the_portal(
         if r["params"]["customer"] == customer_id
     ]
     assert portal_call["params"]["flow_data"]["type"] == "subscription_update_confirm"
+    managed = [
+        c.id
+        for c in stripe_client.v1.billing_portal.configurations.list().data
+        if c.metadata.to_dict().get("managed_by") == "billing-api"
+    ]
+    assert [portal_call["params"]["configuration"]] == managed  # API-made ones are not default
+    after = portal_call["params"]["flow_data"]["after_completion"]
+    assert after == {
+        "type": "redirect",
+        "redirect": {"return_url": f"{APP_URL}/settings/billing?switched=1"},
+    }
     confirm = portal_call["params"]["flow_data"]["subscription_update_confirm"]
     [sub] = stripe_client.v1.subscriptions.list(params={"customer": customer_id}).data
     assert confirm["subscription"] == sub.id
