@@ -166,3 +166,22 @@ async def test_hang_on_reads_is_bounded_too(
     assert result["code"] == "STRIPE_UNAVAILABLE"
     assert elapsed < bound(settings)
     assert json.dumps(result).count("subscriptions") == 0
+
+
+async def test_one_deadline_for_all_the_stripe_calls_of_a_mutation(stack: Stack) -> None:
+    """Each call slow but inside its own timeout: together they pass the mutation's deadline,
+    which answers STRIPE_UNAVAILABLE instead of holding the request for their sum."""
+    settings = stack.settings_with(stripe_timeout=1.0, stripe_max_retries=0)
+    slow = 0.7  # prices.list, customers.create, checkout.sessions.create: 2.1 s in all
+    async with app_client(settings) as http:
+        api = Api(http)
+        for path in ("/v1/prices", "/v1/customers", "/v1/checkout/sessions"):
+            stack.control.fail(path, count=5, mode="delay", hang_seconds=slow)
+        try:
+            started = time.monotonic()
+            result = await api.upgrade("pro")
+            elapsed = time.monotonic() - started
+        finally:
+            stack.control.clear_faults()
+    assert result["__typename"] == "BillingError" and result["code"] == "STRIPE_UNAVAILABLE"
+    assert 1.0 <= elapsed < 1.0 + SLACK, elapsed
