@@ -51,13 +51,8 @@ class StripeRejected(Exception):
     """Stripe refused the request for good (a 4xx other than 409/429): a bug or bad config.
 
     Not an expected failure: GraphQL masks it (logged with the request id), a webhook answers
-    5xx so Stripe redelivers once it is fixed.
+    5xx so Stripe redelivers once it is fixed. The message is for logs only.
     """
-
-    def __init__(self, what: str, code: str | None, param: str | None) -> None:
-        super().__init__(f"{what}: {code or 'rejected'}" + (f" ({param})" if param else ""))
-        self.code = code
-        self.param = param
 
 
 class StripeNotFound(StripeRejected):

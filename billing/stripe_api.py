@@ -192,10 +192,10 @@ def _classify(what: str, exc: stripe.StripeError) -> Exception:
     status = exc.http_status
     if status is None or status >= 500 or status in (409, 429):
         return StripeUnavailable(f"{what}: {type(exc).__name__}")
-    param = getattr(exc, "param", None)
+    detail = f"{what}: {type(exc).__name__} {exc.code or ''}".rstrip()
     if exc.code == "resource_missing":
-        return StripeNotFound(what, exc.code, param)
-    return StripeRejected(what, exc.code, param)
+        return StripeNotFound(detail)
+    return StripeRejected(detail)
 
 
 class StripeGateway:

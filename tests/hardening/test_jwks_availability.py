@@ -29,6 +29,7 @@ from tests.hardening.conftest import (
     new_org,
     rsa_key,
 )
+from tests.support.api import timed
 
 
 @pytest.fixture
@@ -53,13 +54,6 @@ async def accepted(http: Any, key: SigningKey, org: str, **header: Any) -> bool:
         return True
     assert error_codes(body) == ["UNAUTHENTICATED"], body
     return False
-
-
-async def timed(work: Any) -> tuple[Any, float]:
-    """The result of awaiting `work`, and how many seconds it took."""
-    started = time.monotonic()
-    result = await work
-    return result, time.monotonic() - started
 
 
 async def wait_until(condition: Any, within: float) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from stripe._http_client import HTTPClient
 from billing.settings import Settings
 from tests.conftest import Stack
 from tests.hardening.conftest import app_client, customer_id
-from tests.support.api import Api
+from tests.support.api import Api, timed
 
 TIMEOUT = 0.5
 RETRIES = 2
@@ -122,9 +121,7 @@ async def test_stripe_fault_becomes_stripe_unavailable_within_the_bound(
         spec.path, status=status, count=20, method="POST", mode=mode, hang_seconds=10
     )
     try:
-        started = time.monotonic()
-        result = await spec.act(api)
-        elapsed = time.monotonic() - started
+        result, elapsed = await timed(spec.act(api))
     finally:
         stack.control.clear_faults()
 
@@ -159,9 +156,7 @@ async def test_hang_on_reads_is_bounded_too(
     api = Api(http)
     await _with_customer(api)
     stack.control.fail("/v1/subscriptions", count=20, method="GET", mode="hang", hang_seconds=10)
-    started = time.monotonic()
-    result = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
-    elapsed = time.monotonic() - started
+    result, elapsed = await timed(api.open_portal(flow="SUBSCRIPTION_CANCEL"))
     stack.control.clear_faults()
     assert result["code"] == "STRIPE_UNAVAILABLE"
     assert elapsed < bound(settings)
@@ -178,9 +173,7 @@ async def test_one_deadline_for_all_the_stripe_calls_of_a_mutation(stack: Stack)
         for path in ("/v1/prices", "/v1/customers", "/v1/checkout/sessions"):
             stack.control.fail(path, count=5, mode="delay", hang_seconds=slow)
         try:
-            started = time.monotonic()
-            result = await api.upgrade("pro")
-            elapsed = time.monotonic() - started
+            result, elapsed = await timed(api.upgrade("pro"))
         finally:
             stack.control.clear_faults()
     assert result["__typename"] == "BillingError" and result["code"] == "STRIPE_UNAVAILABLE"

@@ -6,11 +6,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
 
+T = TypeVar("T")
 JWT_SECRET = "test-suite-jwt-secret-0123456789abcdef"
 APP_URL = "https://app.example.test"
 
@@ -116,6 +117,13 @@ class Api:
             if time.monotonic() > deadline:
                 raise AssertionError(f"entitlement never matched: {current}")
             await asyncio.sleep(0.05)
+
+
+async def timed(work: Awaitable[T]) -> tuple[T, float]:
+    """The result of awaiting `work`, and how many seconds it took."""
+    started = time.monotonic()
+    result = await work
+    return result, time.monotonic() - started
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

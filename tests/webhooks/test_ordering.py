@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import httpx
 
+from emulator.client import EmulatorControl
 from tests.support.api import Api
 from tests.support.journeys import click
 from tests.support.world import World, all_events, deliver
@@ -46,15 +46,8 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(world: World) -> N
         )
         older = await _new_events(world, customer, seen)
         assert older
-        world_control: dict[str, Any] = {
-            "path": "/v1/subscriptions",
-            "method": "GET",
-            "mode": "delay",
-            "hang_seconds": DELAY,
-            "count": 1,
-        }
-        async with httpx.AsyncClient(base_url=world.emulator.url) as emulator:
-            (await emulator.post("/_emulator/faults", json=world_control)).raise_for_status()
+        with EmulatorControl(world.emulator.url) as control:
+            control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=DELAY)
         first = asyncio.create_task(deliver(world.api.url, older))
         await asyncio.sleep(DELAY / 4)  # E1 is now waiting on its stale answer
 
