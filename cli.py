@@ -38,7 +38,6 @@ EXPECTED = (
     StripeRejected,
     BillingFailure,
     SQLAlchemyError,
-    ImportError,
     ValueError,
     OSError,
 )

@@ -22,6 +22,9 @@ def _split(value: object) -> object:
     return value
 
 
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
 class Settings(BaseSettings):
     """Every setting of the service; names match the environment variables."""
 
@@ -64,6 +67,14 @@ class Settings(BaseSettings):
         """`NAME=` (empty or blank) in the environment means unset, not an empty secret."""
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        """The two drivers the service supports (its upserts speak their dialects)."""
+        if not value.startswith(DATABASE_SCHEMES):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
     @field_validator("cors_origins")

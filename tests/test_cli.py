@@ -95,6 +95,32 @@ def test_migrate(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "argv", "message"),
+    [
+        (
+            {"DATABASE_URL": "mysql://root:secret-pw@localhost/billing"},
+            ("migrate",),
+            "error: DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://",
+        ),
+        (
+            {"DATABASE_URL": "sqlite+aiosqlite:///unmigrated.db", "PLANS_FILE": str(PLANS)},
+            ("events", "replay"),
+            "error: database: OperationalError: (sqlite3.OperationalError) no such table: "
+            "webhook_events",
+        ),
+    ],
+    ids=["unsupported-driver", "not-migrated"],
+)
+def test_database_problems_are_one_line(
+    tmp_path: Path, env: dict[str, str], argv: tuple[str, ...], message: str
+) -> None:
+    result = run(*argv, env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in result.stderr and "secret-pw" not in result.stderr
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         ("default = 'gold'\n[plans.free]\nname='Free'\n", "default plan 'gold' is not defined"),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from tests.conftest import Stack
-from tests.support.api import Api
+from tests.support.api import UPGRADE, Api, timed
 from tests.support.journeys import sent
 from web import create_app
 
@@ -27,9 +25,7 @@ async def test_stripe_not_configured(stack: Stack) -> None:
 async def test_stripe_outage_is_stripe_unavailable(api: Api, stack: Stack) -> None:
     stack.control.fail("/v1/customers", status=500, count=10, method="POST")
     try:
-        started = time.monotonic()
-        result = await api.upgrade("pro")
-        elapsed = time.monotonic() - started
+        result, elapsed = await timed(api.upgrade("pro"))
     finally:
         stack.control.clear_faults()
     assert result["__typename"] == "BillingError" and result["code"] == "STRIPE_UNAVAILABLE"
@@ -40,3 +36,29 @@ async def test_stripe_outage_is_stripe_unavailable(api: Api, stack: Stack) -> No
     assert elapsed < 10
     # Once Stripe is back, the same call goes through and creates one customer.
     assert (await api.upgrade("pro"))["__typename"] == "CheckoutSession"
+
+
+async def test_a_permanent_stripe_refusal_is_masked(api: Api, stack: Stack) -> None:
+    """A 400 from Stripe is a bug or a misconfiguration, not "try again": clients get the
+    masked internal error with a request id, never Stripe's message or a retry hint."""
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "parameter_invalid_empty",
+            "message": "You passed an empty string for 'line_items[0][price]'.",
+        }
+    }
+    stack.control.fail("/v1/checkout/sessions", status=400, method="POST", body=body)
+    try:
+        response = await api.raw(UPGRADE, {"plan": "pro"})
+    finally:
+        stack.control.clear_faults()
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["data"] is None
+    [error] = payload["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    assert "line_items" not in response.text and "empty string" not in response.text
+    attempts = [r for r in sent(stack, "/v1/checkout/sessions") if api.org in str(r["params"])]
+    assert len(attempts) == 1  # the SDK does not retry a 400
