@@ -157,33 +157,32 @@ async def api_endpoint(request: Request) -> Response:
     }
     state.requests.append(entry)
     fault = take_fault(state, method, path)
-    if fault is not None:
-        if fault.mode == "reset":
-            entry["status"] = 0
-            return _ResetResponse()
-        if fault.mode == "delay":
-            pass
-        elif fault.mode == "hang":
-            try:
-                await asyncio.wait_for(state.wake.wait(), timeout=fault.hang_seconds)
-            except TimeoutError:
-                pass
-        else:
-            err = fault_error(fault.status)
-            entry["status"] = fault.status
-            payload = fault.body if fault.body is not None else err.body(request_id)
-            return _json(fault.status, payload, headers)
+    mode = fault.mode if fault is not None else None
+    if fault is not None and mode == "reset":
+        entry["status"] = 0
+        return _ResetResponse()
+    if fault is not None and mode == "status":
+        err = fault_error(fault.status)
+        entry["status"] = fault.status
+        payload = fault.body if fault.body is not None else err.body(request_id)
+        return _json(fault.status, payload, headers)
+    if fault is not None and mode == "hang":  # answered from the state after the wait
+        await _wait(state, fault.hang_seconds)
     status, content, replayed = _dispatch(
         state, request, method, path, params, idem_key, request_id
     )
-    if fault is not None and fault.mode == "delay":
-        # The answer reflects the state now but arrives late, as over a slow network.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.wake.wait(), timeout=fault.hang_seconds)
+    if fault is not None and mode == "delay":  # answered from the state now, sent late
+        await _wait(state, fault.hang_seconds)
     entry["status"] = status
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return _json(status, content, headers)
+
+
+async def _wait(state: EmulatorState, seconds: float) -> None:
+    """Sleep up to `seconds`, or until `DELETE /_emulator/faults` wakes every waiter."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.wake.wait(), timeout=seconds)
 
 
 def _error(err: StripeError, request_id: str) -> tuple[int, bytes]:
