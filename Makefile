@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check lint typecheck bench clean
+.PHONY: install run reset test check lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python main.py dev
+
+# Wipes the local SQLite database and the emulator's saved state together (stop `make run` first).
+reset: $(STAMP)
+	$(BIN)/python main.py reset
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_roundtrip.py
 
 clean:
-	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.emulator.json .pytest_cache .mypy_cache .ruff_cache

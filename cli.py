@@ -13,13 +13,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
 
 from billing.catalog_sync import Change, SyncError, sync_catalog, sync_portal
-from billing.context import Billing
 from billing.errors import BillingErrorCode, BillingFailure, StripeRejected, StripeUnavailable
 from billing.observability import configure_logging
 from billing.plans import CatalogError
+from billing.services import Services, with_services
 from billing.settings import DEV_JWT_SECRET, Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Billing API")
@@ -82,15 +81,6 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-async def _with_billing(settings: Settings, work: Callable[[Billing], Any]) -> Any:
-    """Build the service, run work, close the database."""
-    billing = Billing.from_settings(settings)
-    try:
-        return await work(billing)
-    finally:
-        await billing.db.dispose()
-
-
 def _print_changes(changes: list[Change], dry_run: bool) -> None:
     """Print the plan of changes."""
     style = {"create": "green", "update": "yellow", "unchanged": "dim"}
@@ -117,9 +107,20 @@ def serve(
     """Serve the API (same app as `uvicorn main:app`)."""
     import uvicorn
 
-    from web import create_app
+    from devstack import require_free_port
+    from server.app import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port, timeout_keep_alive=timeout_keep_alive)
+    settings = Settings()
+    require_free_port(host, port, "the API")
+    uvicorn.run(create_app(settings), host=host, port=port, timeout_keep_alive=timeout_keep_alive)
+
+
+@cli.command("schema")
+def print_schema() -> None:
+    """Print the served GraphQL schema (SDL); `schema.graphql` is its copy."""
+    from server.graphql_schema import build_schema
+
+    typer.echo(build_schema().as_str())
 
 
 @cli.command()
@@ -167,7 +168,7 @@ def emulator(
 @one_line_errors
 def catalog_sync(dry_run: bool = False) -> None:
     """Create or update products and prices from the plans file, keyed by lookup_key."""
-    changes = _run(_with_billing(Settings(), lambda b: sync_catalog(b, dry_run)))
+    changes = _run(with_services(Settings(), lambda b: sync_catalog(b, dry_run)))
     _print_changes(changes, dry_run)
 
 
@@ -175,7 +176,7 @@ def catalog_sync(dry_run: bool = False) -> None:
 @one_line_errors
 def portal_sync(dry_run: bool = False) -> None:
     """Create or update the Customer Portal configuration from the plans file."""
-    changes = _run(_with_billing(Settings(), lambda b: sync_portal(b, dry_run)))
+    changes = _run(with_services(Settings(), lambda b: sync_portal(b, dry_run)))
     _print_changes(changes, dry_run)
 
 
@@ -183,16 +184,12 @@ def portal_sync(dry_run: bool = False) -> None:
 @one_line_errors
 def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None) -> None:
     """Rebuild entitlements from Stripe's current state."""
-    from billing.models import BillingAccount
-    from billing.sync import sync_customer
+    from billing.accounts import account_customers
+    from billing.projection import resync_customer
 
-    async def work(billing: Billing) -> int:
-        billing.stripe  # noqa: B018  (fails fast when Stripe is not configured)
-        async with billing.db.read() as session:
-            stmt = select(col(BillingAccount.org_id), col(BillingAccount.stripe_customer_id))
-            if org:
-                stmt = stmt.where(col(BillingAccount.org_id) == org)
-            accounts = (await session.execute(stmt)).all()
+    async def work(services: Services) -> int:
+        services.stripe  # noqa: B018  (fails fast when Stripe is not configured)
+        accounts = await account_customers(services, org)
         if org and not accounts:
             raise ValueError(f"org {org} has no billing account")
         failed = 0
@@ -200,8 +197,7 @@ def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None
             task = progress.add_task("resync", total=len(accounts))
             for org_id, customer_id in accounts:
                 try:
-                    async with billing.db.write() as session:
-                        await sync_customer(billing, session, customer_id)
+                    await resync_customer(services, customer_id)
                 except (StripeUnavailable, StripeRejected, SQLAlchemyError) as exc:
                     failed += 1
                     progress.console.print(f"org {org_id}: {_one_line(exc)}", markup=False)
@@ -210,7 +206,7 @@ def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None
             raise ValueError(f"{failed} of {len(accounts)} org(s) could not be resynced")
         return len(accounts)
 
-    count = _run(_with_billing(Settings(), work))
+    count = _run(with_services(Settings(), work))
     console.print(f"resynced {count} org(s)")
 
 
@@ -220,34 +216,23 @@ def events_replay(
     failed: Annotated[bool, typer.Option("--failed", help="only failed events")] = False,
     event_id: Annotated[str | None, typer.Option("--id", help="only this event")] = None,
 ) -> None:
-    """Re-process stored webhook events (default: every event not yet processed)."""
-    from billing.models import WebhookEvent
-    from webhooks.store import apply
+    """Re-process stored webhook events (default: every event not yet applied)."""
+    from webhooks.store import Outcome, apply, pending_event_ids
 
-    async def work(billing: Billing) -> dict[str, int]:
-        async with billing.db.read() as session:
-            stmt = select(col(WebhookEvent.id)).order_by(
-                col(WebhookEvent.created), col(WebhookEvent.id)
-            )
-            if event_id:
-                stmt = stmt.where(col(WebhookEvent.id) == event_id)
-            elif failed:
-                stmt = stmt.where(col(WebhookEvent.status) == "failed")
-            else:
-                stmt = stmt.where(col(WebhookEvent.status).in_(["received", "failed"]))
-            ids = list((await session.execute(stmt)).scalars())
+    async def work(services: Services) -> dict[str, int]:
+        ids = await pending_event_ids(services, failed_only=failed, event_id=event_id)
         if event_id and not ids:
             raise ValueError(f"no stored event {event_id}")
         outcomes: dict[str, int] = {}
         for eid in ids:
-            outcome = await apply(billing, eid, force=bool(event_id))
+            outcome = await apply(services, eid, force=bool(event_id))
             outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
         return outcomes
 
-    outcomes = _run(_with_billing(Settings(), work))
+    outcomes = _run(with_services(Settings(), work))
     summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing to replay"
     console.print(summary)
-    if outcomes.get("failed"):
+    if outcomes.get(Outcome.FAILED.value):
         raise typer.Exit(1)
 
 
@@ -258,33 +243,55 @@ def dev(port: int = 8000, emulator_port: int = 12111) -> None:
     import uvicorn
 
     from billing.migrate import migrate as run_migrations
-    from web import create_app
+    from devstack import (
+        EMULATOR_KEY,
+        EMULATOR_SECRET,
+        emulator_state_file,
+        orgs_unknown_to_stripe,
+        require_free_port,
+    )
+    from server.app import create_app
 
+    require_free_port("127.0.0.1", port, "the API")
     overrides: dict[str, Any] = {}
     base = Settings()
     if base.auth_jwt_secret is None:
         overrides["auth_jwt_secret"] = DEV_JWT_SECRET
-        os.environ["AUTH_JWT_SECRET"] = (
-            DEV_JWT_SECRET  # so `dev-token` works in this shell's children
-        )
+        os.environ["AUTH_JWT_SECRET"] = DEV_JWT_SECRET  # so `dev-token` works in children
     if base.stripe_secret_key is None:
         from emulator.server import EmulatorServer
 
-        secret = "whsec_dev_emulator_secret"  # noqa: S105  (the emulator's, not Stripe's)
+        require_free_port("127.0.0.1", emulator_port, "the Stripe emulator")
+        state_file = emulator_state_file(base.database_url)
         hook = f"http://127.0.0.1:{port}/webhooks/stripe"
-        server = EmulatorServer(port=emulator_port, webhooks=[(hook, secret)])
+        server = EmulatorServer(
+            port=emulator_port, webhooks=[(hook, EMULATOR_SECRET)], state_file=state_file
+        )
         server.start()
         overrides.update(
-            stripe_secret_key="sk_test_emulator",  # noqa: S106  (the emulator accepts any sk_)
+            stripe_secret_key=EMULATOR_KEY,
             stripe_api_base=server.url,
-            stripe_webhook_secret=secret,
+            stripe_webhook_secret=EMULATOR_SECRET,
         )
-        console.print(f"Stripe emulator on {server.url} (no STRIPE_SECRET_KEY set)")
+        console.print(
+            f"Stripe emulator on {server.url} (no STRIPE_SECRET_KEY set), "
+            f"state kept in {state_file}",
+            highlight=False,
+        )
     settings = Settings(**overrides)
     run_migrations(settings.database_url)
-    if settings.stripe_api_base and "127.0.0.1" in settings.stripe_api_base:
-        _print_changes(_run(_with_billing(settings, lambda b: sync_catalog(b, False))), False)
-        _print_changes(_run(_with_billing(settings, lambda b: sync_portal(b, False))), False)
+    if "stripe_api_base" in overrides:
+        _print_changes(_run(with_services(settings, lambda s: sync_catalog(s, False))), False)
+        _print_changes(_run(with_services(settings, lambda s: sync_portal(s, False))), False)
+        unknown = _run(with_services(settings, orgs_unknown_to_stripe))
+        if unknown:
+            console.print(
+                f"warning: {len(unknown)} org(s) in the database have Stripe customers the "
+                "emulator does not know (its saved state was lost): run `make reset` to start "
+                "both afresh, or `python main.py resync` to detach them",
+                style="yellow",
+                highlight=False,
+            )
     console.print(
         f"\nAPI on http://127.0.0.1:{port}/graphql (GraphiQL in the browser)\n"
         "Get a development token:\n"
@@ -295,3 +302,19 @@ def dev(port: int = 8000, emulator_port: int = 12111) -> None:
         markup=False,
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port)
+
+
+@cli.command()
+@one_line_errors
+def reset(port: int = 8000, emulator_port: int = 12111) -> None:
+    """`make reset`: delete the local SQLite database and the emulator's saved state together."""
+    from devstack import require_free_port, reset_local
+
+    settings = Settings()
+    require_free_port("127.0.0.1", port, "the API: stop `make run` first")
+    require_free_port("127.0.0.1", emulator_port, "the Stripe emulator: stop `make run` first")
+    deleted = reset_local(settings)
+    console.print(
+        "deleted " + ", ".join(str(p) for p in deleted) if deleted else "nothing to delete",
+        highlight=False,
+    )

@@ -9,7 +9,7 @@ from typing import Any
 @cache
 def _app() -> Any:
     """The ASGI app, built from the environment on first use."""
-    from web import create_app
+    from server.app import create_app
 
     return create_app()
 

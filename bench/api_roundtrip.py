@@ -24,8 +24,8 @@ import jwt  # noqa: E402
 
 from billing.migrate import migrate  # noqa: E402
 from billing.settings import Settings  # noqa: E402
+from server.app import create_app  # noqa: E402
 from tests.support.servers import ThreadedServer  # noqa: E402
-from web import create_app  # noqa: E402
 
 SECRET = "bench-jwt-secret-0123456789abcdef0123"
 ENTITLEMENT = "{ entitlement { orgId plan status hasBillingAccount limits updatedAt } }"

@@ -5,34 +5,34 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from billing.context import Billing
 from billing.models import BillingAccount, utcnow
+from billing.services import Services
 from billing.upsert import insert
 
 
-async def find_account(billing: Billing, org_id: str) -> BillingAccount | None:
+async def find_account(services: Services, org_id: str) -> BillingAccount | None:
     """The org's billing account, deleted or not."""
-    async with billing.db.read() as session:
+    async with services.db.read() as session:
         return await session.get(BillingAccount, org_id)
 
 
-async def live_customer(billing: Billing, org_id: str) -> str | None:
+async def live_customer(services: Services, org_id: str) -> str | None:
     """The org's Stripe customer id, unless it was deleted."""
-    account = await find_account(billing, org_id)
+    account = await find_account(services, org_id)
     return account.stripe_customer_id if account and account.deleted_at is None else None
 
 
-async def ensure_customer(billing: Billing, org_id: str) -> str:
+async def ensure_customer(services: Services, org_id: str) -> str:
     """The org's customer, created on first need; racing calls share one Stripe customer."""
-    account = await find_account(billing, org_id)
+    account = await find_account(services, org_id)
     if account and account.deleted_at is None:
         return account.stripe_customer_id
     # The key is the same for every racing call, so Stripe answers them all with one customer;
     # after a deletion it names the deleted customer, so the org gets exactly one new one.
     previous = account.stripe_customer_id if account else "first"
     key = f"org:{org_id}:customer:{previous}"
-    customer_id = await billing.stripe.create_customer(org_id, key)
-    async with billing.db.write() as session:
+    customer_id = await services.stripe.create_customer(org_id, key)
+    async with services.db.write() as session:
         await link_account(session, org_id, customer_id)
         stored = await session.scalar(
             select(BillingAccount.stripe_customer_id).where(col(BillingAccount.org_id) == org_id)
@@ -52,3 +52,18 @@ async def link_account(session: AsyncSession, org_id: str, customer_id: str) -> 
         where=table.c.deleted_at.is_not(None),
     )
     await session.execute(stmt)
+
+
+async def account_customers(
+    services: Services, org_id: str | None = None, *, live_only: bool = False
+) -> list[tuple[str, str]]:
+    """(org, Stripe customer) of every billing account, or of one org's; live ones only."""
+    stmt = select(col(BillingAccount.org_id), col(BillingAccount.stripe_customer_id)).order_by(
+        col(BillingAccount.org_id)
+    )
+    if org_id is not None:
+        stmt = stmt.where(col(BillingAccount.org_id) == org_id)
+    if live_only:
+        stmt = stmt.where(col(BillingAccount.deleted_at).is_(None))
+    async with services.db.read() as session:
+        return [(org, customer) for org, customer in (await session.execute(stmt)).all()]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
-from billing.context import Billing
+from billing.portal_config import PortalShape
+from billing.services import Services
 from billing.stripe_api import MANAGED_MARKER, ConfigurationCreateParams
 
 Action = Literal["create", "update", "unchanged"]
@@ -25,10 +26,10 @@ class SyncError(Exception):
     """The plans file and Stripe cannot be reconciled as asked."""
 
 
-async def sync_catalog(billing: Billing, dry_run: bool) -> list[Change]:
+async def sync_catalog(services: Services, dry_run: bool) -> list[Change]:
     """Products by plan, prices by lookup_key; a changed price is a new price taking the key."""
-    stripe = billing.stripe
-    catalog = billing.catalog
+    stripe = services.stripe
+    catalog = services.catalog
     changes: list[Change] = []
     products = await stripe.managed_products()
     prices = await stripe.prices_by_lookup_keys([p.lookup_key for _, _, p in catalog.paid_prices()])
@@ -78,16 +79,16 @@ async def sync_catalog(billing: Billing, dry_run: bool) -> list[Change]:
     return changes
 
 
-async def _portal_params(billing: Billing) -> ConfigurationCreateParams:
+async def _portal_params(services: Services) -> ConfigurationCreateParams:
     """The portal configuration the plans file asks for (needs a synced catalog)."""
-    portal = billing.catalog.portal
-    catalog = billing.catalog
+    portal = services.catalog.portal
+    catalog = services.catalog
     keys = [
         catalog.plans[s].prices[i].lookup_key
         for s in portal.plan_switching
         for i in catalog.plans[s].prices
     ]
-    found = await billing.stripe.prices_by_lookup_keys(keys) if keys else {}
+    found = await services.stripe.prices_by_lookup_keys(keys) if keys else {}
     missing = sorted(set(keys) - set(found))
     if missing:
         raise SyncError(f"prices missing in Stripe: {', '.join(missing)}; run `catalog sync` first")
@@ -101,7 +102,7 @@ async def _portal_params(billing: Billing) -> ConfigurationCreateParams:
             "subscription_cancel": {"enabled": True, "mode": portal.cancel_mode},
             "subscription_update": {"enabled": bool(by_product)},
         },
-        "default_return_url": f"{billing.settings.app_url}/settings/billing",
+        "default_return_url": f"{services.settings.app_url}/settings/billing",
         "metadata": {"managed_by": MANAGED_MARKER},
     }
     if portal.headline:
@@ -116,37 +117,20 @@ async def _portal_params(billing: Billing) -> ConfigurationCreateParams:
     return params
 
 
-def _managed(params: ConfigurationCreateParams) -> dict[str, object]:
-    """The compared fields of wanted params, in the shape PortalConfigView.managed has."""
-    features = params["features"]
-    update = features.get("subscription_update", {})
-    return {
-        "headline": params.get("business_profile", {}).get("headline"),
-        "default_return_url": params.get("default_return_url"),
-        "invoice_history": features.get("invoice_history", {}).get("enabled"),
-        "payment_method_update": features.get("payment_method_update", {}).get("enabled"),
-        "cancel_enabled": features.get("subscription_cancel", {}).get("enabled"),
-        "cancel_mode": features.get("subscription_cancel", {}).get("mode"),
-        "switch_enabled": update.get("enabled"),
-        "switch_prices": sorted(
-            p for product in update.get("products", []) or [] for p in product["prices"]
-        ),
-    }
-
-
-async def sync_portal(billing: Billing, dry_run: bool) -> list[Change]:
+async def sync_portal(services: Services, dry_run: bool) -> list[Change]:
     """Create or update the managed Customer Portal configuration."""
-    params = await _portal_params(billing)
-    configs = await billing.stripe.portal_configurations()
+    params = await _portal_params(services)
+    configs = await services.stripe.portal_configurations()
     current = next((c for c in configs if c.metadata.get("managed_by") == MANAGED_MARKER), None)
-    wanted = _managed(params)
-    if current is not None and current.managed == wanted:
+    wanted = PortalShape.of(params)
+    if current is not None and current.shape == wanted:
         return [Change("unchanged", "portal configuration", current.id)]
     if current is None:
-        change = Change("create", "portal configuration", "billing-api", str(wanted))
+        change = Change("create", "portal configuration", MANAGED_MARKER, str(asdict(wanted)))
     else:
-        diff = {k: v for k, v in wanted.items() if current.managed.get(k) != v}
-        change = Change("update", "portal configuration", current.id, str(diff))
+        change = Change(
+            "update", "portal configuration", current.id, str(wanted.changes_from(current.shape))
+        )
     if not dry_run:
-        await billing.stripe.save_portal_configuration(current.id if current else None, params)
+        await services.stripe.save_portal_configuration(current.id if current else None, params)
     return [change]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing.context import Billing
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc
+from billing.services import Services
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,12 @@ class EntitlementView:
     updated_at: datetime | None
 
 
-async def read_entitlement(billing: Billing, org_id: str) -> EntitlementView:
+async def read_entitlement(services: Services, org_id: str) -> EntitlementView:
     """The org's entitlement; the default plan and NONE when it never subscribed."""
-    async with billing.db.read() as session:
+    async with services.db.read() as session:
         row = await session.get(Entitlement, org_id)
         account = await session.get(BillingAccount, org_id)
-    catalog = billing.catalog
+    catalog = services.catalog
     plan = row.plan if row is not None and row.plan in catalog.plans else catalog.default
     return EntitlementView(
         org_id=org_id,

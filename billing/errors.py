@@ -56,4 +56,8 @@ class StripeRejected(Exception):
 
 
 class StripeNotFound(StripeRejected):
-    """Stripe has no such object (`resource_missing`)."""
+    """Stripe has no such object (`resource_missing`); `param` names the request field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param

@@ -1,4 +1,4 @@
-"""The tables. Entitlements are written only by `billing.sync`, fed by webhooks and resync."""
+"""The tables. Entitlements are written only by `billing.projection`, fed by webhooks and resync."""
 
 from __future__ import annotations
 
@@ -46,6 +46,23 @@ PAID_STATUSES = frozenset(
 """Statuses in which the subscribed plan's limits apply."""
 
 
+class EventStatus(enum.StrEnum):
+    """Where a stored webhook event stands."""
+
+    RECEIVED = "received"
+    """Stored, not applied yet."""
+    PROCESSED = "processed"
+    """Applied: an org's entitlement was re-projected."""
+    IGNORED = "ignored"
+    """Nothing to apply (a type without handler, a customer no org owns)."""
+    FAILED = "failed"
+    """The last attempt failed; a redelivery or `events replay` tries again."""
+
+
+APPLIED_STATUSES = frozenset({EventStatus.PROCESSED, EventStatus.IGNORED})
+"""Statuses of an event that needs no further attempt."""
+
+
 class BillingAccount(SQLModel, table=True):
     """The link between an org and its Stripe customer."""
 
@@ -85,7 +102,7 @@ class WebhookEvent(SQLModel, table=True):
     type: str = Field(index=True, max_length=255)
     created: datetime = Field(sa_column=_ts(nullable=False))
     payload: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="received", index=True, max_length=16)
+    status: str = Field(default=EventStatus.RECEIVED.value, index=True, max_length=16)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from billing.accounts import live_customer
 from billing.auth import Principal
-from billing.context import Billing
 from billing.errors import BillingErrorCode, BillingFailure
 from billing.ratelimit import take_slot
 from billing.return_path import safe_return_url
+from billing.services import Services
 from billing.stripe_api import PortalAfterCompletionParams, PortalSessionParams
 from billing.subscriptions import is_paid, pick_current
 
@@ -32,25 +32,25 @@ class PortalLink:
     flow: PortalFlow | None
 
 
-def require_billing_role(billing: Billing, principal: Principal) -> None:
+def require_billing_role(services: Services, principal: Principal) -> None:
     """FORBIDDEN unless the caller's role may manage billing."""
-    if principal.role not in billing.settings.billing_roles:
+    if principal.role not in services.settings.billing_roles:
         raise BillingFailure(BillingErrorCode.FORBIDDEN)
 
 
 async def open_portal(
-    billing: Billing, principal: Principal, return_path: str, flow: PortalFlow | None
+    services: Services, principal: Principal, return_path: str, flow: PortalFlow | None
 ) -> PortalLink:
     """Check everything locally, then mint a new portal session for the caller's org."""
-    require_billing_role(billing, principal)
-    return_url = safe_return_url(billing.settings.app_url, return_path)
+    require_billing_role(services, principal)
+    return_url = safe_return_url(services.settings.app_url, return_path)
     if return_url is None:
         raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
-    stripe = billing.stripe
-    customer_id = await live_customer(billing, principal.org_id)
+    stripe = services.stripe
+    customer_id = await live_customer(services, principal.org_id)
     if customer_id is None:
         raise BillingFailure(BillingErrorCode.NO_CUSTOMER)
-    await take_slot(billing.db, principal.org_id, billing.settings.billing_rate_limit)
+    await take_slot(services.db, principal.org_id, services.settings.billing_rate_limit)
     params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
     if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
         params["flow_data"] = {"type": "payment_method_update"}

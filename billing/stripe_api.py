@@ -31,6 +31,7 @@ from stripe.params.billing_portal import (
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
 from billing.errors import StripeNotFound, StripeRejected, StripeUnavailable
+from billing.portal_config import PortalShape
 from billing.settings import Settings
 
 __all__ = [
@@ -112,7 +113,7 @@ class PortalConfigView:
     id: str
     is_default: bool
     metadata: dict[str, str]
-    managed: dict[str, Any]
+    shape: PortalShape
 
 
 def _subscription_view(sub: Any) -> SubscriptionView:
@@ -155,24 +156,11 @@ def _price_view(price: Any) -> PriceView:
 
 def _portal_view(config: Any) -> PortalConfigView:
     """Reduce a portal configuration to the fields `portal sync` manages."""
-    features = config["features"]
-    update = features["subscription_update"]
     return PortalConfigView(
         id=config["id"],
         is_default=bool(config.get("is_default")),
         metadata=dict(config.get("metadata") or {}),
-        managed={
-            "headline": (config.get("business_profile") or {}).get("headline"),
-            "default_return_url": config.get("default_return_url"),
-            "invoice_history": bool(features["invoice_history"]["enabled"]),
-            "payment_method_update": bool(features["payment_method_update"]["enabled"]),
-            "cancel_enabled": bool(features["subscription_cancel"]["enabled"]),
-            "cancel_mode": features["subscription_cancel"].get("mode"),
-            "switch_enabled": bool(update["enabled"]),
-            "switch_prices": sorted(
-                price for product in (update.get("products") or []) for price in product["prices"]
-            ),
-        },
+        shape=PortalShape.of(config),
     )
 
 
@@ -194,7 +182,7 @@ def _classify(what: str, exc: stripe.StripeError) -> Exception:
         return StripeUnavailable(f"{what}: {type(exc).__name__}")
     detail = f"{what}: {type(exc).__name__} {exc.code or ''}".rstrip()
     if exc.code == "resource_missing":
-        return StripeNotFound(detail)
+        return StripeNotFound(detail, getattr(exc, "param", None))
     return StripeRejected(detail)
 
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from billing.accounts import ensure_customer, live_customer
 from billing.auth import Principal
-from billing.context import Billing
 from billing.errors import BillingErrorCode, BillingFailure
 from billing.plans import Interval
 from billing.portal import PortalFlow, PortalLink, require_billing_role
 from billing.ratelimit import take_slot
+from billing.services import Services
 from billing.stripe_api import CheckoutSessionParams, PortalSessionParams
 from billing.subscriptions import is_paid, pick_current
 
@@ -29,23 +29,23 @@ class CheckoutLink:
 
 
 async def start_upgrade(
-    billing: Billing, principal: Principal, plan: str, interval: Interval
+    services: Services, principal: Principal, plan: str, interval: Interval
 ) -> CheckoutLink | PortalLink:
     """Checkout for an org without a paid subscription, else a portal plan-switch confirmation."""
-    require_billing_role(billing, principal)
-    spec = billing.catalog.price(plan, interval)
+    require_billing_role(services, principal)
+    spec = services.catalog.price(plan, interval)
     if spec is None:
         raise BillingFailure(BillingErrorCode.UNKNOWN_PLAN)
-    stripe = billing.stripe
+    stripe = services.stripe
     org_id = principal.org_id
-    await take_slot(billing.db, org_id, billing.settings.billing_rate_limit)
+    await take_slot(services.db, org_id, services.settings.billing_rate_limit)
     price = await stripe.price_by_lookup_key(spec.lookup_key)
     if price is None:
         raise BillingFailure(
             BillingErrorCode.UNKNOWN_PLAN, f"No active price with lookup key {spec.lookup_key}."
         )
-    app_url = billing.settings.app_url
-    customer_id = await live_customer(billing, org_id)
+    app_url = services.settings.app_url
+    customer_id = await live_customer(services, org_id)
     if customer_id is not None:
         # Stripe, not the webhook-fed projection, decides: a just-paid checkout must not lead
         # to a second subscription because its webhook has not arrived yet.
@@ -72,7 +72,7 @@ async def start_upgrade(
             }
             url = await stripe.create_portal_session(params, f"org:{org_id}:switch:{uuid.uuid4()}")
             return PortalLink(url=url, flow=PortalFlow.SUBSCRIPTION_UPDATE)
-    customer_id = await ensure_customer(billing, org_id)
+    customer_id = await ensure_customer(services, org_id)
     checkout: CheckoutSessionParams = {
         "mode": "subscription",
         "customer": customer_id,
@@ -84,7 +84,7 @@ async def start_upgrade(
         "&session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": f"{app_url}/settings/billing?checkout=canceled",
     }
-    trial_days = billing.catalog.plans[plan].trial_days
+    trial_days = services.catalog.plans[plan].trial_days
     if trial_days:
         checkout["subscription_data"]["trial_period_days"] = trial_days
     window = int(time.time()) // CHECKOUT_KEY_WINDOW

@@ -1,8 +1,9 @@
-"""``python -m emulator --port 12111 --webhook-url URL --webhook-secret whsec_...``."""
+"""``python -m emulator --port P --webhook-url URL --webhook-secret whsec_... --state-file F``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from emulator.server import serve
 
@@ -15,11 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-url", action="append", default=[])
     parser.add_argument("--webhook-secret", action="append", default=[])
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--state-file", type=Path, default=None, help="keep the state here")
     args = parser.parse_args(argv)
     if len(args.webhook_secret) < len(args.webhook_url):
         parser.error("every --webhook-url needs a --webhook-secret")
     webhooks = list(zip(args.webhook_url, args.webhook_secret, strict=False))
-    serve(args.host, args.port, webhooks, log_level=args.log_level)
+    try:
+        serve(args.host, args.port, webhooks, log_level=args.log_level, state_file=args.state_file)
+    except ValueError as err:  # an unreadable state file: one line, no traceback
+        parser.exit(2, f"error: {err}\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Generate emulator/data/spec_data.json from Stripe's OpenAPI subset and example fixtures.
 
-Run from the repository root: ``python -m emulator._generate ../shared/stripe``.
+Run from the repository root: ``python -m emulator._generate vendor/stripe`` (the default:
+``vendor/stripe`` of this repository, Stripe's MIT-licensed spec subset and fixtures).
 The emulator itself only reads the small generated file, never the 2 MB spec.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 Json = Any
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1] / "vendor" / "stripe"
 
 # Kinds whose templates the emulator needs: name -> (schema name, fixture name).
 KINDS: dict[str, tuple[str, str]] = {
@@ -353,7 +355,7 @@ def build(spec_dir: Path) -> dict[str, Json]:
 
 def main() -> None:
     """Write the data file."""
-    spec_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/stripe")
+    spec_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SPEC_DIR
     out = Path(__file__).parent / "data" / "spec_data.json"
     data = build(spec_dir)
     out.write_text(json.dumps(data, sort_keys=True, separators=(",", ":")))

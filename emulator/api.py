@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -19,7 +20,8 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import StripeError, fault_error
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
-from emulator.params import check_params
+from emulator.listing import lookup
+from emulator.params import check_metadata_update, check_params
 from emulator.routes import EXTRA_PARAMS, NO_PARAMS, Handler, path_exists, resolve
 from emulator.spec import API_VERSION, known_params
 from emulator.state import EmulatorState, Fault, IdempotentEntry
@@ -206,17 +208,22 @@ def _dispatch(
     """
     try:
         api_key = _auth(request)
-        cache_key = (api_key, idem_key) if idem_key else None
+        cache_key = (_key_digest(api_key), idem_key) if idem_key else None
         cached = _replay(state, cache_key, method, path, params)
         if cached is not None:
             return cached.status, cached.body, True
-        handler, args = _route(method, path, params)
+        handler, args = _route(state, method, path, params)
     except StripeError as err:
         return (*_error(err, request_id), False)
     status, content = _run(state, request, handler, params, args, idem_key, request_id)
     if cache_key is not None and status < 500:
         state.idempotency[cache_key] = IdempotentEntry(method, path, params, status, content)
     return status, content, False
+
+
+def _key_digest(api_key: str) -> str:
+    """Idempotency keys are per API key; entries (and the state file) keep only a digest."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
 def _replay(
@@ -234,8 +241,10 @@ def _replay(
     )
 
 
-def _route(method: str, path: str, params: Obj) -> tuple[Handler, tuple[str, ...]]:
-    """The handler and path args of a request whose parameters the spec accepts."""
+def _route(
+    state: EmulatorState, method: str, path: str, params: Obj
+) -> tuple[Handler, tuple[str, ...]]:
+    """The handler and path args of a request whose parameters pass the spec and limits."""
     found = resolve(method, path)
     if found is None:
         if path_exists(path):
@@ -248,6 +257,10 @@ def _route(method: str, path: str, params: Obj) -> tuple[Handler, tuple[str, ...
     template, handler, args = found
     node = known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
     check_params(params, node)
+    # an update may not leave its object with more than 50 metadata keys
+    target = lookup(state, args[0]) if method == "POST" and args else None
+    if target is not None:
+        check_metadata_update(target.get("metadata") or {}, params)
     return handler, args
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import billing
+from emulator import engine
 from emulator.catalog import get_price
 from emulator.customers import get_customer, new_customer
 from emulator.errors import StripeError, invalid, missing, required
@@ -189,7 +189,7 @@ def expire(state: EmulatorState, params: Params, cs_id: str) -> Obj:
             f'Only Checkout Sessions with a status in ["open"] can be expired. '
             f'This session has a status of "{cs["status"]}".',
         )
-    billing.expire_checkout(state, cs)
+    engine.expire_checkout(state, cs)
     return _out(state, cs, params)
 
 
@@ -214,7 +214,7 @@ def list_(state: EmulatorState, params: Params) -> Obj:
 def check_open(state: EmulatorState, cs: Obj) -> None:
     """Raise unless the session can still be paid (expires sessions past expires_at)."""
     if cs["status"] == "open" and cs["expires_at"] <= state.now():
-        billing.expire_checkout(state, cs)
+        engine.expire_checkout(state, cs)
     if cs["status"] != "open":
         raise StripeError(f"This Checkout Session is {cs['status']}.", status=410)
 
@@ -237,6 +237,9 @@ def pay(state: EmulatorState, cs: Obj, email: str | None, card: str | None) -> s
         cus_id = cus["id"]
         cs["customer"] = cus_id
     cus = state.db.customers[cus_id]
+    if email and not cus.get("email"):
+        cus["email"] = email
+        state.emit("customer.updated", cus, {"email": None})
     if number and number != FAILS_LATER:
         state.failing_cards.discard(cus_id)
     internal = state.checkout_internal.get(cs["id"], {})
@@ -260,9 +263,9 @@ def pay(state: EmulatorState, cs: Obj, email: str | None, card: str | None) -> s
     items = state.line_items.get(cs["id"], [])
     if cs["mode"] == "subscription":
         trial_days = internal.get("trial_days")
-        trial_end = state.now() + trial_days * billing.DAY if trial_days else None
+        trial_end = state.now() + trial_days * engine.DAY if trial_days else None
         prices: list[tuple[Obj, int, Obj]] = [(i["price"], int(i["quantity"]), {}) for i in items]
-        sub = billing.create_subscription(
+        sub = engine.create_subscription(
             state,
             cus_id,
             prices,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import billing, portal
+from emulator import engine, portal
 from emulator.errors import StripeError
 from emulator.state import EmulatorState, Fault
 
@@ -59,7 +59,7 @@ async def advance(request: Request) -> Response:
     data = await _json(request)
     seconds = int(data["to"]) - state.now() if "to" in data else int(data.get("seconds", 0))
     try:
-        now = billing.advance(state, seconds)
+        now = engine.advance(state, seconds)
     except StripeError as err:
         return _bad(err.message)
     return JSONResponse({"now": now})

@@ -126,7 +126,7 @@ def update(state: EmulatorState, params: Params, cus_id: str) -> Obj:
 
 def delete(state: EmulatorState, params: Params, cus_id: str) -> Obj:
     """DELETE /v1/customers/{id}: cancels subscriptions, then customer.deleted."""
-    from emulator.billing import cancel_now
+    from emulator.engine import cancel_now
 
     cus = get_customer(state, cus_id)
     for sub in list(state.db.subscriptions.values()):

@@ -33,7 +33,7 @@ def backoff(config: Config, attempt: int) -> float:
 
 
 class Deliverer:
-    """Delivers events to webhook endpoints from tasks on the server's event loop."""
+    """Delivers ``state.outbox`` (saved with the state) from tasks on the server's loop."""
 
     def __init__(self, state: EmulatorState) -> None:
         """Attach to a state."""
@@ -42,20 +42,29 @@ class Deliverer:
         self._client: httpx.AsyncClient | None = None
         self._queues: dict[str, asyncio.Queue[tuple[str, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._backlog: list[tuple[str, str]] = []
-        self.pending = 0
+        self._backlog: list[tuple[str, str, int]] = []
+
+    @property
+    def pending(self) -> int:
+        """Deliveries queued or waiting for a retry."""
+        return len(self.state.outbox)
 
     def reset(self) -> None:
-        """Drop queued and scheduled deliveries."""
+        """Drop the delivery tasks and queues (``state.reset`` empties the outbox)."""
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
         self._queues.clear()
         self._backlog.clear()
-        self.pending = 0
+
+    def resume(self) -> None:
+        """Deliver the outbox afresh, in order (on start: deliveries saved as pending)."""
+        self.reset()
+        self._backlog = [(ep, evt, attempt) for (ep, evt), attempt in self.state.outbox.items()]
+        self._flush()
 
     async def aclose(self) -> None:
-        """Stop tasks and close the HTTP client."""
+        """Stop tasks and close the HTTP client; the outbox stays for the next start."""
         self.reset()
         if self._client is not None:
             await self._client.aclose()
@@ -78,8 +87,8 @@ class Deliverer:
         for ep in self.state.db.webhook_endpoints.values():
             if matches(ep, event["type"]):
                 event["pending_webhooks"] += 1
-                self.pending += 1
-                self._backlog.append((ep["id"], event["id"]))
+                self.state.outbox[(ep["id"], event["id"])] = 1
+                self._backlog.append((ep["id"], event["id"], 1))
         if self._backlog:
             self._flush()
 
@@ -89,13 +98,13 @@ class Deliverer:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        for ep_id, event_id in self._backlog:
+        for ep_id, event_id, attempt in self._backlog:
             queue = self._queues.get(ep_id)
             if queue is None:
                 queue = asyncio.Queue()
                 self._queues[ep_id] = queue
                 self._spawn(self._worker(ep_id, queue))
-            queue.put_nowait((event_id, 1))
+            queue.put_nowait((event_id, attempt))
         self._backlog.clear()
 
     def _spawn(self, coro: Any) -> None:
@@ -120,14 +129,21 @@ class Deliverer:
         event = self.state.db.events.get(event_id)
         endpoint = self.state.db.webhook_endpoints.get(ep_id)
         if event is None or endpoint is None:
-            self.pending = max(0, self.pending - 1)
+            self._finish(ep_id, event_id)
             return
         record = await self.send(endpoint, event, attempt)
         if record["ok"] or attempt >= self.state.config.max_attempts:
-            self.pending = max(0, self.pending - 1)
             event["pending_webhooks"] = max(0, event["pending_webhooks"] - 1)
+            self._finish(ep_id, event_id)
             return
+        self.state.outbox[(ep_id, event_id)] = attempt + 1
+        self.state.changed()
         self._spawn(self._retry_later(ep_id, event_id, attempt + 1))
+
+    def _finish(self, ep_id: str, event_id: str) -> None:
+        """A delivery is done (delivered or given up): out of the outbox."""
+        self.state.outbox.pop((ep_id, event_id), None)
+        self.state.changed()
 
     async def send(self, endpoint: Obj, event: Obj, attempt: int = 1) -> Obj:
         """POST one signed event to one endpoint and record the outcome."""

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import billing, checkout, portal
+from emulator import checkout, engine, portal
 from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import date, form, link, money, page, text_input
@@ -28,9 +28,9 @@ def _state(request: Request) -> EmulatorState:
     return state
 
 
-def _error(err: StripeError) -> HTMLResponse:
-    """An error page with the error's status."""
-    body = f"<p class='error' id='error'>{escape(err.message)}</p>"
+def _error(err: StripeError, extra: str = "") -> HTMLResponse:
+    """An error page with the error's status (``extra``: e.g. a link back)."""
+    body = f"<p class='error' id='error'>{escape(err.message)}</p>{extra}"
     return HTMLResponse(page("Something went wrong", body), status_code=err.status)
 
 
@@ -61,12 +61,12 @@ async def checkout_page(request: Request) -> Response:
     trial = state.checkout_internal.get(cs_id, {}).get("trial_days")
     trial_note = f"<p id='trial'>{trial}-day free trial</p>" if trial else ""
     cus = state.db.customers.get(cs["customer"] or "")
-    email = (cus or {}).get("email") or cs.get("customer_email") or ""
-    fields = (
-        text_input("email", email, "Email", "email")
-        if cus is None
-        else (f"<p>Paying as <b>{escape(email or cus['id'])}</b></p>")
-    )
+    if cus is not None and cus.get("email"):
+        fields = _paying_as(cus)
+    else:  # as on Stripe: Checkout asks for the email a customer lacks, and saves it
+        fields = _paying_as(cus or {}) + text_input(
+            "email", cs.get("customer_email") or "", "Email", "email"
+        )
     fields += text_input("card", "4242 4242 4242 4242", "Card number")
     base = f"/c/pay/{cs_id}"
     body = (
@@ -85,15 +85,23 @@ async def checkout_page(request: Request) -> Response:
     return HTMLResponse(page("Checkout", body))
 
 
+def _paying_as(cus: Obj) -> str:
+    """Who pays: the customer's email, else their name (never the ``cus_`` id)."""
+    shown = cus.get("email") or cus.get("name")
+    return f"<p id='customer'>Paying as <b>{escape(shown)}</b></p>" if shown else ""
+
+
 async def checkout_pay(request: Request) -> Response:
-    """Pay: complete the session and redirect to success_url."""
+    """Pay: complete the session and redirect to success_url (declined: a link back)."""
     state = _state(request)
     fields = await _fields(request)
+    cs_id = request.path_params["cs"]
     try:
-        cs = checkout.get_session(state, request.path_params["cs"])
+        cs = checkout.get_session(state, cs_id)
         target = checkout.pay(state, cs, fields.get("email"), fields.get("card"))
     except StripeError as err:
-        return _error(err)
+        back = link("back", f"/c/pay/{cs_id}", "Try another card") if err.status == 402 else ""
+        return _error(err, back)
     if not target:
         return HTMLResponse(page("Thanks!", "<p id='success'>Payment complete.</p>"))
     return RedirectResponse(target, status_code=303)
@@ -185,7 +193,7 @@ def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str
     for n, sub in enumerate(subs):
         suffix = "" if n == 0 else f"-{sub['id']}"
         item = sub["items"]["data"][0]
-        _start, end = billing.period(sub)
+        _start, end = engine.period(sub)
         status = sub["status"]
         note = (
             f"<p id='cancel-note{suffix}'>Cancels on {date(sub['cancel_at'])}</p>"
@@ -263,7 +271,7 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
         f"{escape(_plan(state, current['price']))}</p>"
     )
     if kind == "subscription_cancel":
-        end = billing.period(sub)[1]
+        end = engine.period(sub)[1]
         mode = cfg["features"]["subscription_cancel"]["mode"]
         when = "now" if mode == "immediately" else f"on {date(end)}"
         return (
@@ -273,16 +281,54 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
         )
     if kind == "subscription_update":
         return f"<h2>Update your plan</h2>{head}" + _switch_forms(state, base, cfg, sub, "") + back
-    items = flow["subscription_update_confirm"]["items"]
-    desc = "".join(
-        f"<li>{escape(_plan(state, state.db.prices[i['price']]))}</li>"
-        for i in items
-        if i.get("price") in state.db.prices
+    return _confirm_page(state, cfg, sub, flow, base) + back
+
+
+def confirm_changes(flow: Obj) -> portal.Switch:
+    """The (item, price, quantity) changes of a ``subscription_update_confirm`` flow."""
+    return [
+        (i["id"], i.get("price"), i.get("quantity"))
+        for i in flow["subscription_update_confirm"]["items"]
+    ]
+
+
+TIMES = "\u00d7"
+
+
+def _plan_rows(state: EmulatorState, items: list[tuple[Obj, int]]) -> str:
+    """``<li>`` per (price, quantity): product name and price."""
+    return "".join(
+        f"<li data-price='{escape(price['id'])}'>{escape(_plan(state, price))}"
+        f"{f' {TIMES} {qty}' if qty != 1 else ''}</li>"
+        for price, qty in items
+    )
+
+
+def _confirm_page(state: EmulatorState, cfg: Obj, sub: Obj, flow: Obj, base: str) -> str:
+    """Current plan, new plan and the amount due today (Stripe's invoice preview)."""
+    changes = {item_id: (price, qty) for item_id, price, qty in confirm_changes(flow)}
+    current: list[tuple[Obj, int]] = []
+    new: list[tuple[Obj, int]] = []
+    for item in sub["items"]["data"]:
+        qty = int(item.get("quantity") or 1)
+        price_id, new_qty = changes.get(item["id"], (None, None))
+        current.append((item["price"], qty))
+        new.append((state.db.prices.get(price_id or "", item["price"]), new_qty or qty))
+    total = portal.preview_switch(state, cfg, sub, confirm_changes(flow))
+    due = max(0, total)
+    credit = (
+        f"<p id='credit'>Credit to your balance: {money(-total, sub['currency'])}</p>"
+        if total < 0
+        else ""
     )
     return (
-        f"<h2>Confirm your new plan</h2>{head}<ul id='new-plan'>{desc}</ul>"
+        "<h2>Confirm your new plan</h2>"
+        f"<div class='box'><h3>Current plan</h3><ul id='current-plan'>{_plan_rows(state, current)}"
+        f"</ul></div><div class='box'><h3>New plan</h3><ul id='new-plan'>"
+        f"{_plan_rows(state, new)}</ul></div>"
+        f"<p>Amount due today: <b id='amount-due' data-amount='{due}'>"
+        f"{money(due, sub['currency'])}</b></p>{credit}"
         + form("confirm", f"{base}/confirm", "Confirm", {"subscription": sub["id"]})
-        + back
     )
 
 
@@ -291,11 +337,11 @@ async def portal_page(request: Request) -> Response:
     state = _state(request)
     try:
         sess, cfg = portal.open_session(state, request.path_params["bps"])
+        info = state.portal_state[sess["id"]]
+        if sess["flow"] and not info["flow_done"]:
+            return HTMLResponse(page("Manage your subscription", _flow_page(state, sess, cfg)))
     except StripeError as err:
         return _error(err)
-    info = state.portal_state[sess["id"]]
-    if sess["flow"] and not info["flow_done"]:
-        return HTMLResponse(page("Manage your subscription", _flow_page(state, sess, cfg)))
     message = info.pop("message", None)
     info["message"] = None
     return HTMLResponse(page("Manage your subscription", _home(state, sess, cfg, message)))
@@ -341,11 +387,7 @@ async def portal_action(request: Request) -> Response:
                 item = fields.get("item") or sub["items"]["data"][0]["id"]
                 portal.do_switch(state, cfg, sub, [(item, fields.get("price"), None)])
             elif action == "confirm" and flow and flow["type"] == "subscription_update_confirm":
-                changes = [
-                    (i["id"], i.get("price"), i.get("quantity"))
-                    for i in flow["subscription_update_confirm"]["items"]
-                ]
-                portal.do_switch(state, cfg, sub, changes)
+                portal.do_switch(state, cfg, sub, confirm_changes(flow))
             else:
                 raise StripeError("Unknown portal action.", status=404)
     except StripeError as err:

@@ -63,9 +63,52 @@ def _check_object(value: Params, node: Node, name: str) -> None:
         if sub is None:
             raise unknown_param(_child(name, key))
         _check_value(item, sub, _child(name, key))
+        if key == "metadata" and isinstance(item, dict):
+            _check_metadata(item, _child(name, key))
     for key in node.get("r", ()):
         if key not in value:
             raise required(_child(name, key))
+
+
+METADATA_KEYS = 50
+METADATA_KEY_LENGTH = 40
+METADATA_VALUE_LENGTH = 500
+
+
+def _check_metadata(value: Params, name: str) -> None:
+    """Stripe's metadata limits: up to 50 keys, keys up to 40 characters, values up to 500."""
+    for key, item in value.items():
+        if len(key) > METADATA_KEY_LENGTH:
+            raise invalid(
+                f"Metadata keys can have up to {METADATA_KEY_LENGTH} characters, but you passed "
+                f"in a key that is {len(key)} characters. Invalid key: {key}",
+                _child(name, key),
+            )
+        if isinstance(item, str) and len(item) > METADATA_VALUE_LENGTH:
+            raise invalid(
+                f"Metadata values can have up to {METADATA_VALUE_LENGTH} characters, but you "
+                f"passed in a value that is {len(item)} characters. Invalid value: {item}",
+                _child(name, key),
+            )
+    _check_metadata_count(value, name)
+
+
+def _check_metadata_count(value: Params, name: str) -> None:
+    """At most 50 metadata keys set ("" unsets a key)."""
+    count = sum(1 for item in value.values() if item != "")
+    if count > METADATA_KEYS:
+        raise invalid(
+            f"Metadata can have up to {METADATA_KEYS} keys, but you've set {count}. Email us at "
+            "support+metadata@stripe.com for more information.",
+            name,
+        )
+
+
+def check_metadata_update(current: Params, params: Params) -> None:
+    """The 50-key limit on the metadata an update leaves (current keys merged with new ones)."""
+    update = params.get("metadata")
+    if isinstance(update, dict):
+        _check_metadata_count({**current, **update}, "metadata")
 
 
 _SCALARS: dict[str, Callable[[str], object]] = {

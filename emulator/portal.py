@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import billing
+from emulator import engine
 from emulator.catalog import get_price, get_product
 from emulator.customers import get_customer
 from emulator.errors import StripeError, invalid, missing, required
@@ -244,9 +244,9 @@ def configuration_retrieve(state: EmulatorState, params: Params, bpc_id: str) ->
 def configuration_update(state: EmulatorState, params: Params, bpc_id: str) -> Obj:
     """POST /v1/billing_portal/configurations/{id}."""
     cfg = get_configuration(state, bpc_id)
-    before = billing.snapshot(cfg)
+    before = engine.snapshot(cfg)
     _apply_config(state, cfg, params)
-    previous = billing.changed(before, cfg)
+    previous = engine.changed(before, cfg)
     if previous:
         cfg["updated"] = state.now()
         state.emit("billing_portal.configuration.updated", cfg, previous)
@@ -507,28 +507,29 @@ def do_cancel(
     if feedback and feedback not in FEEDBACK:
         raise StripeError(f"Unknown cancellation reason {feedback}.", status=400)
     if feature["mode"] == "immediately":
-        billing.cancel_now(state, sub, feedback=feedback, comment=comment)
+        engine.cancel_now(state, sub, feedback=feedback, comment=comment)
         return
-    before = billing.snapshot(sub)
-    billing.schedule_cancel(state, sub, True)
+    before = engine.snapshot(sub)
+    engine.schedule_cancel(state, sub, True)
     if feedback:
         sub["cancellation_details"]["feedback"] = feedback
     if comment:
         sub["cancellation_details"]["comment"] = comment
-    billing.emit_updated(state, sub, before)
+    engine.emit_updated(state, sub, before)
 
 
 def do_renew(state: EmulatorState, sub: Obj) -> None:
     """Undo a scheduled cancellation."""
-    before = billing.snapshot(sub)
-    billing.schedule_cancel(state, sub, False)
-    billing.emit_updated(state, sub, before)
+    before = engine.snapshot(sub)
+    engine.schedule_cancel(state, sub, False)
+    engine.emit_updated(state, sub, before)
 
 
-def do_switch(
-    state: EmulatorState, cfg: Obj, sub: Obj, changes: list[tuple[str, str | None, int | None]]
-) -> None:
-    """Switch item prices (item id, price id, quantity) with the configured proration."""
+Switch = list[tuple[str, str | None, int | None]]  # (item id, price id, quantity)
+
+
+def _parse_switch(state: EmulatorState, cfg: Obj, changes: Switch) -> list[Obj]:
+    """Item changes for the engine; prices must be offered by the configuration."""
     allowed = allowed_prices(cfg)
     parsed: list[Obj] = []
     for item_id, price_id, qty in changes:
@@ -540,12 +541,24 @@ def do_switch(
         if qty:
             change["quantity"] = qty
         parsed.append(change)
-    before = billing.snapshot(sub)
+    return parsed
+
+
+def preview_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> int:
+    """The invoice preview total of a switch now, with the configured proration."""
     proration = cfg["features"]["subscription_update"]["proration_behavior"]
-    invoice = billing.change_items(state, sub, parsed, proration)
-    billing.emit_updated(state, sub, before)
+    return engine.preview_change(state, sub, _parse_switch(state, cfg, changes), proration)
+
+
+def do_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> None:
+    """Switch item prices with the configured proration."""
+    parsed = _parse_switch(state, cfg, changes)
+    before = engine.snapshot(sub)
+    proration = cfg["features"]["subscription_update"]["proration_behavior"]
+    invoice = engine.change_items(state, sub, parsed, proration)
+    engine.emit_updated(state, sub, before)
     if invoice is not None:
-        billing.settle(state, sub, invoice)
+        engine.settle(state, sub, invoice)
 
 
 def do_update_payment_method(state: EmulatorState, sess: Obj, card: str | None) -> None:
@@ -560,4 +573,4 @@ def do_update_payment_method(state: EmulatorState, sess: Obj, card: str | None) 
         state.failing_cards.add(cus_id)
         return
     state.failing_cards.discard(cus_id)
-    billing.pay_open_invoices(state, cus_id)
+    engine.pay_open_invoices(state, cus_id)

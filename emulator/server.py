@@ -7,6 +7,7 @@ import importlib.util
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -37,10 +38,13 @@ class EmulatorServer:
         *,
         log_level: str = "warning",
         state: EmulatorState | None = None,
+        state_file: Path | None = None,
     ) -> None:
-        """Configure; nothing runs until start()."""
+        """Configure; nothing runs until start() (``state_file``: see EmulatorState)."""
+        if state is not None and state_file is not None:
+            raise ValueError("give the state_file to the EmulatorState passed as state")
         self.host = host
-        self.state = state or EmulatorState(webhooks=webhooks)
+        self.state = state or EmulatorState(webhooks=webhooks, state_file=state_file)
         self.app = create_app(self.state)
         # IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets of that proto
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -112,9 +116,10 @@ def serve(
     webhooks: list[tuple[str, str]] | None = None,
     *,
     log_level: str = "info",
+    state_file: Path | None = None,
 ) -> None:
     """Serve in the foreground until interrupted (``python main.py emulator``)."""
-    state = EmulatorState(webhooks=webhooks)
+    state = EmulatorState(webhooks=webhooks, state_file=state_file)
     app = create_app(state)
     config = uvicorn.Config(
         app,

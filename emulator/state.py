@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator.ids import new_id
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from emulator.delivery import Deliverer
 
 Obj = dict[str, Any]
+log = logging.getLogger("emulator")
 
 
 @dataclass
@@ -80,15 +83,67 @@ class Stores:
 class EmulatorState:
     """Everything the emulator knows; mutated synchronously on one event loop."""
 
-    def __init__(self, webhooks: list[tuple[str, str]] | None = None) -> None:
-        """Start empty, with pre-registered webhook endpoints (url, secret)."""
+    def __init__(
+        self, webhooks: list[tuple[str, str]] | None = None, *, state_file: Path | None = None
+    ) -> None:
+        """Start empty or from ``state_file`` (ValueError if unreadable), with webhooks."""
         self.config = Config()
         self.preregistered = list(webhooks or [])
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.saves = 0
+        self._save_scheduled = False
         self.clock_offset = 0.0
         self.ctx = RequestContext()
         self.deliverer: Deliverer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reset()
+        if self.state_file is not None and self.state_file.exists():
+            self.load(self.state_file)
+
+    def load(self, path: Path) -> None:
+        """Replace everything with a saved state, then apply the pre-registered endpoints."""
+        from emulator.persist import load
+
+        load(self, path)
+        self._preregister()
+
+    def changed(self) -> None:
+        """Save soon: one save per event-loop turn, however many changes (none without a file)."""
+        if self.state_file is None or self._save_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()
+            return
+        self._save_scheduled = True
+        loop.call_soon(self._scheduled_save)
+
+    def _scheduled_save(self) -> None:
+        """The coalesced save (a failure is logged; the next change tries again)."""
+        self._save_scheduled = False
+        try:
+            self.save()
+        except OSError as exc:
+            log.error("emulator: cannot save the state file %s: %s", self.state_file, exc)
+
+    def save(self) -> None:
+        """Write the state file now, atomically (nothing without a state file)."""
+        if self.state_file is None:
+            return
+        from emulator.persist import save
+
+        save(self, self.state_file)
+        self.saves += 1
+
+    def _preregister(self) -> None:
+        """Add the pre-registered endpoints; one with a known URL only gets the new secret."""
+        for url, secret in self.preregistered:
+            ep = next((e for e in self.db.webhook_endpoints.values() if e["url"] == url), None)
+            if ep is None:
+                self.add_endpoint(url, secret, ["*"])
+            else:
+                self.secrets[ep["id"]] = secret
 
     def reset(self) -> None:
         """Forget everything except configuration and pre-registered endpoints."""
@@ -107,11 +162,11 @@ class EmulatorState:
         self.deliveries: list[Obj] = []
         self.faults: list[Fault] = []
         self.idempotency: dict[tuple[str, str], IdempotentEntry] = {}
+        self.outbox: dict[tuple[str, str], int] = {}  # (endpoint, event) -> next attempt
         self.wake = asyncio.Event()
         if self.deliverer is not None:
             self.deliverer.reset()
-        for url, secret in self.preregistered:
-            self.add_endpoint(url, secret, ["*"])
+        self._preregister()
 
     def now(self) -> int:
         """The emulator clock: wall time plus the advanced offset, in seconds."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import billing
+from emulator import engine
 from emulator.catalog import get_price
 from emulator.customers import get_customer
 from emulator.errors import invalid, missing, required
@@ -66,7 +66,7 @@ def create(state: EmulatorState, params: Params) -> Obj:
     trial_end: int | None = None
     days = get_int(params, "trial_period_days")
     if days:
-        trial_end = now + days * billing.DAY
+        trial_end = now + days * engine.DAY
     raw_end = params.get("trial_end")
     if raw_end and raw_end != "now":
         trial_end = get_int(params, "trial_end")
@@ -74,7 +74,7 @@ def create(state: EmulatorState, params: Params) -> Obj:
             raise invalid("trial_end must be in the future.", param="trial_end")
     meta: Obj = {}
     apply_metadata(meta, params)
-    sub = billing.create_subscription(
+    sub = engine.create_subscription(
         state,
         cus_id,
         prices,
@@ -89,19 +89,19 @@ def create(state: EmulatorState, params: Params) -> Obj:
 
 def retrieve(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     """GET /v1/subscriptions/{id} (canceled ones too)."""
-    return _out(state, billing.get_subscription(state, sub_id), params)
+    return _out(state, engine.get_subscription(state, sub_id), params)
 
 
 def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     """POST /v1/subscriptions/{id}: cancel_at_period_end, cancel_at, items, metadata..."""
-    sub = billing.get_subscription(state, sub_id)
+    sub = engine.get_subscription(state, sub_id)
     if sub["status"] in ("canceled", "incomplete_expired"):
         allowed = {"cancellation_details", "metadata", "expand"}
         if set(params) - allowed:
             raise invalid(
                 "A canceled subscription can only update its cancellation_details and metadata.",
             )
-    before = billing.snapshot(sub)
+    before = engine.snapshot(sub)
     proration = one_of(params, "proration_behavior", PRORATIONS, "create_prorations")
     changes: list[Obj] = []
     for i, raw in enumerate(get_list(params, "items")):
@@ -113,14 +113,14 @@ def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
             change["quantity"] = get_int(raw, "quantity")
         change["metadata"] = get_dict(raw, "metadata")
         changes.append(change)
-    invoice = billing.change_items(state, sub, changes, proration or "create_prorations")
+    invoice = engine.change_items(state, sub, changes, proration or "create_prorations")
     if "cancel_at_period_end" in params:
-        billing.schedule_cancel(state, sub, bool(get_bool(params, "cancel_at_period_end")))
+        engine.schedule_cancel(state, sub, bool(get_bool(params, "cancel_at_period_end")))
     if "cancel_at" in params:
-        billing.set_cancel_at(state, sub, get_int(params, "cancel_at"))
+        engine.set_cancel_at(state, sub, get_int(params, "cancel_at"))
     if params.get("trial_end") == "now" and sub["status"] == "trialing":
         sub["trial_end"] = state.now()
-        billing.set_period(sub, billing.period(sub)[0], state.now())
+        engine.set_period(sub, engine.period(sub)[0], state.now())
     apply_metadata(sub, params)
     if "description" in params:
         sub["description"] = get_str(params, "description") or None
@@ -131,22 +131,22 @@ def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     if "default_payment_method" in params:
         sub["default_payment_method"] = get_str(params, "default_payment_method") or None
     if invoice is not None:
-        billing.emit_updated(state, sub, before)
-        billing.settle(state, sub, invoice)
+        engine.emit_updated(state, sub, before)
+        engine.settle(state, sub, invoice)
     else:
-        billing.emit_updated(state, sub, before)
+        engine.emit_updated(state, sub, before)
     if params.get("trial_end") == "now":
-        billing.advance(state, 0)
+        engine.advance(state, 0)
     return _out(state, sub, params)
 
 
 def cancel(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     """DELETE /v1/subscriptions/{id}: cancel now, fire customer.subscription.deleted."""
-    sub = billing.get_subscription(state, sub_id)
+    sub = engine.get_subscription(state, sub_id)
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise missing("subscription", sub_id)
     details = get_dict(params, "cancellation_details")
-    billing.cancel_now(
+    engine.cancel_now(
         state,
         sub,
         comment=details.get("comment"),

@@ -9,15 +9,15 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
 from billing.auth import AuthError, Principal
-from billing.context import Billing
+from billing.services import Services
 
 
 class Context(BaseContext):
     """What every resolver gets."""
 
-    def __init__(self, billing: Billing) -> None:
+    def __init__(self, services: Services) -> None:
         super().__init__()
-        self.billing = billing
+        self.services = services
         self._principal: Principal | None = None
 
     async def principal(self) -> Principal:
@@ -25,7 +25,7 @@ class Context(BaseContext):
         if self._principal is None:
             header = self.request.headers.get("authorization") if self.request else None
             try:
-                self._principal = await self.billing.auth.authenticate(header)
+                self._principal = await self.services.auth.authenticate(header)
             except AuthError as exc:
                 raise GraphQLError(
                     f"Not authenticated: {exc}", extensions={"code": "UNAUTHENTICATED"}

@@ -7,13 +7,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from graphql import GraphQLError
 from strawberry import UNSET
 
 from billing.auth import Principal
-from billing.context import Billing
-from billing.errors import BillingErrorCode, BillingFailure, StripeUnavailable
+from billing.errors import BillingErrorCode, BillingFailure, StripeNotFound, StripeUnavailable
+from billing.observability import request_id
 from billing.plans import Interval
 from billing.portal import PortalFlow, PortalLink, open_portal
+from billing.services import Services
 from billing.upgrade import CheckoutLink, start_upgrade
 from resolvers.context import GraphQLInfo
 from schema.types import BillingError, BillingInterval, CheckoutSession, PortalSession
@@ -39,22 +41,43 @@ def _failure(exc: BillingFailure | StripeUnavailable) -> BillingError:
     return BillingError(code=exc.code, message=exc.message)
 
 
+def _out_of_sync(org_id: str) -> GraphQLError:
+    """The org's customer is unknown to Stripe: say in one line how to repair it."""
+    fix = f"python main.py resync --org {org_id}"
+    log.warning(
+        "org %s is linked to a Stripe customer that Stripe does not know (deleted, or the "
+        "emulator lost its state): run `%s`, or `make reset` for a local emulator",
+        org_id,
+        fix,
+    )
+    rid = request_id.get()
+    return GraphQLError(
+        f"This organization's billing records do not match Stripe; an operator must run "
+        f"`{fix}` (request id {rid}).",
+        extensions={"code": "BILLING_OUT_OF_SYNC", "requestId": rid},
+    )
+
+
 async def _run(
-    info: GraphQLInfo, service: Callable[[Billing, Principal], Awaitable[T]]
+    info: GraphQLInfo, service: Callable[[Services, Principal], Awaitable[T]]
 ) -> T | BillingError:
     """Call a billing service for the caller within one deadline; expected failures as data."""
     principal = await info.context.principal()
-    billing = info.context.billing
+    services = info.context.services
     try:
-        async with asyncio.timeout(billing.deadline):
-            return await service(billing, principal)
+        async with asyncio.timeout(services.deadline):
+            return await service(services, principal)
     except TimeoutError:
         log.warning(
-            "billing call for org %s passed its %.1fs deadline", principal.org_id, billing.deadline
+            "billing call for org %s passed its %.1fs deadline", principal.org_id, services.deadline
         )
         return _failure(StripeUnavailable("deadline"))
     except (BillingFailure, StripeUnavailable) as exc:
         return _failure(exc)
+    except StripeNotFound as exc:
+        if exc.param != "customer":
+            raise
+        raise _out_of_sync(principal.org_id) from None
 
 
 async def open_portal_resolver(

@@ -14,7 +14,7 @@ from schema.types import BillingInterval, Entitlement, Plan, PlanPrice
 async def entitlement(info: GraphQLInfo) -> Entitlement:
     """The caller's org entitlement."""
     principal = await info.context.principal()
-    view = await read_entitlement(info.context.billing, principal.org_id)
+    view = await read_entitlement(info.context.services, principal.org_id)
     return Entitlement(
         org_id=view.org_id,
         plan=view.plan,
@@ -30,7 +30,7 @@ async def entitlement(info: GraphQLInfo) -> Entitlement:
 
 def plans(info: GraphQLInfo) -> list[Plan]:
     """The public catalog; needs no token."""
-    catalog = info.context.billing.catalog
+    catalog = info.context.services.catalog
     return [
         Plan(
             slug=slug,

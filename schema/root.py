@@ -12,13 +12,23 @@ from schema.types import Entitlement, OpenPortalResult, Plan, UpgradeResult
 class Query:
     """Reads."""
 
-    entitlement: Entitlement = strawberry.field(resolver=queries.entitlement)
-    plans: list[Plan] = strawberry.field(resolver=queries.plans)
+    entitlement: Entitlement = strawberry.field(
+        resolver=queries.entitlement, description="The caller's org entitlement (needs a token)."
+    )
+    plans: list[Plan] = strawberry.field(
+        resolver=queries.plans, description="The public plan catalog (no token needed)."
+    )
 
 
 @strawberry.type
 class Mutation:
     """Billing actions; each returns a result union."""
 
-    open_portal: OpenPortalResult = strawberry.mutation(resolver=mutations.open_portal_resolver)
-    upgrade: UpgradeResult = strawberry.mutation(resolver=mutations.upgrade_resolver)
+    open_portal: OpenPortalResult = strawberry.mutation(
+        resolver=mutations.open_portal_resolver,
+        description="A new Customer Portal URL, optionally deep-linked to a flow.",
+    )
+    upgrade: UpgradeResult = strawberry.mutation(
+        resolver=mutations.upgrade_resolver,
+        description="Checkout for a new subscriber; a confirmed plan switch for a subscriber.",
+    )

@@ -75,16 +75,28 @@ class Plan:
     limits: JSON
 
 
-@strawberry.type
+@strawberry.type(description="What the caller's org may use now.")
 class Entitlement:
     """What the caller's org may use now."""
 
-    org_id: str
-    plan: str
-    status: SubscriptionStatus
-    cancel_at_period_end: bool
-    current_period_end: datetime | None
-    trial_end: datetime | None
-    has_billing_account: bool
-    limits: JSON
-    updated_at: datetime | None
+    org_id: str = strawberry.field(description="The caller's org (from the token).")
+    plan: str = strawberry.field(
+        description="Slug of the plan whose limits apply now; the default plan when none."
+    )
+    status: SubscriptionStatus = strawberry.field(
+        description="The subscription's status; NONE when the org never subscribed."
+    )
+    cancel_at_period_end: bool = strawberry.field(
+        description="True while a cancellation is scheduled (the plan stays until then)."
+    )
+    current_period_end: datetime | None = strawberry.field(
+        description="When the current billing period ends (UTC)."
+    )
+    trial_end: datetime | None = strawberry.field(description="When the trial ends (UTC).")
+    has_billing_account: bool = strawberry.field(
+        description='A Stripe customer exists: show "Manage billing", else "Upgrade".'
+    )
+    limits: JSON = strawberry.field(description="The plan's limits, from the plans file.")
+    updated_at: datetime | None = strawberry.field(
+        description="When the webhook last wrote this entitlement."
+    )

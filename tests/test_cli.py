@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-import stripe
 
 from emulator.server import EmulatorServer
-from tests.conftest import PLANS
 from tests.support.api import JWT_SECRET
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python main.py ARGS` with a clean, explicit environment."""
-    base = {
-        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "AUTH_", "DATABASE_"))
-    }
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args],
-        env={**base, **(env or {})},
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.cli import run_cli
+from tests.support.stack import PLANS
+from tests.support.stripe_side import stripe_sdk
 
 
 @pytest.fixture
@@ -50,16 +29,8 @@ def emulator_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     server.stop()
 
 
-def sdk(env: dict[str, str]) -> Any:
-    return stripe.StripeClient(
-        "sk_test_cli",
-        base_addresses={"api": env["STRIPE_API_BASE"]},
-        http_client=stripe.HTTPXClient(allow_sync_methods=True),
-    )
-
-
 def test_dev_token(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         "dev-token",
         "--org",
         "org_42",
@@ -77,7 +48,7 @@ def test_dev_token(tmp_path: Path) -> None:
 
 
 def test_dev_token_needs_a_secret(tmp_path: Path) -> None:
-    result = run("dev-token", "--org", "org_42", cwd=tmp_path)
+    result = run_cli("dev-token", "--org", "org_42", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: AUTH_JWT_SECRET is not set"
 
@@ -85,7 +56,7 @@ def test_dev_token_needs_a_secret(tmp_path: Path) -> None:
 def test_migrate(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     for _ in range(2):
-        result = run("migrate", env={"DATABASE_URL": url}, cwd=tmp_path)
+        result = run_cli("migrate", env={"DATABASE_URL": url}, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     import sqlite3
 
@@ -114,7 +85,7 @@ def test_migrate(tmp_path: Path) -> None:
 def test_database_problems_are_one_line(
     tmp_path: Path, env: dict[str, str], argv: tuple[str, ...], message: str
 ) -> None:
-    result = run(*argv, env=env, cwd=tmp_path)
+    result = run_cli(*argv, env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in result.stderr and "secret-pw" not in result.stderr
@@ -139,7 +110,7 @@ def test_database_problems_are_one_line(
 def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
     plans = tmp_path / "plans.toml"
     plans.write_text(content)
-    result = run(
+    result = run_cli(
         "catalog",
         "sync",
         "--dry-run",
@@ -151,7 +122,7 @@ def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message:
 
 
 def test_missing_stripe_key(tmp_path: Path) -> None:
-    result = run("catalog", "sync", env={"PLANS_FILE": str(PLANS)}, cwd=tmp_path)
+    result = run_cli("catalog", "sync", env={"PLANS_FILE": str(PLANS)}, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: STRIPE_SECRET_KEY is not set"
 
@@ -159,13 +130,13 @@ def test_missing_stripe_key(tmp_path: Path) -> None:
 def test_catalog_sync_plans_applies_and_is_idempotent(
     emulator_env: dict[str, str], tmp_path: Path
 ) -> None:
-    dry = run("catalog", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
+    dry = run_cli("catalog", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "create    product pro" in dry.stdout and "create    price pro_monthly" in dry.stdout
-    client = sdk(emulator_env)
+    client: Any = stripe_sdk(emulator_env["STRIPE_API_BASE"], emulator_env["STRIPE_SECRET_KEY"])
     assert client.v1.products.list().data == []  # a dry run changes nothing
 
-    applied = run("catalog", "sync", env=emulator_env, cwd=tmp_path)
+    applied = run_cli("catalog", "sync", env=emulator_env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     prices = client.v1.prices.list(
         params={"lookup_keys": ["pro_monthly", "pro_yearly", "team_monthly"]}
@@ -176,13 +147,13 @@ def test_catalog_sync_plans_applies_and_is_idempotent(
         ("team_monthly", 9900, "month"),
     ]
 
-    again = run("catalog", "sync", env=emulator_env, cwd=tmp_path)
+    again = run_cli("catalog", "sync", env=emulator_env, cwd=tmp_path)
     assert again.returncode == 0 and "0 changed" in again.stdout, again.stdout
 
     changed = tmp_path / "plans.toml"
     changed.write_text(PLANS.read_text().replace("amount = 2000", "amount = 2500"))
     env = {**emulator_env, "PLANS_FILE": str(changed)}
-    update = run("catalog", "sync", env=env, cwd=tmp_path)
+    update = run_cli("catalog", "sync", env=env, cwd=tmp_path)
     assert "update    price pro_monthly 2500 usd/month (replaces price_" in update.stdout
     [new] = client.v1.prices.list(params={"lookup_keys": ["pro_monthly"]}).data
     assert new.unit_amount == 2500 and new.id != next(
@@ -190,14 +161,16 @@ def test_catalog_sync_plans_applies_and_is_idempotent(
     )
     old = client.v1.prices.retrieve(next(p.id for p in prices if p.lookup_key == "pro_monthly"))
     assert old.active is False and old.lookup_key is None
-    assert "0 changed" in run("catalog", "sync", env=env, cwd=tmp_path).stdout
+    assert "0 changed" in run_cli("catalog", "sync", env=env, cwd=tmp_path).stdout
 
     # Back to an earlier amount: a new price takes the key again (a replayed create would
     # hand back the archived one and leave the key on no active price).
     for amount in ("2000", "2500"):
         back = tmp_path / f"plans-{amount}.toml"
         back.write_text(PLANS.read_text().replace("amount = 2000", f"amount = {amount}"))
-        result = run("catalog", "sync", env={**emulator_env, "PLANS_FILE": str(back)}, cwd=tmp_path)
+        result = run_cli(
+            "catalog", "sync", env={**emulator_env, "PLANS_FILE": str(back)}, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         [current] = client.v1.prices.list(
             params={"lookup_keys": ["pro_monthly"], "active": True}
@@ -211,14 +184,14 @@ def test_catalog_sync_plans_applies_and_is_idempotent(
 
 
 def test_portal_sync(emulator_env: dict[str, str], tmp_path: Path) -> None:
-    early = run("portal", "sync", env=emulator_env, cwd=tmp_path)
+    early = run_cli("portal", "sync", env=emulator_env, cwd=tmp_path)
     assert early.returncode == 1 and "run `catalog sync` first" in early.stderr
-    assert run("catalog", "sync", env=emulator_env, cwd=tmp_path).returncode == 0
-    dry = run("portal", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
+    assert run_cli("catalog", "sync", env=emulator_env, cwd=tmp_path).returncode == 0
+    dry = run_cli("portal", "sync", "--dry-run", env=emulator_env, cwd=tmp_path)
     assert "create    portal configuration" in dry.stdout
-    client = sdk(emulator_env)
+    client: Any = stripe_sdk(emulator_env["STRIPE_API_BASE"], emulator_env["STRIPE_SECRET_KEY"])
     assert client.v1.billing_portal.configurations.list().data == []
-    applied = run("portal", "sync", env=emulator_env, cwd=tmp_path)
+    applied = run_cli("portal", "sync", env=emulator_env, cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     [config] = client.v1.billing_portal.configurations.list().data
     features = config.features
@@ -232,13 +205,15 @@ def test_portal_sync(emulator_env: dict[str, str], tmp_path: Path) -> None:
     )
     assert len(switchable) == 3
     assert config.business_profile.headline == "Manage your subscription"
-    assert "0 changed" in run("portal", "sync", env=emulator_env, cwd=tmp_path).stdout
+    assert "0 changed" in run_cli("portal", "sync", env=emulator_env, cwd=tmp_path).stdout
 
     changed = tmp_path / "plans.toml"
     changed.write_text(
         PLANS.read_text().replace('plan_switching = ["pro", "team"]', 'plan_switching = ["pro"]')
     )
-    update = run("portal", "sync", env={**emulator_env, "PLANS_FILE": str(changed)}, cwd=tmp_path)
+    update = run_cli(
+        "portal", "sync", env={**emulator_env, "PLANS_FILE": str(changed)}, cwd=tmp_path
+    )
     assert "update    portal configuration" in update.stdout, update.stdout
     [config] = client.v1.billing_portal.configurations.list().data
     assert (

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.context import Billing
-from billing.sync import sync_customer
+from billing.projection import project_customer
+from billing.services import Services
 
-Handler = Callable[[Billing, AsyncSession, dict[str, Any]], Awaitable[str | None]]
+Handler = Callable[[Services, AsyncSession, dict[str, Any]], Awaitable[str | None]]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -42,39 +42,39 @@ def _id(value: Any) -> str | None:
     "customer.subscription.pending_update_expired",
 )
 async def subscription_changed(
-    billing: Billing, session: AsyncSession, obj: dict[str, Any]
+    services: Services, session: AsyncSession, obj: dict[str, Any]
 ) -> str | None:
     """Any subscription change: re-sync its customer."""
     customer = _id(obj.get("customer"))
     org_hint = (obj.get("metadata") or {}).get("org_id")
-    return await sync_customer(billing, session, customer, org_hint) if customer else None
+    return await project_customer(services, session, customer, org_hint) if customer else None
 
 
 @handles("checkout.session.completed")
 async def checkout_completed(
-    billing: Billing, session: AsyncSession, obj: dict[str, Any]
+    services: Services, session: AsyncSession, obj: dict[str, Any]
 ) -> str | None:
     """Link the customer to the org named by the session, then sync it."""
     customer = _id(obj.get("customer"))
     if obj.get("mode") != "subscription" or customer is None:
         return None
     org_hint = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("org_id")
-    return await sync_customer(billing, session, customer, org_hint)
+    return await project_customer(services, session, customer, org_hint)
 
 
 @handles("invoice.paid", "invoice.payment_failed", "invoice.payment_succeeded")
 async def invoice_settled(
-    billing: Billing, session: AsyncSession, obj: dict[str, Any]
+    services: Services, session: AsyncSession, obj: dict[str, Any]
 ) -> str | None:
     """A payment moved the subscription's status: re-sync the customer."""
     customer = _id(obj.get("customer"))
-    return await sync_customer(billing, session, customer) if customer else None
+    return await project_customer(services, session, customer) if customer else None
 
 
 @handles("customer.deleted")
 async def customer_deleted(
-    billing: Billing, session: AsyncSession, obj: dict[str, Any]
+    services: Services, session: AsyncSession, obj: dict[str, Any]
 ) -> str | None:
     """The customer is gone: the org falls back to the default plan, no billing account."""
     customer = _id(obj.get("id"))
-    return await sync_customer(billing, session, customer) if customer else None
+    return await project_customer(services, session, customer) if customer else None

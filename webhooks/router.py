@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from billing.context import Billing
 from billing.stripe_api import InvalidSignature, verify_webhook
+from server.deps import ServicesDep
+from server.guard import WEBHOOK_PATH
 from webhooks.store import Outcome, apply, record
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,11 @@ def _well_formed(event: Any) -> bool:
     )
 
 
-@router.post("/webhooks/stripe")
-async def stripe_webhook(request: Request) -> JSONResponse:
+@router.post(WEBHOOK_PATH)
+async def stripe_webhook(request: Request, services: ServicesDep) -> JSONResponse:
     """Receive one Stripe event."""
-    billing: Billing = request.app.state.billing
     body = await request.body()
-    settings = billing.settings
+    settings = services.settings
     try:
         event = verify_webhook(
             body,
@@ -49,8 +49,8 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": f"invalid signature: {exc}"}, status_code=400)
     if not _well_formed(event):
         return JSONResponse({"error": "not a Stripe event"}, status_code=400)
-    await record(billing, event, body)
-    async with billing.webhook_slots:
-        outcome = await apply(billing, event["id"])
+    await record(services, event, body)
+    async with services.webhook_slots:
+        outcome = await apply(services, event["id"])
     status = 500 if outcome is Outcome.FAILED else 200
     return JSONResponse({"received": True, "outcome": outcome.value}, status_code=status)

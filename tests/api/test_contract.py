@@ -1,59 +1,47 @@
-"""The schema clients see over HTTP (introspection) is the one SPEC.md fixes, name for name."""
+"""The schema clients see over HTTP is `schema.graphql`, to the letter (codegen reads the file)."""
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
-from graphql import GraphQLSchema, build_schema, get_introspection_query, graphql_sync
+from graphql import (
+    GraphQLSchema,
+    build_client_schema,
+    build_schema,
+    get_introspection_query,
+    lexicographic_sort_schema,
+    print_schema,
+)
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "SPEC.md"
-
-
-def spec_schema() -> GraphQLSchema:
-    """The ```graphql block of SPEC.md as a schema."""
-    block = re.search(r"```graphql\n(.*?)```", SPEC.read_text(), re.S)
-    assert block, "SPEC.md has no graphql block"
-    return build_schema(block.group(1))
-
-
-def _type(ref: dict[str, Any]) -> str:
-    """An introspected type reference as SDL text."""
-    if ref["kind"] == "NON_NULL":
-        return f"{_type(ref['ofType'])}!"
-    if ref["kind"] == "LIST":
-        return f"[{_type(ref['ofType'])}]"
-    return str(ref["name"])
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = ROOT / "schema.graphql"
 
 
-def shape(introspection: dict[str, Any]) -> dict[str, Any]:
-    """Every named type reduced to what a client depends on (names, types, defaults)."""
-    out: dict[str, Any] = {}
-    for t in introspection["__schema"]["types"]:
-        if t["name"].startswith("__"):
-            continue
-        fields = t["fields"] or t["inputFields"] or []
-        out[t["name"]] = {
-            "kind": t["kind"],
-            "fields": {
-                f["name"]: (
-                    _type(f["type"]),
-                    f.get("defaultValue"),
-                    {a["name"]: (_type(a["type"]), a["defaultValue"]) for a in f.get("args", [])},
-                )
-                for f in fields
-            },
-            "enum": sorted(v["name"] for v in t["enumValues"] or []),
-            "union": sorted(p["name"] for p in t["possibleTypes"] or []),
-        }
-    return out
+def sdl(schema: GraphQLSchema) -> str:
+    """A schema as sorted SDL, so that only content counts, not declaration order."""
+    return print_schema(lexicographic_sort_schema(schema))
 
 
-async def test_served_schema_is_the_spec(client: httpx.AsyncClient) -> None:
-    response = await client.post("/graphql", json={"query": get_introspection_query()})
+async def test_served_schema_is_the_file(client: httpx.AsyncClient) -> None:
+    query = get_introspection_query(descriptions=True, specified_by_url=True)
+    response = await client.post("/graphql", json={"query": query})
     assert response.status_code == 200, response.text
-    spec = graphql_sync(spec_schema(), get_introspection_query())
-    assert spec.data is not None
-    assert shape(response.json()["data"]) == shape(spec.data)
+    served = build_client_schema(response.json()["data"])
+    assert sdl(served) == sdl(build_schema(SCHEMA_FILE.read_text()))
+
+
+def test_schema_command_prints_the_file() -> None:
+    printed = subprocess.run(
+        [sys.executable, "main.py", "schema"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "not-a-url-the-command-needs-no-database"},
+    )
+    assert printed.stdout == SCHEMA_FILE.read_text(), (
+        "schema.graphql is stale: run `python main.py schema > schema.graphql`"
+    )

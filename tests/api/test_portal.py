@@ -6,26 +6,23 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Stack
 from tests.support.api import APP_URL, Api
-from tests.support.journeys import customer_of, sent, subscribe
-
-
-def portal_calls(stack: Stack, customer_id: str) -> list[dict[str, Any]]:
-    """Portal sessions the emulator was asked for, for one customer."""
-    return [
-        r
-        for r in sent(stack, "/v1/billing_portal/sessions")
-        if r["params"]["customer"] == customer_id
-    ]
+from tests.support.journeys import subscribe
+from tests.support.stack import Stack
+from tests.support.stripe_side import (
+    customer_of,
+    managed_configurations,
+    portal_sessions,
+    stripe_calls,
+)
 
 
 async def test_org_without_customer_gets_no_customer(api: Api, stack: Stack) -> None:
-    before = len(sent(stack, "/v1/billing_portal/sessions"))
+    before = len(stripe_calls(stack, "/v1/billing_portal/sessions"))
     for flow in (None, "PAYMENT_METHOD_UPDATE", "SUBSCRIPTION_CANCEL"):
         result = await api.open_portal(flow=flow)
         assert result["__typename"] == "BillingError" and result["code"] == "NO_CUSTOMER"
-    assert len(sent(stack, "/v1/billing_portal/sessions")) == before
+    assert len(stripe_calls(stack, "/v1/billing_portal/sessions")) == before
 
 
 async def test_portal_for_a_customer_without_subscription(
@@ -36,23 +33,22 @@ async def test_portal_for_a_customer_without_subscription(
 
     home = await api.open_portal("/settings/billing?tab=invoices")
     assert home == {"__typename": "PortalSession", "url": home["url"], "flow": None}
-    [call] = portal_calls(stack, customer_id)
+    [call] = portal_sessions(stack, customer_id)
     assert call["params"]["return_url"] == f"{APP_URL}/settings/billing?tab=invoices"
     assert "flow_data" not in call["params"]
-    configs = stripe_client.v1.billing_portal.configurations.list().data
-    managed = [c.id for c in configs if c.metadata.to_dict().get("managed_by") == "billing-api"]
+    managed = managed_configurations(stripe_client)
     assert call["params"]["configuration"] == managed[0]
 
     card = await api.open_portal(flow="PAYMENT_METHOD_UPDATE")
     assert card["flow"] == "PAYMENT_METHOD_UPDATE"
-    assert portal_calls(stack, customer_id)[-1]["params"]["flow_data"] == {
+    assert portal_sessions(stack, customer_id)[-1]["params"]["flow_data"] == {
         "type": "payment_method_update"
     }
 
     for flow in ("SUBSCRIPTION_CANCEL", "SUBSCRIPTION_UPDATE"):
         result = await api.open_portal(flow=flow)
         assert result["__typename"] == "BillingError" and result["code"] == "NO_SUBSCRIPTION"
-    assert len(portal_calls(stack, customer_id)) == 2
+    assert len(portal_sessions(stack, customer_id)) == 2
 
 
 async def test_flows_for_a_subscriber(api: Api, stack: Stack, stripe_client: Any) -> None:
@@ -62,7 +58,7 @@ async def test_flows_for_a_subscriber(api: Api, stack: Stack, stripe_client: Any
 
     cancel = await api.open_portal("/account", flow="SUBSCRIPTION_CANCEL")
     assert cancel["flow"] == "SUBSCRIPTION_CANCEL"
-    flow_data = portal_calls(stack, customer_id)[-1]["params"]["flow_data"]
+    flow_data = portal_sessions(stack, customer_id)[-1]["params"]["flow_data"]
     assert flow_data == {
         "type": "subscription_cancel",
         "subscription_cancel": {"subscription": sub.id},
@@ -71,7 +67,7 @@ async def test_flows_for_a_subscriber(api: Api, stack: Stack, stripe_client: Any
 
     update = await api.open_portal(flow="SUBSCRIPTION_UPDATE")
     assert update["flow"] == "SUBSCRIPTION_UPDATE"
-    flow_data = portal_calls(stack, customer_id)[-1]["params"]["flow_data"]
+    flow_data = portal_sessions(stack, customer_id)[-1]["params"]["flow_data"]
     assert flow_data["type"] == "subscription_update"
     assert flow_data["subscription_update"] == {"subscription": sub.id}
 
@@ -80,25 +76,25 @@ async def test_every_call_mints_a_new_session(api: Api, stack: Stack, stripe_cli
     await api.upgrade("pro")
     first, second = await api.open_portal(), await api.open_portal()
     assert first["url"] != second["url"]
-    calls = portal_calls(stack, customer_of(stripe_client, api.org))
+    calls = portal_sessions(stack, customer_of(stripe_client, api.org))
     assert len(calls) == 2
     assert calls[0]["idempotency_key"] != calls[1]["idempotency_key"]
 
 
 async def test_unsafe_return_paths_are_refused_before_stripe(api: Api, stack: Stack) -> None:
     await api.upgrade("pro")
-    before = len(sent(stack, "/v1/billing_portal/sessions"))
+    before = len(stripe_calls(stack, "/v1/billing_portal/sessions"))
     for path in ("https://evil.example", "//evil.example", "settings", "/\\evil.example", ""):
         result = await api.open_portal(path)
         assert result["code"] == "INVALID_RETURN_PATH", path
-    assert len(sent(stack, "/v1/billing_portal/sessions")) == before
+    assert len(stripe_calls(stack, "/v1/billing_portal/sessions")) == before
 
 
 async def test_member_is_forbidden(client: httpx.AsyncClient, stack: Stack) -> None:
     owner = Api(client)
     await owner.upgrade("pro")
     member = Api(client, org=owner.org, role="member")
-    before = len(sent(stack, "/v1/billing_portal/sessions"))
+    before = len(stripe_calls(stack, "/v1/billing_portal/sessions"))
     result = await member.open_portal()
     assert result["code"] == "FORBIDDEN"
-    assert len(sent(stack, "/v1/billing_portal/sessions")) == before
+    assert len(stripe_calls(stack, "/v1/billing_portal/sessions")) == before

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import httpx
-
-from tests.conftest import Stack
-from tests.support.api import UPGRADE, Api, timed
-from tests.support.journeys import sent
-from web import create_app
+from tests.support.api import UPGRADE, Api, app_client
+from tests.support.stack import Stack
+from tests.support.stripe_side import stripe_calls
+from tests.support.timing import timed
 
 
 async def test_stripe_not_configured(stack: Stack) -> None:
     settings = stack.settings_with(stripe_secret_key=None)
     assert settings.stripe_secret_key is None
-    app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+    async with app_client(settings) as http:
         api = Api(http)
         assert (await api.upgrade("pro"))["code"] == "STRIPE_NOT_CONFIGURED"
         assert (await api.open_portal())["code"] == "STRIPE_NOT_CONFIGURED"
         assert (await api.entitlement())["plan"] == "free"  # reads never need Stripe
-    await app.state.billing.db.dispose()
 
 
 async def test_stripe_outage_is_stripe_unavailable(api: Api, stack: Stack) -> None:
@@ -30,7 +26,7 @@ async def test_stripe_outage_is_stripe_unavailable(api: Api, stack: Stack) -> No
         stack.control.clear_faults()
     assert result["__typename"] == "BillingError" and result["code"] == "STRIPE_UNAVAILABLE"
     assert "http" not in result["message"] and "500" not in result["message"]
-    attempts = [r for r in sent(stack, "/v1/customers") if api.org in str(r["params"])]
+    attempts = stripe_calls(stack, "/v1/customers", mentions=api.org)
     assert len(attempts) == 1 + stack.settings.stripe_max_retries
     assert len({a["idempotency_key"] for a in attempts}) == 1
     assert elapsed < 10
@@ -60,5 +56,5 @@ async def test_a_permanent_stripe_refusal_is_masked(api: Api, stack: Stack) -> N
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert error["extensions"]["requestId"] == response.headers["x-request-id"]
     assert "line_items" not in response.text and "empty string" not in response.text
-    attempts = [r for r in sent(stack, "/v1/checkout/sessions") if api.org in str(r["params"])]
+    attempts = stripe_calls(stack, "/v1/checkout/sessions", mentions=api.org)
     assert len(attempts) == 1  # the SDK does not retry a 400

@@ -7,9 +7,16 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Stack
 from tests.support.api import APP_URL, Api
-from tests.support.journeys import click, customer_of, price_id, sent, subscribe
+from tests.support.journeys import click, subscribe
+from tests.support.stack import Stack
+from tests.support.stripe_side import (
+    customer_of,
+    managed_configurations,
+    portal_sessions,
+    price_id,
+    stripe_calls,
+)
 
 
 async def test_new_org_gets_a_checkout_session(api: Api, stack: Stack, stripe_client: Any) -> None:
@@ -17,12 +24,12 @@ async def test_new_org_gets_a_checkout_session(api: Api, stack: Stack, stripe_cl
     assert result["__typename"] == "CheckoutSession"
     assert result["url"].startswith(stack.emulator.url) and result["id"].startswith("cs_")
 
-    [customer_call] = sent(stack, "/v1/customers", api.org)
+    [customer_call] = stripe_calls(stack, "/v1/customers", mentions=api.org)
     assert customer_call["params"] == {"metadata": {"org_id": api.org}}
     assert customer_call["idempotency_key"] == f"org:{api.org}:customer:first"
     customer_id = customer_of(stripe_client, api.org)
 
-    [checkout] = sent(stack, "/v1/checkout/sessions", api.org)
+    [checkout] = stripe_calls(stack, "/v1/checkout/sessions", mentions=api.org)
     params = checkout["params"]
     assert params["mode"] == "subscription"
     assert params["customer"] == customer_id
@@ -49,12 +56,12 @@ async def test_new_org_gets_a_checkout_session(api: Api, stack: Stack, stripe_cl
 async def test_yearly_and_trial_prices(api: Api, stack: Stack, stripe_client: Any) -> None:
     yearly = await api.upgrade("pro", "YEAR")
     assert yearly["__typename"] == "CheckoutSession"
-    [call] = sent(stack, "/v1/checkout/sessions", api.org)
+    [call] = stripe_calls(stack, "/v1/checkout/sessions", mentions=api.org)
     assert call["params"]["line_items"][0]["price"] == price_id(stripe_client, "pro_yearly")
 
     other = Api(api.client)
     await other.upgrade("team")
-    [call] = sent(stack, "/v1/checkout/sessions", other.org)
+    [call] = stripe_calls(stack, "/v1/checkout/sessions", mentions=other.org)
     assert call["params"]["subscription_data"] == {
         "metadata": {"org_id": other.org},
         "trial_period_days": "14",
@@ -67,7 +74,7 @@ async def test_ten_concurrent_upgrades_create_one_customer(
     results = await asyncio.gather(*(api.upgrade("pro") for _ in range(10)))
     assert {r["__typename"] for r in results} == {"CheckoutSession"}
     customer_id = customer_of(stripe_client, api.org)
-    sessions = sent(stack, "/v1/checkout/sessions", api.org)
+    sessions = stripe_calls(stack, "/v1/checkout/sessions", mentions=api.org)
     assert {s["params"]["customer"] for s in sessions} == {customer_id}
     assert len({r["id"] for r in results}) == 1  # the same logical checkout, replayed
 
@@ -81,14 +88,14 @@ async def test_unknown_plans(api: Api, stack: Stack) -> None:
     ):
         result = await api.upgrade(plan, interval)
         assert result["__typename"] == "BillingError" and result["code"] == "UNKNOWN_PLAN", result
-    assert sent(stack, "/v1/customers", api.org) == []
+    assert stripe_calls(stack, "/v1/customers", mentions=api.org) == []
 
 
 async def test_member_role_is_forbidden(client: httpx.AsyncClient, stack: Stack) -> None:
     member = Api(client, role="member")
     result = await member.upgrade("pro")
     assert result["code"] == "FORBIDDEN"
-    assert sent(stack, "/v1/customers", member.org) == []
+    assert stripe_calls(stack, "/v1/customers", mentions=member.org) == []
 
 
 async def test_subscriber_switches_plan_through_the_portal(
@@ -100,19 +107,12 @@ async def test_subscriber_switches_plan_through_the_portal(
 
     switch = await api.upgrade("pro", "YEAR")
     assert switch["__typename"] == "PortalSession" and switch["flow"] == "SUBSCRIPTION_UPDATE"
-    assert len(sent(stack, "/v1/checkout/sessions", api.org)) == 1  # no second checkout
+    # No second checkout.
+    assert len(stripe_calls(stack, "/v1/checkout/sessions", mentions=api.org)) == 1
     customer_id = customer_of(stripe_client, api.org)
-    [portal_call] = [
-        r
-        for r in sent(stack, "/v1/billing_portal/sessions")
-        if r["params"]["customer"] == customer_id
-    ]
+    [portal_call] = portal_sessions(stack, customer_id)
     assert portal_call["params"]["flow_data"]["type"] == "subscription_update_confirm"
-    managed = [
-        c.id
-        for c in stripe_client.v1.billing_portal.configurations.list().data
-        if c.metadata.to_dict().get("managed_by") == "billing-api"
-    ]
+    managed = managed_configurations(stripe_client)
     assert [portal_call["params"]["configuration"]] == managed  # API-made ones are not default
     after = portal_call["params"]["flow_data"]["after_completion"]
     assert after == {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 import stripe
 
 from emulator.client import EmulatorControl
+from emulator.hosted import submit_form
 from emulator.server import EmulatorServer
 from tests.emulator.conftest import API_KEY, Receiver, spec_errors
 from tests.emulator.helpers import APP, checkout, pay, seed, wait_until
@@ -167,3 +170,47 @@ def test_payment_and_setup_modes(client: Any, browser: httpx.Client) -> None:
     )
     assert pay(browser, setup, email="s@example.com") == f"{APP}/saved"
     assert client.v1.checkout.sessions.retrieve(setup.id).status == "complete"
+
+
+def test_declined_card_page_links_back(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    customer = client.v1.customers.create(params={"email": "d@example.com"})
+    session = checkout(client, customer.id, catalog["month"].id)
+    declined = submit_form(browser, session.url, "pay", card="4000 0000 0000 0002")
+    assert not isinstance(declined, str) and declined.status_code == 402
+    back = re.search(r"<a id='back' href='([^']+)'", declined.text)
+    assert back is not None, declined.text
+    assert urljoin(str(declined.url), back.group(1)) == session.url
+    assert pay(browser, session, card="4242 4242 4242 4242") == f"{APP}/done?session={session.id}"
+
+
+def test_checkout_page_names_the_customer(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    cases = [
+        ({"email": "e@example.com", "name": "Eve"}, "e@example.com"),
+        ({"name": "Ned"}, "Ned"),
+        ({}, None),
+    ]
+    for params, shown in cases:
+        customer = client.v1.customers.create(params=params)
+        page = browser.get(checkout(client, customer.id, catalog["month"].id).url).text
+        assert customer.id not in page
+        if shown:
+            assert f"Paying as <b>{shown}</b>" in page
+        else:
+            assert "Paying as" not in page
+        # Like Stripe, Checkout asks for the email only a customer without one.
+        assert ("name='email'" in page) is ("email" not in params)
+        assert (
+            "<button type='submit'>Subscribe</button>" in page
+        )  # Stripe's label, mode subscription
+
+
+def test_checkout_saves_the_email_a_customer_lacked(client: Any, browser: httpx.Client) -> None:
+    catalog = seed(client)
+    customer = client.v1.customers.create(params={"metadata": {"org_id": "org_1"}})
+    session = checkout(client, customer.id, catalog["month"].id)
+    pay(browser, session, email="owner@example.com")
+    assert client.v1.customers.retrieve(customer.id).email == "owner@example.com"
+    again = browser.get(checkout(client, customer.id, catalog["month"].id).url).text
+    assert "Paying as <b>owner@example.com</b>" in again and "name='email'" not in again

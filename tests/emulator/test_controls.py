@@ -138,3 +138,42 @@ def test_cli_serves() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _cli(port: int, state_file: Path) -> subprocess.Popen[bytes]:
+    """``python -m emulator`` with a state file."""
+    args = ["--port", str(port), "--log-level", "warning", "--state-file", str(state_file)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "emulator", *args], cwd=ROOT, stderr=subprocess.PIPE
+    )
+
+
+def test_cli_state_file(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.json"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = _cli(port, state_file)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                resp = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/customers",
+                    data={"email": "cli@example.com"},
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "CLI emulator did not start"
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert resp.json()["id"] in state_file.read_text()  # saved, at the latest on shutdown
+    state_file.write_text("garbage")
+    broken = _cli(port, state_file)
+    _, err = broken.communicate(timeout=30)
+    lines = err.decode().strip().splitlines()
+    assert broken.returncode == 2 and len(lines) == 1, err
+    assert str(state_file) in lines[0] and "make reset" in lines[0]

@@ -128,3 +128,128 @@ def test_raw_form_values(server: EmulatorServer) -> None:
         "request_log_url": listed["request_log_url"],
     }
     assert created.status_code == 200
+
+
+def _many(n: int) -> dict[str, str]:
+    """Metadata with n keys."""
+    return {f"key_{i}": "v" for i in range(n)}
+
+
+KEY_41 = "k" * 41
+VALUE_501 = "v" * 501
+KEY_MESSAGE = (
+    "Metadata keys can have up to 40 characters, but you passed in a key that is 41 "
+    f"characters. Invalid key: {KEY_41}"
+)
+VALUE_MESSAGE = (
+    "Metadata values can have up to 500 characters, but you passed in a value that is 501 "
+    f"characters. Invalid value: {VALUE_501}"
+)
+COUNT_MESSAGE = (
+    "Metadata can have up to 50 keys, but you've set 51. Email us at "
+    "support+metadata@stripe.com for more information."
+)
+
+
+def test_metadata_limits_on_every_endpoint(client: Any) -> None:
+    catalog = seed(client)
+    customer = client.v1.customers.create(params={"email": "m@example.com", "metadata": {"a": "b"}})
+    sub = client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": catalog["month"].id}]}
+    )
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{"price": catalog["month"].id, "quantity": 1}],
+            "success_url": "https://app.test/ok",
+        }
+    )
+    line = [{"price": catalog["month"].id, "quantity": 1}]
+    calls: list[tuple[Callable[[], Any], str, str]] = [
+        (
+            lambda: client.v1.customers.create(params={"metadata": {KEY_41: "v"}}),
+            f"metadata[{KEY_41}]",
+            KEY_MESSAGE,
+        ),
+        (
+            lambda: client.v1.customers.update(customer.id, params={"metadata": _many(51)}),
+            "metadata",
+            COUNT_MESSAGE,
+        ),
+        (
+            lambda: client.v1.products.create(params={"name": "P", "metadata": {"k": VALUE_501}}),
+            "metadata[k]",
+            VALUE_MESSAGE,
+        ),
+        (
+            lambda: client.v1.prices.update(catalog["month"].id, params={"metadata": _many(51)}),
+            "metadata",
+            COUNT_MESSAGE,
+        ),
+        (
+            lambda: client.v1.checkout.sessions.create(
+                params={
+                    "mode": "subscription",
+                    "line_items": line,
+                    "success_url": "https://app.test/ok",
+                    "subscription_data": {"metadata": {KEY_41: "v"}},
+                }
+            ),
+            f"subscription_data[metadata][{KEY_41}]",
+            KEY_MESSAGE,
+        ),
+        (
+            lambda: client.v1.checkout.sessions.update(
+                session.id, params={"metadata": {"k": VALUE_501}}
+            ),
+            "metadata[k]",
+            VALUE_MESSAGE,
+        ),
+        (
+            lambda: client.v1.subscriptions.update(sub.id, params={"metadata": _many(51)}),
+            "metadata",
+            COUNT_MESSAGE,
+        ),
+        (
+            lambda: client.v1.subscriptions.create(
+                params={
+                    "customer": customer.id,
+                    "items": [{"price": catalog["year"].id, "metadata": {KEY_41: "v"}}],
+                }
+            ),
+            f"items[0][metadata][{KEY_41}]",
+            KEY_MESSAGE,
+        ),
+        (
+            lambda: client.v1.billing_portal.configurations.update(
+                catalog["config"].id, params={"metadata": {"k": VALUE_501}}
+            ),
+            "metadata[k]",
+            VALUE_MESSAGE,
+        ),
+    ]
+    for call, param, message in calls:
+        err = _error(call)
+        assert (err.param, str(err.user_message)) == (param, message)
+    # Nothing changed.
+    assert [c.id for c in client.v1.customers.list().data] == [customer.id]
+    assert client.v1.customers.retrieve(customer.id).metadata.to_dict() == {"a": "b"}
+    assert [p.name for p in client.v1.products.list().data] == ["Team", "Pro"]
+    assert client.v1.subscriptions.retrieve(sub.id).metadata.to_dict() == {}
+    assert len(client.v1.subscriptions.list(params={"customer": customer.id}).data) == 1
+    config = client.v1.billing_portal.configurations.retrieve(catalog["config"].id)
+    assert config.metadata.to_dict() == {}
+
+
+def test_metadata_at_the_limits_is_accepted(client: Any) -> None:
+    full = {**_many(49), "k" * 40: "v" * 500}
+    customer = client.v1.customers.create(params={"metadata": full})
+    assert customer.metadata.to_dict() == full
+    over = _error(lambda: client.v1.customers.update(customer.id, params={"metadata": {"x": "y"}}))
+    assert over.param == "metadata" and "but you've set 51" in str(over.user_message)
+    swap = {"k" * 40: "", "x": "y", **{f"extra_{i}": "" for i in range(9)}}  # "" unsets a key
+    updated = client.v1.customers.update(customer.id, params={"metadata": swap})
+    assert len(updated.metadata.to_dict()) == 50 and updated.metadata["x"] == "y"
+    assert (
+        client.v1.customers.retrieve(customer.id).metadata.to_dict() == updated.metadata.to_dict()
+    )

@@ -87,6 +87,29 @@ def test_unrecognized_url(server: EmulatorServer) -> None:
     assert "Unrecognized request URL" in resp.json()["error"]["message"]
 
 
+def _unrecognized(method: str, path: str) -> str:
+    """Stripe's message for a URL it does not serve."""
+    return (
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we "
+        "can help at https://support.stripe.com/."
+    )
+
+
+def test_search_urls_are_unrecognized(client: Any, server: EmulatorServer) -> None:
+    client.v1.customers.create(params={"email": "s@example.com"})
+    query = {"query": "email:'s@example.com'"}
+    for resource in ("customers", "subscriptions", "prices", "products", "invoices"):
+        with pytest.raises(stripe.InvalidRequestError) as info:
+            getattr(client.v1, resource).search(params=query)
+        assert info.value.http_status == 404, resource
+        assert info.value.error is not None and info.value.error.type == "invalid_request_error"
+        assert info.value.code is None and info.value.param is None
+        assert str(info.value.user_message) == _unrecognized("GET", f"/v1/{resource}/search")
+    with _raw(server) as http:
+        body = http.get("/v1/checkout/sessions/search", params=query).json()["error"]
+    assert body["message"] == _unrecognized("GET", "/v1/checkout/sessions/search")
+
+
 def test_request_id_header_and_log(server: EmulatorServer, control: EmulatorControl) -> None:
     with _raw(server) as http:
         resp = http.post(

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from graphql import get_introspection_query
 
-from tests.conftest import WEBHOOK_SECRET, Stack
-from tests.hardening.conftest import new_org, stripe_calls
-from tests.support.api import UPGRADE, token
-from tests.support.signing import event_body, sign
+from tests.support.api import UPGRADE, new_org, token
+from tests.support.signing import WEBHOOK_PATH, event_body, post_signed, signed_headers
+from tests.support.stack import Stack
+from tests.support.stripe_side import stripe_calls
 
 MIB = 1024 * 1024
 MUTATION = 'mutation { upgrade(plan: "pro") { __typename ... on CheckoutSession { id url } } }'
@@ -152,12 +153,17 @@ HTTP_PROBES: dict[str, tuple[Probe, int]] = {
 }
 
 
-async def _assert_no_resolver_ran(stack: Stack, org: str) -> None:
+@asynccontextmanager
+async def _probed(
+    http: httpx.AsyncClient, stack: Stack, probe: Probe
+) -> AsyncIterator[httpx.Response]:
+    """The probe's response for a fresh org, for the caller to check; then: no resolver ran
+    for that org, and the same mutation sent properly does reach Stripe (so that check can
+    fail)."""
+    org = new_org()
+    auth = {"authorization": f"Bearer {token(org)}"}
+    yield await probe(http, auth)
     assert stripe_calls(stack, "/v1/customers", mentions=org) == []
-
-
-async def _control(http: httpx.AsyncClient, stack: Stack, org: str, auth: dict[str, str]) -> None:
-    """The same mutation, sent properly, does reach Stripe: the check above can fail."""
     response = await http.post("/graphql", json=PAYLOAD, headers=auth)
     assert response.json()["data"]["upgrade"]["__typename"] == "CheckoutSession"
     assert len(stripe_calls(stack, "/v1/customers", mentions=org)) == 1
@@ -168,16 +174,12 @@ async def test_graphql_level_abuse_is_refused(
     client: httpx.AsyncClient, stack: Stack, name: str
 ) -> None:
     probe, expected = GRAPHQL_PROBES[name]
-    org = new_org()
-    auth = {"authorization": f"Bearer {token(org)}"}
-    response = await probe(client, auth)
-    assert response.status_code in (200, 400), response.text
-    body = response.json()
-    assert body.get("data") is None, body
-    messages = " | ".join(e["message"] for e in body["errors"])
-    assert expected in messages, messages
-    await _assert_no_resolver_ran(stack, org)
-    await _control(client, stack, org, auth)
+    async with _probed(client, stack, probe) as response:
+        assert response.status_code in (200, 400), response.text
+        body = response.json()
+        assert body.get("data") is None, body
+        messages = " | ".join(e["message"] for e in body["errors"])
+        assert expected in messages, messages
 
 
 @pytest.mark.parametrize("name", list(HTTP_PROBES))
@@ -185,14 +187,10 @@ async def test_http_level_abuse_is_refused(
     client: httpx.AsyncClient, stack: Stack, name: str
 ) -> None:
     probe, status = HTTP_PROBES[name]
-    org = new_org()
-    auth = {"authorization": f"Bearer {token(org)}"}
-    response = await probe(client, auth)
-    assert response.status_code == status, (response.status_code, response.text[:500])
-    assert "CheckoutSession" not in response.text
-    assert "Traceback" not in response.text
-    await _assert_no_resolver_ran(stack, org)
-    await _control(client, stack, org, auth)
+    async with _probed(client, stack, probe) as response:
+        assert response.status_code == status, (response.status_code, response.text[:500])
+        assert "CheckoutSession" not in response.text
+        assert "Traceback" not in response.text
 
 
 async def test_get_queries_are_refused(client: httpx.AsyncClient) -> None:
@@ -238,39 +236,18 @@ async def test_oversized_webhook_is_refused_before_reading(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
     body = event_body("customer.created", {"id": "cus_big", "object": "customer", "pad": "a" * MIB})
-    response = await client.post(
-        "/webhooks/stripe",
-        content=body,
-        headers={
-            "stripe-signature": sign(body, WEBHOOK_SECRET),
-            "content-type": "application/json",
-        },
-    )
+    response = await post_signed(client, body)
     assert response.status_code == 413
 
     async def chunked() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 65536):
             yield body[start : start + 65536]
 
-    response = await client.post(
-        "/webhooks/stripe",
-        content=chunked(),
-        headers={
-            "stripe-signature": sign(body, WEBHOOK_SECRET),
-            "content-type": "application/json",
-        },
-    )
+    response = await client.post(WEBHOOK_PATH, content=chunked(), headers=signed_headers(body))
     assert response.status_code == 413
     # A normal-size event on the same endpoint is still accepted.
     small = event_body()
-    response = await client.post(
-        "/webhooks/stripe",
-        content=small,
-        headers={
-            "stripe-signature": sign(small, WEBHOOK_SECRET),
-            "content-type": "application/json",
-        },
-    )
+    response = await post_signed(client, small)
     assert response.status_code == 200
 
 

@@ -14,11 +14,9 @@ from pydantic import ValidationError
 
 from billing.observability import RequestIdFilter
 from billing.settings import Settings
-from tests.conftest import WEBHOOK_SECRET
-from tests.conftest import test_settings as suite_settings
-from tests.hardening.conftest import app_client, error_codes
-from tests.support.api import ENTITLEMENT, UPGRADE, token
-from tests.support.signing import event_body, sign
+from tests.support.api import ENTITLEMENT, UPGRADE, app_client, error_codes, token
+from tests.support.signing import event_body, post_signed
+from tests.support.stack import suite_settings
 
 ALLOWED = "https://app.example.test"
 
@@ -199,14 +197,7 @@ async def test_unexpected_errors_are_masked_with_a_request_id(
 
         # Outside GraphQL too: the webhook answers a masked 500 (Stripe will retry) ...
         event = event_body("customer.updated", {"id": "cus_x", "object": "customer"})
-        response = await http.post(
-            "/webhooks/stripe",
-            content=event,
-            headers={
-                "stripe-signature": sign(event, WEBHOOK_SECRET),
-                "content-type": "application/json",
-            },
-        )
+        response = await post_signed(http, event)
         assert response.status_code == 500
         assert response.json()["requestId"] == response.headers["x-request-id"]
         for leak in LEAKS:

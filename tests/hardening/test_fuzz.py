@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.errors import BillingErrorCode
-from tests.conftest import Stack
 from tests.support.api import token
+from tests.support.stack import Stack
 
 ORGS = ["org_fuzz_a", "org_fuzz_b", "org_fuzz_c"]
 ALLOWED_CODES = {"UNAUTHENTICATED"}

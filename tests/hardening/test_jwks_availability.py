@@ -15,21 +15,18 @@ from typing import Any
 import pytest
 
 from billing import auth
-from tests.conftest import Stack
-from tests.hardening.conftest import (
+from tests.support.api import app_client, call, error_codes, new_org
+from tests.support.identity import (
     HANG_SECONDS,
     JwksServer,
     SigningKey,
-    app_client,
-    call,
     claims,
     ec_key,
-    error_codes,
     idp_settings,
-    new_org,
     rsa_key,
 )
-from tests.support.api import timed
+from tests.support.stack import Stack
+from tests.support.timing import eventually, timed
 
 
 @pytest.fixture
@@ -56,14 +53,6 @@ async def accepted(http: Any, key: SigningKey, org: str, **header: Any) -> bool:
     return False
 
 
-async def wait_until(condition: Any, within: float) -> None:
-    """Poll `condition()` until it holds, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_hanging_identity_provider_does_not_hold_up_known_keys(
     stack: Stack, idp: JwksServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,7 +69,12 @@ async def test_a_hanging_identity_provider_does_not_hold_up_known_keys(
             asyncio.create_task(timed(accepted(http, stranger, org, kid=f"unknown-{n}")))
             for n in range(20)
         ]
-        await wait_until(lambda: idp.fetches == 2, within=2)  # the forced fetch now hangs
+
+        async def fetches() -> int:
+            return idp.fetches
+
+        # The forced fetch now hangs.
+        await eventually(fetches, lambda n: n == 2, timeout=2, interval=0.02, what="a second fetch")
         for _ in range(5):
             ok, seconds = await timed(accepted(http, known, org))
             assert ok and seconds < 0.5, seconds  # verified from the cache, no waiting
@@ -129,10 +123,13 @@ async def test_a_withdrawn_key_stops_working_after_the_next_successful_refresh(
         assert await accepted(http, kept, org) and await accepted(http, withdrawn, org)
         idp.keys = [kept]
         await asyncio.sleep(1.1)  # the set is stale: the next token starts a refresh
-        withdrawn_at = time.monotonic()
-        while await accepted(http, withdrawn, org):
-            assert time.monotonic() - withdrawn_at < 1.0, "the withdrawn key is still trusted"
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: accepted(http, withdrawn, org),
+            lambda still_trusted: not still_trusted,
+            timeout=1.0,
+            interval=0.02,
+            what="the withdrawn key to be refused",
+        )
         assert await accepted(http, kept, org)
         assert idp.fetches == 2
 

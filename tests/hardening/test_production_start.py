@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from billing.settings import DEV_JWT_SECRET, Settings
-from tests.support.servers import free_port
+from tests.support.cli import MAIN
+from tests.support.servers import free_port, wait_healthy
+from tests.support.stack import PLANS
 
-MAIN = Path(__file__).resolve().parents[2] / "main.py"
 GOOD_SECRET = "a-real-production-secret-of-48-characters-000000"
 PRODUCTION: dict[str, str | None] = {
     "ENVIRONMENT": "production",
@@ -40,7 +40,7 @@ def clean_env(tmp_path: Path, **values: str | None) -> dict[str, str]:
     names = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'prod.sqlite'}"
-    env["PLANS_FILE"] = str(Path(__file__).resolve().parents[1] / "plans.toml")
+    env["PLANS_FILE"] = str(PLANS)
     env.update({k: v for k, v in values.items() if v is not None})
     return env
 
@@ -138,16 +138,7 @@ def test_production_with_its_secrets_starts(tmp_path: Path, values: dict[str, st
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "production server did not start"
-            time.sleep(0.1)
+        wait_healthy(f"http://127.0.0.1:{port}", process, timeout=30)
         page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})
         assert "graphiql" not in page.text.lower()
     finally:

@@ -3,14 +3,13 @@ Stripe is asked for anything; safe paths reach Stripe exactly as APP_URL + path.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.hardening.conftest import customer_id, stripe_calls
 from tests.support.api import APP_URL, Api
+from tests.support.db import customer_id
+from tests.support.stack import Stack
+from tests.support.stripe_side import portal_sessions
 
 HOST = "evil.example"
 
@@ -168,17 +167,9 @@ async def org_with_customer(client: httpx.AsyncClient, stack: Stack) -> tuple[Ap
     """An owner whose org has a Stripe customer, so a safe path would mint a session."""
     api = Api(client)
     assert (await api.upgrade("pro"))["__typename"] == "CheckoutSession"
-    customer = await customer_id(stack, api.org)
+    customer = await customer_id(stack.settings.database_url, api.org)
     assert customer is not None
     return api, customer
-
-
-def portal_sessions(stack: Stack, customer: str) -> list[dict[str, Any]]:
-    return [
-        r
-        for r in stripe_calls(stack, "/v1/billing_portal/sessions")
-        if r["params"].get("customer") == customer
-    ]
 
 
 def test_the_corpus_is_what_it_claims() -> None:

@@ -16,9 +16,11 @@ import pytest
 from stripe._http_client import HTTPClient
 
 from billing.settings import Settings
-from tests.conftest import Stack
-from tests.hardening.conftest import app_client, customer_id
-from tests.support.api import Api, timed
+from tests.support.api import Api, app_client
+from tests.support.db import customer_id
+from tests.support.stack import Stack
+from tests.support.stripe_side import stripe_calls
+from tests.support.timing import timed
 
 TIMEOUT = 0.5
 RETRIES = 2
@@ -114,8 +116,8 @@ async def test_stripe_fault_becomes_stripe_unavailable_within_the_bound(
     mode, status, expected_attempts = FAULTS[fault]
     api = Api(http)
     await spec.prepare(api)
-    customer = await customer_id(stack, api.org)
-    before = len(stack.control.requests(path=spec.path, method="POST"))
+    customer = await customer_id(stack.settings.database_url, api.org)
+    before = len(stripe_calls(stack, spec.path))
 
     stack.control.fail(
         spec.path, status=status, count=20, method="POST", mode=mode, hang_seconds=10
@@ -130,11 +132,7 @@ async def test_stripe_fault_becomes_stripe_unavailable_within_the_bound(
     assert not UNSAFE_DETAIL.search(result["message"]), result["message"]
     assert elapsed < bound(settings), (elapsed, bound(settings))
 
-    attempts = [
-        r
-        for r in stack.control.requests(path=spec.path, method="POST")[before:]
-        if spec.mine(r, api, customer)
-    ]
+    attempts = [r for r in stripe_calls(stack, spec.path)[before:] if spec.mine(r, api, customer)]
     assert 1 <= len(attempts) <= 1 + settings.stripe_max_retries
     assert len(attempts) == expected_attempts(settings.stripe_max_retries), [
         (a["status"], a["idempotency_key"]) for a in attempts

@@ -1,17 +1,21 @@
-"""Talk to the billing API the way clients do: GraphQL over HTTP with a bearer token."""
+"""Talk to the billing API the way clients do: GraphQL over HTTP with a bearer token, to the
+running API or to an in-process app built on other settings."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import jwt
 
-T = TypeVar("T")
+from billing.settings import Settings
+from server.app import create_app
+from tests.support.timing import eventually
+
 JWT_SECRET = "test-suite-jwt-secret-0123456789abcdef"
 APP_URL = "https://app.example.test"
 
@@ -45,15 +49,21 @@ def new_org() -> str:
     return f"org_{uuid.uuid4().hex[:16]}"
 
 
+def token_claims(org: str, role: str = "owner", ttl: int = 600, **extra: Any) -> dict[str, Any]:
+    """The claims of a token for an org and role, valid for `ttl` seconds; `extra` adds or
+    overrides claims, and a claim set to None is left out."""
+    now = int(time.time())
+    body: dict[str, Any] = {"sub": "user_1", "org_id": org, "org_role": role, "iat": now}
+    body["exp"] = now + ttl
+    body.update(extra)
+    return {k: v for k, v in body.items() if v is not None}
+
+
 def token(
     org: str, role: str = "owner", *, secret: str = JWT_SECRET, ttl: int = 600, **claims: Any
 ) -> str:
     """An HS256 token like the app's identity provider would issue."""
-    now = int(time.time())
-    body: dict[str, Any] = {"sub": "user_1", "org_id": org, "org_role": role, "iat": now}
-    body["exp"] = now + ttl
-    body.update(claims)
-    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm="HS256")
+    return jwt.encode(token_claims(org, role, ttl, **claims), secret, algorithm="HS256")
 
 
 class Api:
@@ -108,28 +118,45 @@ class Api:
     async def wait_for(
         self, check: Callable[[dict[str, Any]], bool], timeout: float = 10.0
     ) -> dict[str, Any]:
-        """Poll the entitlement until check(entitlement) holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            current = await self.entitlement()
-            if check(current):
-                return current
-            if time.monotonic() > deadline:
-                raise AssertionError(f"entitlement never matched: {current}")
-            await asyncio.sleep(0.05)
+        """Poll the entitlement until check(entitlement) holds; return it."""
+        return await eventually(
+            self.entitlement, check, timeout=timeout, what="the entitlement to match"
+        )
 
 
-async def timed(work: Awaitable[T]) -> tuple[T, float]:
-    """The result of awaiting `work`, and how many seconds it took."""
-    started = time.monotonic()
-    result = await work
-    return result, time.monotonic() - started
+OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "entitlement": (ENTITLEMENT, {}),
+    "openPortal": (OPEN_PORTAL, {"returnPath": "/settings/billing"}),
+    "upgrade": (UPGRADE, {"plan": "pro", "interval": "MONTH"}),
+}
+"""Each operation with variables it accepts, for tests that try them all."""
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait until an async check passes."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition never became true")
-        await asyncio.sleep(0.05)
+async def call(http: httpx.AsyncClient, operation: str, bearer: str | None) -> dict[str, Any]:
+    """Run one operation with a bearer token (or none); the JSON body."""
+    document, variables = OPERATIONS[operation]
+    headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else {}
+    response = await http.post(
+        "/graphql", json={"query": document, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def error_codes(body: dict[str, Any]) -> list[str | None]:
+    """The extensions.code of every GraphQL error in a response body."""
+    return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, **kwargs: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process app built on these settings, and an HTTP client for it."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", timeout=60, **kwargs
+        ) as http:
+            yield http
+    finally:
+        await app.state.services.db.dispose()

@@ -1,13 +1,20 @@
-"""Run an ASGI app on a real port in a background thread, for tests and benchmarks."""
+"""Servers on real ports, for tests and benchmarks: an ASGI app in a background thread, the
+API in a child process, and waiting until a server answers its health check."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
-import time
 from typing import Any
 
+import httpx
 import uvicorn
+
+from tests.support.cli import ROOT
+from tests.support.timing import eventually_sync
 
 KEEP_ALIVE = 30
 """Idle seconds before a test server closes a connection: well above httpx's 5 s pool expiry.
@@ -44,11 +51,15 @@ class ThreadedServer:
     def start(self) -> ThreadedServer:
         """Start and wait until it accepts connections."""
         self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+
+        def started() -> bool:
+            if self._server.started:
+                return True
+            if not self._thread.is_alive():
                 raise RuntimeError(f"server on {self.url} did not start")
-            time.sleep(0.01)
+            return False
+
+        eventually_sync(started, timeout=15, interval=0.01, what=f"the server on {self.url}")
         return self
 
     def stop(self) -> None:
@@ -67,10 +78,6 @@ class ApiProcess:
     """`python main.py serve` in a child process: a real server we can SIGKILL."""
 
     def __init__(self, env: dict[str, str], port: int | None = None) -> None:
-        import os
-        import sys
-        from pathlib import Path
-
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._cmd = [
@@ -83,15 +90,11 @@ class ApiProcess:
             str(KEEP_ALIVE),
         ]
         self._env = {**os.environ, **env}
-        self._cwd = Path(__file__).resolve().parents[2]
+        self._cwd = ROOT
         self.process: Any = None
 
     def start(self) -> ApiProcess:
         """Start and wait for /healthz."""
-        import subprocess
-
-        import httpx
-
         self.process = subprocess.Popen(
             self._cmd,
             cwd=self._cwd,
@@ -99,16 +102,8 @@ class ApiProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("API process did not start")
-            time.sleep(0.1)
+        wait_healthy(self.url, self.process)
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no graceful shutdown."""
@@ -120,6 +115,29 @@ class ApiProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Wait until `GET url/healthz` answers 200; fail at once, with what the process wrote to
+    its stderr (when piped), if it exits first."""
+
+    def health() -> int | str:
+        seen: int | str
+        try:
+            seen = httpx.get(f"{url}/healthz", timeout=1).status_code
+        except httpx.HTTPError as exc:
+            seen = f"{type(exc).__name__}: {exc}"
+        if seen != 200 and process.poll() is not None:
+            stderr = process.communicate()[1]
+            raise AssertionError(
+                f"the server process exited with {process.returncode} before {url}/healthz"
+                f" answered 200; stderr: {stderr!r}"
+            )
+        return seen
+
+    eventually_sync(
+        health, lambda seen: seen == 200, timeout=timeout, interval=0.1, what=f"{url}/healthz"
+    )
 
 
 def settings_env(settings: Any) -> dict[str, str]:

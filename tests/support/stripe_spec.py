@@ -1,7 +1,8 @@
 """Validate Stripe-shaped JSON objects and form requests against Stripe's OpenAPI spec (stdlib).
 
-The spec (``openapi-subset.json``) and Stripe's example objects (``fixtures3.json``) live in
-``<repo>/../shared/stripe``; set ``STRIPE_SPEC_DIR`` to point elsewhere.
+The spec (``openapi-subset.json``) and Stripe's example objects (``fixtures3.json``) are
+Stripe's (MIT, see ``vendor/stripe/LICENSE``) and live in ``vendor/stripe`` in this
+repository; set ``STRIPE_SPEC_DIR`` to point elsewhere.
 
 Spec conventions honoured here:
 
@@ -87,7 +88,7 @@ def spec_dir() -> Path:
     env = os.environ.get("STRIPE_SPEC_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "stripe"
+    return Path(__file__).resolve().parents[2] / "vendor" / "stripe"
 
 
 @functools.cache

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import stripe
 
 from emulator.server import EmulatorServer
-from tests.conftest import WEBHOOK_SECRET, Stack, fresh_database, seed
+from tests.support.db import fresh_database
 from tests.support.servers import ApiProcess, settings_env
-from tests.support.signing import sign
+from tests.support.signing import post_signed
+from tests.support.stack import Stack, seed
+from tests.support.stripe_side import SUITE_KEY, stripe_sdk
 
 CONCURRENCY = 16
 
@@ -29,11 +30,7 @@ class World:
         seed(self.settings)
         self.env = settings_env(self.settings)
         self.api = ApiProcess(self.env).start()
-        self.sdk = stripe.StripeClient(
-            "sk_test_suite",
-            base_addresses={"api": self.emulator.url},
-            http_client=stripe.HTTPXClient(allow_sync_methods=True),
-        )
+        self.sdk = stripe_sdk(self.emulator.url)
 
     def restart_api(self) -> None:
         """A new API process on the same port, database and emulator."""
@@ -50,7 +47,7 @@ async def all_events(world: World) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": 100}
     async with httpx.AsyncClient(
-        base_url=world.emulator.url, headers={"authorization": "Bearer sk_test_suite"}
+        base_url=world.emulator.url, headers={"authorization": f"Bearer {SUITE_KEY}"}
     ) as http:
         while True:
             page = (await http.get("/v1/events", params=params)).json()
@@ -73,14 +70,7 @@ async def deliver(
         async def one(body: bytes) -> None:
             async with gate:
                 try:
-                    response = await http.post(
-                        "/webhooks/stripe",
-                        content=body,
-                        headers={
-                            "stripe-signature": sign(body, WEBHOOK_SECRET),
-                            "content-type": "application/json",
-                        },
-                    )
+                    response = await post_signed(http, body)
                     ok = 200 <= response.status_code < 300
                 except httpx.HTTPError:
                     ok = False

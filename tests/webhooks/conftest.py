@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack
+from tests.support.stack import Stack
 from tests.support.world import World
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
 from tests.support.api import Api
 from tests.support.db import rows
 from tests.support.journeys import click
+from tests.support.stack import Stack
 from tests.support.world import CONCURRENCY, World, all_events, deliver
 
 ORGS = 200

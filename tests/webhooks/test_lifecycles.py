@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import Stack
-from tests.support.api import Api, eventually
+from tests.support.api import Api
 from tests.support.db import rows
-from tests.support.journeys import click, customer_of, price_id, subscribe
+from tests.support.journeys import click, subscribe
+from tests.support.stack import Stack
+from tests.support.stripe_side import customer_of, price_id
+from tests.support.timing import eventually
 from webhooks.handlers import HANDLERS
 
 DAY = 86_400
@@ -35,14 +37,15 @@ async def test_subscribe(api: Api, stack: Stack, stripe_client: Any) -> None:
     assert entitlement["hasBillingAccount"] is True and entitlement["cancelAtPeriodEnd"] is False
     assert _ts(entitlement["currentPeriodEnd"]) == item["current_period_end"]
     assert entitlement["updatedAt"] is not None
-    events: list[dict[str, Any]] = []
 
-    async def delivered() -> bool:
-        events[:] = await rows(
+    async def stored() -> list[dict[str, Any]]:
+        return await rows(
             stack.settings.database_url,
             "SELECT type, status, attempts, lag_ms FROM webhook_events WHERE payload LIKE :org",
             org=f"%{api.org}%",
         )
+
+    def delivered(events: list[dict[str, Any]]) -> bool:
         settled = all(e["status"] != "received" for e in events)
         return settled and {e["type"] for e in events} >= {
             "checkout.session.completed",
@@ -50,7 +53,7 @@ async def test_subscribe(api: Api, stack: Stack, stripe_client: Any) -> None:
             "invoice.paid",
         }
 
-    await eventually(delivered)
+    events = await eventually(stored, delivered, what="the checkout's events to be handled")
     for event in events:
         expected = "processed" if event["type"] in HANDLERS else "ignored"
         assert (event["status"], event["attempts"]) == (expected, 1), event
@@ -120,9 +123,4 @@ async def test_customer_deleted(api: Api, stack: Stack, stripe_client: Any) -> N
     # Upgrading again creates exactly one new customer.
     result = await api.upgrade("pro")
     assert result["__typename"] == "CheckoutSession"
-    customers = [
-        c
-        for c in stripe_client.v1.customers.list(params={"limit": 100}).auto_paging_iter()
-        if c.metadata.to_dict().get("org_id") == api.org
-    ]
-    assert len(customers) == 1
+    customer_of(stripe_client, api.org)  # asserts there is exactly one

@@ -9,18 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET, Stack
 from tests.support.api import Api, new_org
 from tests.support.db import rows
-from tests.support.journeys import click, customer_of, price_id, subscribe
-from tests.support.signing import event_body, sign
+from tests.support.journeys import click, subscribe
+from tests.support.signing import event_body, post_signed
+from tests.support.stack import Stack
+from tests.support.stripe_side import customer_of, price_id
 from tests.support.world import World, all_events, deliver
-
-
-async def _post_event(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
-    """Deliver one signed body to the API."""
-    headers = {"stripe-signature": sign(body, WEBHOOK_SECRET), "content-type": "application/json"}
-    return await client.post("/webhooks/stripe", content=body, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +30,7 @@ async def test_events_about_customers_stripe_does_not_know_are_acknowledged(
     if event_type != "customer.deleted":
         obj = {"id": "sub_nobodyknows", "customer": "cus_nobodyknows", "metadata": {}}
     body = event_body(event_type, obj)
-    response = await _post_event(client, body)
+    response = await post_signed(client, body)
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "ignored"
     event_id = json.loads(body)["id"]
@@ -59,7 +54,7 @@ async def test_a_stripe_outage_during_a_webhook_is_retried(
     stack.control.fail("/v1/customers/*", status=500, count=10, method="GET")
     try:
         body = event_body("invoice.paid", {"id": "in_x", "customer": "cus_outage"})
-        response = await _post_event(client, body)
+        response = await post_signed(client, body)
     finally:
         stack.control.clear_faults()
     assert response.status_code == 500

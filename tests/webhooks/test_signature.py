@@ -8,12 +8,10 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET, Stack
+from tests.support.api import app_client
 from tests.support.db import stored_event
-from tests.support.signing import event_body, sign
-from web import create_app
-
-URL = "/webhooks/stripe"
+from tests.support.signing import WEBHOOK_PATH, WEBHOOK_SECRET, event_body, sign, signed_headers
+from tests.support.stack import Stack
 
 
 async def post(client: httpx.AsyncClient, body: bytes, signature: str | None) -> httpx.Response:
@@ -21,7 +19,7 @@ async def post(client: httpx.AsyncClient, body: bytes, signature: str | None) ->
     headers = {"content-type": "application/json"}
     if signature is not None:
         headers["stripe-signature"] = signature
-    return await client.post(URL, content=body, headers=headers)
+    return await client.post(WEBHOOK_PATH, content=body, headers=headers)
 
 
 def _event_id(body: bytes) -> str:
@@ -85,9 +83,7 @@ async def test_oversized_and_non_json_bodies(client: httpx.AsyncClient, stack: S
     assert (await post(client, big, sign(big, WEBHOOK_SECRET))).status_code == 413
     body = event_body()
     response = await client.post(
-        URL,
-        content=body,
-        headers={"stripe-signature": sign(body, WEBHOOK_SECRET), "content-type": "text/plain"},
+        WEBHOOK_PATH, content=body, headers={**signed_headers(body), "content-type": "text/plain"}
     )
     assert response.status_code == 415
     assert await stored_event(stack.settings.database_url, _event_id(body)) is None
@@ -95,8 +91,7 @@ async def test_oversized_and_non_json_bodies(client: httpx.AsyncClient, stack: S
 
 async def test_rotation_accepts_old_and_new_secret(stack: Stack) -> None:
     settings = stack.settings_with(stripe_webhook_secret="whsec_new_one,whsec_old_one")
-    app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+    async with app_client(settings) as client:
         for secret in ("whsec_old_one", "whsec_new_one"):
             body = event_body()
             response = await post(client, body, sign(body, secret))
@@ -104,4 +99,3 @@ async def test_rotation_accepts_old_and_new_secret(stack: Stack) -> None:
             assert await stored_event(settings.database_url, _event_id(body)) is not None
         body = event_body()
         assert (await post(client, body, sign(body, WEBHOOK_SECRET))).status_code == 400
-    await app.state.billing.db.dispose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from billing.auth import Authenticator
 from billing.db import Database
@@ -12,6 +14,7 @@ from billing.plans import Catalog, load_catalog
 from billing.settings import Settings
 from billing.stripe_api import StripeGateway, deadline
 
+T = TypeVar("T")
 WEBHOOK_CONCURRENCY = 8
 """Webhook events applied at once per process. Each holds a database connection while it
 re-reads Stripe; the rest of the pool (10 + 10 on PostgreSQL) stays free for `entitlement`
@@ -19,7 +22,7 @@ reads when Stripe is slow. Deliveries beyond it wait their turn."""
 
 
 @dataclass
-class Billing:
+class Services:
     """Settings, database, catalog, authenticator and (when configured) the Stripe gateway."""
 
     settings: Settings
@@ -32,7 +35,7 @@ class Billing:
     )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Billing:
+    def from_settings(cls, settings: Settings) -> Services:
         """Build everything the settings describe; fails fast on a bad plans file."""
         return cls(
             settings=settings,
@@ -53,3 +56,12 @@ class Billing:
         if self.stripe_gateway is None:
             raise BillingFailure(BillingErrorCode.STRIPE_NOT_CONFIGURED)
         return self.stripe_gateway
+
+
+async def with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Build the services, run `work` with them, close the database (CLI commands, tests)."""
+    services = Services.from_settings(settings)
+    try:
+        return await work(services)
+    finally:
+        await services.db.dispose()

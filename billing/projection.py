@@ -9,18 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from billing.accounts import link_account
-from billing.context import Billing
 from billing.errors import StripeNotFound
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
+from billing.services import Services
 from billing.stripe_api import CustomerView, SubscriptionView
 from billing.subscriptions import ENDED, is_paid, pick_current
 
 log = logging.getLogger(__name__)
 
 
-def project(billing: Billing, sub: SubscriptionView | None) -> dict[str, Any]:
+def entitlement_columns(services: Services, sub: SubscriptionView | None) -> dict[str, Any]:
     """The entitlement columns for a customer's current subscription (None: never subscribed)."""
-    catalog = billing.catalog
+    catalog = services.catalog
     if sub is None:
         return {"plan": catalog.default, "status": SubscriptionStatus.NONE.value}
     found = catalog.by_lookup_key(sub.price_lookup_key)
@@ -51,27 +51,27 @@ async def _locked_account(session: AsyncSession, customer_id: str) -> BillingAcc
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _customer(billing: Billing, customer_id: str) -> CustomerView:
+async def _customer(services: Services, customer_id: str) -> CustomerView:
     """The customer as Stripe has it now; one Stripe no longer knows counts as deleted."""
     try:
-        return await billing.stripe.retrieve_customer(customer_id)
+        return await services.stripe.retrieve_customer(customer_id)
     except StripeNotFound:
         return CustomerView(id=customer_id, deleted=True, metadata={})
 
 
-async def _subscriptions(billing: Billing, customer_id: str) -> list[SubscriptionView]:
+async def _subscriptions(services: Services, customer_id: str) -> list[SubscriptionView]:
     """The customer's subscriptions; none when Stripe no longer knows the customer."""
     try:
-        return await billing.stripe.subscriptions_of(customer_id)
+        return await services.stripe.subscriptions_of(customer_id)
     except StripeNotFound:
         return []
 
 
 async def _link(
-    billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None
+    services: Services, session: AsyncSession, customer_id: str, org_hint: str | None
 ) -> BillingAccount | None:
     """Link an unknown customer to its org (customer metadata first, then the hint)."""
-    customer = await _customer(billing, customer_id)
+    customer = await _customer(services, customer_id)
     org_id = customer.metadata.get("org_id") or org_hint
     if customer.deleted or not org_id:
         log.info("ignoring customer %s: %s", customer_id, "deleted" if org_id else "no org")
@@ -83,9 +83,9 @@ async def _link(
     return account
 
 
-def _gone(billing: Billing, had_subscription: bool) -> dict[str, Any]:
+def _gone(services: Services, had_subscription: bool) -> dict[str, Any]:
     """The entitlement of an org whose customer was deleted (Stripe canceled its subscriptions)."""
-    values = project(billing, None)
+    values = entitlement_columns(services, None)
     values.update(
         status=(SubscriptionStatus.CANCELED if had_subscription else SubscriptionStatus.NONE).value,
         subscription_id=None,
@@ -99,27 +99,27 @@ def _gone(billing: Billing, had_subscription: bool) -> dict[str, Any]:
     return values
 
 
-async def sync_customer(
-    billing: Billing, session: AsyncSession, customer_id: str, org_hint: str | None = None
+async def project_customer(
+    services: Services, session: AsyncSession, customer_id: str, org_hint: str | None = None
 ) -> str | None:
     """Make the org's entitlement equal Stripe's state now; returns the org, None if unknown."""
     account = await _locked_account(session, customer_id)
     if account is None:
-        account = await _link(billing, session, customer_id, org_hint)
+        account = await _link(services, session, customer_id, org_hint)
         if account is None:
             return None
-    customer = await _customer(billing, customer_id)
+    customer = await _customer(services, customer_id)
     existing = await session.get(Entitlement, account.org_id)
-    subscriptions = await _subscriptions(billing, customer_id)
+    subscriptions = await _subscriptions(services, customer_id)
     if customer.deleted:
         account.deleted_at = account.deleted_at or utcnow()
         session.add(account)
         had = bool(subscriptions) or (
             existing is not None and existing.status != SubscriptionStatus.NONE.value
         )
-        values = _gone(billing, had)
+        values = _gone(services, had)
     else:
-        values = project(billing, pick_current(subscriptions))
+        values = entitlement_columns(services, pick_current(subscriptions))
     row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
     for column, value in values.items():
         setattr(row, column, value)
@@ -128,3 +128,9 @@ async def sync_customer(
     session.add(row)
     await session.flush()
     return account.org_id
+
+
+async def resync_customer(services: Services, customer_id: str) -> str | None:
+    """Re-project one customer in a transaction of its own (recovery, `resync`)."""
+    async with services.db.write() as session:
+        return await project_customer(services, session, customer_id)

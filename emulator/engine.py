@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
 Obj = dict[str, Any]
+Line = tuple[Obj, int, int, int, bool, str]  # (item, amount, start, end, proration, text)
 DAY = 86400
 LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete", "paused")
 
@@ -112,12 +113,7 @@ def next_period_end(state: EmulatorState, sub: Obj, start: int) -> int:
 # -- invoices ---------------------------------------------------------------------
 
 
-def new_invoice(
-    state: EmulatorState,
-    sub: Obj,
-    reason: str,
-    lines: list[tuple[Obj, int, int, int, bool, str]],
-) -> Obj:
+def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) -> Obj:
     """A draft invoice for a subscription; lines are (item, amount, start, end, proration, text)."""
     now = state.now()
     cus = state.db.customers.get(sub["customer"]) or {}
@@ -166,14 +162,15 @@ def new_invoice(
         )
         line_objs.append(line)
     total = sum(line["amount"] for line in line_objs)
+    due = max(0, total)  # a negative total is a credit, never an amount due
     start, end = (lines[0][2], lines[0][3]) if lines else (now, now)
     inv.update(
         id=inv_id,
         account_country="US",
         account_name="Emulator",
-        amount_due=total,
+        amount_due=due,
         amount_paid=0,
-        amount_remaining=total,
+        amount_remaining=due,
         attempt_count=0,
         attempted=False,
         auto_advance=True,
@@ -286,11 +283,9 @@ def describe(item: Obj, state: EmulatorState) -> str:
     )
 
 
-def cycle_lines(
-    state: EmulatorState, sub: Obj, start: int, end: int, trial: bool
-) -> list[tuple[Obj, int, int, int, bool, str]]:
+def cycle_lines(state: EmulatorState, sub: Obj, start: int, end: int, trial: bool) -> list[Line]:
     """The invoice lines for one period of every item."""
-    out: list[tuple[Obj, int, int, int, bool, str]] = []
+    out: list[Line] = []
     for item in sub["items"]["data"]:
         if trial:
             prod = state.db.products.get(item["price"]["product"]) or {}
@@ -435,18 +430,90 @@ def set_cancel_at(state: EmulatorState, sub: Obj, when: int | None) -> None:
 # -- plan changes -------------------------------------------------------------------
 
 
-def change_items(
-    state: EmulatorState,
-    sub: Obj,
-    changes: list[Obj],
-    proration_behavior: str = "create_prorations",
-) -> Obj | None:
-    """Apply item changes (id/price/quantity/deleted); returns an immediate invoice if any."""
-    if not changes:
+def prorate(amount: int, now: int, start: int, end: int) -> int:
+    """``amount`` x remaining / period length, in seconds, rounded half up to whole cents."""
+    length = end - start
+    if length <= 0:
+        return 0
+    remaining = min(length, max(0, end - now))
+    return (2 * amount * remaining + length) // (2 * length)
+
+
+def _interval(items: list[Obj]) -> tuple[str, int] | None:
+    """(interval, interval_count) of the first item's price."""
+    if not items:
         return None
+    rec = _recurring(items[0])
+    return str(rec["interval"]), int(rec.get("interval_count") or 1)
+
+
+def _same(a: Obj | None, b: Obj | None) -> bool:
+    """Whether two items bill the same price and quantity."""
+    return (
+        a is not None
+        and b is not None
+        and a["price"]["id"] == b["price"]["id"]
+        and (a.get("quantity") or 1) == (b.get("quantity") or 1)
+    )
+
+
+def _credit(state: EmulatorState, item: Obj, now: int, start: int, end: int) -> Line:
+    """The credit for the unused time on an item's old price."""
+    amount = -prorate(_amount(item), now, start, end)
+    return (item, amount, now, end, True, f"Unused time on {describe(item, state)}")
+
+
+def _charge(state: EmulatorState, item: Obj, now: int, start: int, end: int) -> Line:
+    """The charge for the rest of the period on an item's new price."""
+    amount = prorate(_amount(item), now, start, end)
+    return (item, amount, now, end, True, f"Remaining time on {describe(item, state)}")
+
+
+def switch_lines(
+    state: EmulatorState, sub: Obj, old_items: list[Obj], old_period: tuple[int, int], behavior: str
+) -> list[Line]:
+    """The lines Stripe would invoice now for going from ``old_items`` to ``sub``'s items."""
+    if sub["status"] == "trialing":
+        return []
     now = state.now()
-    old_rec = _recurring(sub["items"]["data"][0]) if sub["items"]["data"] else None
-    old_amount = sum(_amount(i) for i in sub["items"]["data"])
+    start, end = old_period
+    items = sub["items"]["data"]
+    if _interval(old_items) != _interval(items):  # the cycle restarts: credits + a new period
+        credits = (
+            [] if behavior == "none" else [_credit(state, i, now, start, end) for i in old_items]
+        )
+        return credits + cycle_lines(state, sub, now, _restart_end(sub, now), False)
+    if behavior == "none":
+        return []
+    # same interval: credit unused time on changed old items, charge the rest on changed new ones
+    old = {i["id"]: i for i in old_items}
+    new = {i["id"]: i for i in items}
+    lines = [
+        _credit(state, i, now, start, end) for i in old_items if not _same(i, new.get(i["id"]))
+    ]
+    lines += [_charge(state, i, now, start, end) for i in items if not _same(old.get(i["id"]), i)]
+    return lines
+
+
+def _restart_end(sub: Obj, now: int) -> int:
+    """The end of a period starting now with the billing cycle anchored at now."""
+    interval, count = _interval(sub["items"]["data"]) or ("month", 1)
+    return add_interval(now, interval, count, day_of(now))
+
+
+def _restart_cycle(state: EmulatorState, sub: Obj) -> None:
+    """Anchor the billing cycle at now and start a new period (an interval change)."""
+    now = state.now()
+    state.sub_internal.setdefault(sub["id"], {})["anchor_day"] = day_of(now)
+    sub["billing_cycle_anchor"] = now
+    new_end = _restart_end(sub, now)
+    set_period(sub, now, new_end)
+    if sub["cancel_at_period_end"]:
+        sub["cancel_at"] = new_end
+
+
+def _apply_items(state: EmulatorState, sub: Obj, changes: list[Obj]) -> None:
+    """Apply item changes (id/price/quantity/deleted) to ``sub`` in place."""
     start, end = period(sub)
     for change in changes:
         item_id = change.get("id")
@@ -479,36 +546,39 @@ def change_items(
             sub["items"]["data"].append(item)
     if not sub["items"]["data"]:
         raise invalid("A subscription must have at least one item.", param="items")
-    new_rec = _recurring(sub["items"]["data"][0])
-    new_amount = sum(_amount(i) for i in sub["items"]["data"])
-    interval_changed = old_rec is not None and (
-        old_rec["interval"] != new_rec["interval"]
-        or old_rec.get("interval_count") != new_rec.get("interval_count")
-    )
+
+
+def preview_change(
+    state: EmulatorState, sub: Obj, changes: list[Obj], behavior: str = "create_prorations"
+) -> int:
+    """The total Stripe's invoice preview shows for a change now (negative: a credit)."""
+    after: Obj = copy_json(sub)
+    _apply_items(state, after, changes)
+    lines = switch_lines(state, after, sub["items"]["data"], period(sub), behavior)
+    return sum(line[1] for line in lines)
+
+
+def change_items(
+    state: EmulatorState,
+    sub: Obj,
+    changes: list[Obj],
+    proration_behavior: str = "create_prorations",
+) -> Obj | None:
+    """Apply item changes; returns the invoice to charge now, if any (see switch_lines)."""
+    if not changes:
+        return None
+    old_items: list[Obj] = copy_json(sub["items"]["data"])
+    old_period = period(sub)
+    _apply_items(state, sub, changes)
+    lines = switch_lines(state, sub, old_items, old_period, proration_behavior)
     if sub["status"] == "trialing":
         return None
-    if interval_changed:
-        credit = 0
-        if proration_behavior != "none" and end > start:
-            credit = old_amount * max(0, end - now) // (end - start)
-        state.sub_internal.setdefault(sub["id"], {})["anchor_day"] = day_of(now)
-        sub["billing_cycle_anchor"] = now
-        new_end = next_period_end(state, sub, now)
-        set_period(sub, now, new_end)
-        if sub["cancel_at_period_end"]:
-            sub["cancel_at"] = new_end
-        lines = cycle_lines(state, sub, now, new_end, False)
-        if credit and lines:
-            item, amount, s, e, _, text = lines[0]
-            lines[0] = (item, max(0, amount - credit), s, e, True, text)
+    if _interval(old_items) != _interval(sub["items"]["data"]):
+        _restart_cycle(state, sub)
         return new_invoice(state, sub, "subscription_update", lines)
-    if proration_behavior == "always_invoice" and new_amount != old_amount and end > now:
-        delta = (new_amount - old_amount) * (end - now) // max(1, end - start)
-        item = sub["items"]["data"][0]
-        text = f"Remaining time on {describe(item, state)}"
-        return new_invoice(
-            state, sub, "subscription_update", [(item, max(0, delta), now, end, True, text)]
-        )
+    # same interval: only always_invoice bills now (no pending items for the next invoice)
+    if proration_behavior == "always_invoice" and any(line[1] for line in lines):
+        return new_invoice(state, sub, "subscription_update", lines)
     return None
 
 

@@ -1,0 +1,1 @@
+"""The HTTP server: app wiring, the GraphQL endpoint, request hygiene, CORS and health."""

@@ -1,0 +1,70 @@
+"""The ASGI app: GraphQL, the Stripe webhook and health checks, behind the request guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from billing.observability import configure_logging
+from billing.services import Services
+from billing.settings import Settings, get_settings
+from resolvers.context import Context
+from server import health
+from server.cors import ListedOriginsCORS
+from server.deps import ServicesDep
+from server.graphiql import OfflineGraphiQLRouter, mount_graphiql_assets
+from server.graphql_schema import build_schema
+from server.guard import GRAPHQL_PATH, RequestGuard
+from webhooks.router import router as webhook_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Wire the service for these settings (default: the environment)."""
+    settings = settings or get_settings()
+    configure_logging()
+    services = Services.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.db.dispose()
+
+    dev = not settings.production
+    app = FastAPI(
+        title="Billing API",
+        lifespan=lifespan,
+        docs_url="/docs" if dev else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if dev else None,
+    )
+    app.state.services = services
+
+    async def context(services: ServicesDep) -> Context:
+        return Context(services)
+
+    graphql = OfflineGraphiQLRouter[Context, Any](
+        build_schema(settings.production),
+        context_getter=context,
+        graphql_ide="graphiql" if dev else None,
+        allow_queries_via_get=False,
+        multipart_uploads_enabled=False,
+    )
+    app.include_router(graphql, prefix=GRAPHQL_PATH)
+    if dev:
+        mount_graphiql_assets(app)
+    app.include_router(webhook_router)
+    app.include_router(health.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            ListedOriginsCORS,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            max_age=600,
+        )
+    app.add_middleware(RequestGuard, max_body=settings.max_body_bytes)
+    return app

@@ -1,0 +1,160 @@
+"""The ASGI request guard: request ids, body limits, JSON-only POSTs, masked 500s."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billing.observability import new_request_id, request_id
+
+log = logging.getLogger(__name__)
+GRAPHQL_PATH = "/graphql"
+WEBHOOK_PATH = "/webhooks/stripe"
+LIMITED_PATHS = (GRAPHQL_PATH, WEBHOOK_PATH)
+
+
+def _graphql_body_problem(body: bytes) -> str | None:
+    """Why a /graphql body is refused before GraphQL sees it, or None.
+
+    One JSON object per request: arrays (batches) and bare values are refused here, so no
+    GraphQL server setting can turn batching on by accident, and odd JSON never reaches
+    code that expects an object.
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return "request body is not valid JSON"
+    if isinstance(payload, list):
+        return "batched requests are not accepted"
+    if not isinstance(payload, dict):
+        return "request body must be a JSON object"
+    return None
+
+
+class RequestGuard:
+    """Request ids everywhere; size limits and JSON-only POSTs on the public endpoints;
+    unexpected exceptions answered with a masked 500 that carries the request id."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request, then pass it on with a bounded body stream."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = new_request_id(headers.get("x-request-id"))
+        token = request_id.set(rid)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        async def refuse(status: int, reason: str) -> None:
+            await JSONResponse({"error": reason, "requestId": rid}, status_code=status)(
+                scope, receive, send_with_id
+            )
+
+        try:
+            problem = self._refuse(scope, headers)
+            if problem is not None:
+                await refuse(*problem)
+                return
+            if scope["method"] == "POST" and scope["path"] in LIMITED_PATHS:
+                body = await self._read_body(receive)
+                if scope["path"] == GRAPHQL_PATH:
+                    reason = _graphql_body_problem(body)
+                    if reason is not None:
+                        await refuse(400, reason)
+                        return
+                await self.app(scope, _replay(body, receive), send_with_id)
+            else:
+                await self.app(scope, self._bounded(receive), send_with_id)
+        except _TooLarge:
+            if started:
+                raise
+            await refuse(413, "request body too large")
+        except _Disconnected:
+            return
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await refuse(500, f"Internal server error (request id {rid})")
+        finally:
+            request_id.reset(token)
+
+    def _refuse(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        """A (status, reason) for a request refused before it runs, else None."""
+        if scope["path"] not in LIMITED_PATHS or scope["method"] != "POST":
+            return None
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return 413, "request body too large"
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return 415, "only application/json POST bodies are accepted"
+        return None
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The whole body, refusing it as soon as it grows past the limit (chunked uploads)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """A receive that stops a body growing past the limit (chunked uploads)."""
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge
+            return message
+
+        return bounded
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the already-read body over once, then waits as usual."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class _TooLarge(Exception):
+    """The body went over the limit."""
+
+
+class _Disconnected(Exception):
+    """The client went away before sending its whole body."""

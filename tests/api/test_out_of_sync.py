@@ -1,0 +1,80 @@
+"""An org linked to a customer Stripe does not know gets a one-line fix, not an internal error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from billing.projection import resync_customer
+from billing.services import with_services
+from tests.support.api import OPEN_PORTAL, UPGRADE, Api
+from tests.support.stack import Stack
+
+
+async def link_unknown_customer(url: str, org_id: str) -> str:
+    """Link the org to a customer id the emulator never had (as after losing its state)."""
+    customer_id = f"cus_lost{org_id[-8:]}"
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO billing_accounts (org_id, stripe_customer_id, created_at) "
+                    "VALUES (:org, :cus, :now)"
+                ),
+                {"org": org_id, "cus": customer_id, "now": datetime.now(UTC)},
+            )
+    finally:
+        await engine.dispose()
+    return customer_id
+
+
+async def out_of_sync_error(api: Api, query: str, variables: dict[str, str]) -> dict[str, object]:
+    """The single GraphQL error of a mutation that met an unknown customer."""
+    response = await api.raw(query, variables)
+    assert response.status_code == 200, response.text
+    [error] = response.json()["errors"]
+    return dict(error)
+
+
+async def test_unknown_customer_says_how_to_repair(api: Api, stack: Stack) -> None:
+    customer_id = await link_unknown_customer(stack.settings.database_url, api.org)
+    fix = f"python main.py resync --org {api.org}"
+    for query, variables in ((OPEN_PORTAL, {}), (UPGRADE, {"plan": "pro"})):
+        error = await out_of_sync_error(api, query, variables)
+        extensions = error["extensions"]
+        assert isinstance(extensions, dict) and extensions["code"] == "BILLING_OUT_OF_SYNC"
+        message = str(error["message"])
+        assert "\n" not in message and fix in message and extensions["requestId"] in message
+        assert customer_id not in message
+
+    await with_services(stack.settings, lambda s: resync_customer(s, customer_id))
+
+    assert (await api.open_portal())["code"] == "NO_CUSTOMER"
+    checkout = await api.upgrade("pro")
+    assert checkout["__typename"] == "CheckoutSession"
+    assert (await api.entitlement())["hasBillingAccount"] is True
+
+
+async def test_other_stripe_refusals_stay_masked(client: httpx.AsyncClient, stack: Stack) -> None:
+    api = Api(client)
+    await api.upgrade("pro")
+    missing = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "param": "configuration",
+            "message": "No such configuration: 'bpc_gone'",
+        }
+    }
+    stack.control.fail("/v1/billing_portal/sessions", status=404, body=missing)
+    try:
+        response = await api.raw(OPEN_PORTAL, {})
+    finally:
+        stack.control.clear_faults()
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "bpc_gone" not in error["message"]
