@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -154,6 +155,9 @@ def emulator(
     host: str = "127.0.0.1",
     webhook_url: Annotated[str | None, typer.Option(help="deliver events here")] = None,
     webhook_secret: Annotated[str | None, typer.Option(help="whsec_... to sign with")] = None,
+    state_file: Annotated[
+        Path | None, typer.Option(help="keep the emulator's state in this JSON file")
+    ] = None,
 ) -> None:
     """Run the Stripe emulator on its own."""
     from emulator.server import serve as serve_emulator
@@ -161,7 +165,7 @@ def emulator(
     if bool(webhook_url) != bool(webhook_secret):
         raise ValueError("--webhook-url and --webhook-secret go together")
     hooks = [(webhook_url, webhook_secret)] if webhook_url and webhook_secret else []
-    serve_emulator(host, port, hooks)
+    serve_emulator(host, port, hooks, state_file=state_file)
 
 
 @catalog_cli.command("sync")

@@ -140,20 +140,26 @@ def test_cli_serves() -> None:
         proc.wait(timeout=10)
 
 
-def _cli(port: int, state_file: Path) -> subprocess.Popen[bytes]:
-    """``python -m emulator`` with a state file."""
-    args = ["--port", str(port), "--log-level", "warning", "--state-file", str(state_file)]
-    return subprocess.Popen(
-        [sys.executable, "-m", "emulator", *args], cwd=ROOT, stderr=subprocess.PIPE
-    )
+COMMANDS = {
+    "python -m emulator": (["-m", "emulator", "--log-level", "warning"], 2),
+    "python main.py emulator": (["main.py", "emulator"], 1),
+}
+"""Both ways to run the emulator from a shell, and their exit code on a bad state file."""
 
 
-def test_cli_state_file(tmp_path: Path) -> None:
+def _cli(command: str, port: int, state_file: Path) -> subprocess.Popen[bytes]:
+    """The emulator's command line with a state file."""
+    args = [*COMMANDS[command][0], "--port", str(port), "--state-file", str(state_file)]
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cli_state_file(command: str, tmp_path: Path) -> None:
     state_file = tmp_path / "emulator.json"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = _cli(port, state_file)
+    proc = _cli(command, port, state_file)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -172,8 +178,8 @@ def test_cli_state_file(tmp_path: Path) -> None:
         proc.communicate(timeout=10)
     assert resp.json()["id"] in state_file.read_text()  # saved, at the latest on shutdown
     state_file.write_text("garbage")
-    broken = _cli(port, state_file)
+    broken = _cli(command, port, state_file)
     _, err = broken.communicate(timeout=30)
     lines = err.decode().strip().splitlines()
-    assert broken.returncode == 2 and len(lines) == 1, err
+    assert broken.returncode == COMMANDS[command][1] and len(lines) == 1, err
     assert str(state_file) in lines[0] and "make reset" in lines[0]
