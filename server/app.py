@@ -14,7 +14,6 @@ from billing.settings import Settings, get_settings
 from resolvers.context import Context
 from server import health
 from server.cors import ListedOriginsCORS
-from server.deps import ServicesDep
 from server.graphiql import OfflineGraphiQLRouter, mount_graphiql_assets
 from server.graphql_schema import build_schema
 from server.guard import GRAPHQL_PATH, RequestGuard
@@ -42,7 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
 
-    async def context(services: ServicesDep) -> Context:
+    async def context() -> Context:
+        """The per-request context (no dependency resolution on the hot path)."""
         return Context(services)
 
     graphql = OfflineGraphiQLRouter[Context, Any](
