@@ -315,8 +315,8 @@ def reset(port: int = 8000, emulator_port: int = 12111) -> None:
     from devstack import require_free_port, reset_local
 
     settings = Settings()
-    require_free_port("127.0.0.1", port, "the API: stop `make run` first")
-    require_free_port("127.0.0.1", emulator_port, "the Stripe emulator: stop `make run` first")
+    for what, number in (("the API", port), ("the Stripe emulator", emulator_port)):
+        require_free_port("127.0.0.1", number, what, "stop `make run` first")
     deleted = reset_local(settings)
     console.print(
         "deleted " + ", ".join(str(p) for p in deleted) if deleted else "nothing to delete",

@@ -31,7 +31,12 @@ def emulator_state_file(database_url: str) -> Path:
     return database.with_suffix(".emulator.json") if database else Path("billing.emulator.json")
 
 
-def require_free_port(host: str, port: int, what: str) -> None:
+def require_free_port(
+    host: str,
+    port: int,
+    what: str,
+    advice: str = "stop the other process (another `make run`?) or choose another port",
+) -> None:
     """Fail with a one-line error naming the port when something already listens on it."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,8 +46,7 @@ def require_free_port(host: str, port: int, what: str) -> None:
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise ValueError(
-                f"port {port} ({what}) is already in use on {host}: stop the other process "
-                f"(another `make run`?) or choose another port"
+                f"port {port} ({what}) is already in use on {host}: {advice}"
             ) from None
 
 

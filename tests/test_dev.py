@@ -14,7 +14,7 @@ import pytest
 
 from billing.settings import DEV_JWT_SECRET
 from emulator.client import AsyncEmulatorControl, EmulatorControl
-from tests.support.api import APP_URL, Api, token
+from tests.support.api import APP_URL, Api
 from tests.support.cli import MAIN, run_cli
 from tests.support.journeys import subscribe
 from tests.support.servers import free_port, wait_healthy
@@ -81,9 +81,7 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
 
 def dev_api(http: httpx.AsyncClient, org: str) -> Api:
     """A client for an org, with tokens signed by the development secret `make run` uses."""
-    api = Api(http, org)
-    api.headers = lambda: {"authorization": f"Bearer {token(org, secret=DEV_JWT_SECRET)}"}  # type: ignore[method-assign]
-    return api
+    return Api(http, org, secret=DEV_JWT_SECRET)
 
 
 async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: Dev) -> None:

@@ -5,30 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from billing.projection import resync_customer
 from billing.services import with_services
 from tests.support.api import OPEN_PORTAL, UPGRADE, Api
+from tests.support.db import execute
 from tests.support.stack import Stack
 
 
 async def link_unknown_customer(url: str, org_id: str) -> str:
     """Link the org to a customer id the emulator never had (as after losing its state)."""
     customer_id = f"cus_lost{org_id[-8:]}"
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO billing_accounts (org_id, stripe_customer_id, created_at) "
-                    "VALUES (:org, :cus, :now)"
-                ),
-                {"org": org_id, "cus": customer_id, "now": datetime.now(UTC)},
-            )
-    finally:
-        await engine.dispose()
+    await execute(
+        url,
+        "INSERT INTO billing_accounts (org_id, stripe_customer_id, created_at) "
+        "VALUES (:org, :cus, :now)",
+        org=org_id,
+        cus=customer_id,
+        now=datetime.now(UTC),
+    )
     return customer_id
 
 

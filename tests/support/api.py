@@ -69,14 +69,22 @@ def token(
 class Api:
     """A GraphQL client for one org."""
 
-    def __init__(self, client: httpx.AsyncClient, org: str | None = None, role: str = "owner"):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        org: str | None = None,
+        role: str = "owner",
+        *,
+        secret: str = JWT_SECRET,
+    ):
         self.client = client
         self.org = org or new_org()
         self.role = role
+        self.secret = secret
 
     def headers(self) -> dict[str, str]:
-        """The bearer header for this org and role."""
-        return {"authorization": f"Bearer {token(self.org, self.role)}"}
+        """The bearer header for this org and role, signed with the API's secret."""
+        return {"authorization": f"Bearer {token(self.org, self.role, secret=self.secret)}"}
 
     async def raw(
         self,

@@ -65,6 +65,16 @@ async def rows(url: str, sql: str, **params: Any) -> list[dict[str, Any]]:
         await engine.dispose()
 
 
+async def execute(url: str, sql: str, **params: Any) -> None:
+    """Run one statement on the service's database and commit it (behind the service's back)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
 async def stored_event(url: str, event_id: str) -> dict[str, Any] | None:
     """The stored webhook event, if any."""
     found = await rows(url, "SELECT * FROM webhook_events WHERE id = :id", id=event_id)
