@@ -105,7 +105,7 @@ def serve(
         int, typer.Option(help="seconds an idle connection stays open (above your proxy's)")
     ] = 5,
 ) -> None:
-    """Serve the API (same app as `uvicorn main:app`)."""
+    """Serve the API (same app as `uvicorn main:app`) on uvloop and httptools."""
     import uvicorn
 
     from devstack import require_free_port
@@ -113,7 +113,14 @@ def serve(
 
     settings = Settings()
     require_free_port(host, port, "the API")
-    uvicorn.run(create_app(settings), host=host, port=port, timeout_keep_alive=timeout_keep_alive)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        timeout_keep_alive=timeout_keep_alive,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 @cli.command("schema")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from billing.changes import mark_changed
 from billing.models import BillingAccount, utcnow
 from billing.services import Services
 from billing.upsert import insert
@@ -52,6 +53,7 @@ async def link_account(session: AsyncSession, org_id: str, customer_id: str) -> 
         where=table.c.deleted_at.is_not(None),
     )
     await session.execute(stmt)
+    mark_changed(session, org_id)
 
 
 async def account_customers(

@@ -44,6 +44,17 @@ key is picked up), but at most this often: a flood of made-up `kid`s cannot hamm
 identity provider, and a rotated key is accepted at most this long after it first appears.
 """
 
+TOKEN_LEEWAY = 5
+"""Seconds of clock skew allowed on `exp` (and `nbf`, `iat`)."""
+
+VERIFIED_TOKENS = 4096
+"""Most verified tokens remembered at once (the oldest is forgotten first)."""
+
+VERIFIED_FOR = 60.0
+"""Longest a verified token is remembered before its signature is checked again; never past
+its `exp`, so that an expired token is refused on time and a key withdrawn from the JWKS
+stops its tokens within a minute."""
+
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +127,11 @@ class JwksCache:
             raise AuthError("unknown signing key")
         return found
 
+    @property
+    def epoch(self) -> float:
+        """When the key set in use was fetched: it moves with every successful refresh."""
+        return self._fetched_at
+
     def _age(self) -> float:
         """Seconds since the last successful fetch (infinite before the first)."""
         return time.monotonic() - self._fetched_at
@@ -167,16 +183,44 @@ class Authenticator:
         secret = settings.auth_jwt_secret
         self._secret = secret.get_secret_value() if secret else None
         self._jwks = JwksCache(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        self._verified: dict[str, tuple[Principal, float, float]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer` header, or AuthError."""
         if not authorization:
             raise AuthError("missing bearer token")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise AuthError("expected 'Authorization: Bearer <token>'")
-        claims = await self._verify(token.strip())
-        return self._principal(claims)
+        known = self._verified.get(token)
+        now = time.time()
+        if known is not None:
+            principal, until, epoch = known
+            if now < until and epoch == self._key_epoch():
+                return principal
+            del self._verified[token]
+        claims = await self._verify(token)
+        principal = self._principal(claims)
+        self._remember(token, principal, claims, now)
+        return principal
+
+    def _key_epoch(self) -> float:
+        """The JWKS epoch (0 without one): a refreshed key set re-checks remembered tokens."""
+        return self._jwks.epoch if self._jwks is not None else 0.0
+
+    def _remember(
+        self, token: str, principal: Principal, claims: dict[str, object], now: float
+    ) -> None:
+        """Keep a verified token until its `exp` (with leeway), at most VERIFIED_FOR, and
+        only while the key set it was checked against stays the one in use."""
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float):
+            return
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        until = min(exp + TOKEN_LEEWAY, now + VERIFIED_FOR)
+        self._verified[token] = (principal, until, self._key_epoch())
 
     async def _verify(self, token: str) -> dict[str, object]:
         """Check signature, algorithm, expiry, issuer and audience."""
@@ -199,7 +243,7 @@ class Authenticator:
                 algorithms=[str(alg)],
                 issuer=settings.auth_issuer,
                 audience=settings.auth_audience,
-                leeway=5,
+                leeway=TOKEN_LEEWAY,
                 options={
                     "require": ["exp", "sub"],
                     "verify_aud": settings.auth_audience is not None,

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from billing.changes import feed_for
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -56,6 +58,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.changes = feed_for(url)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -65,7 +68,10 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in one write transaction: committed on success, rolled back on error."""
+        """A session in one write transaction: committed on success, rolled back on error.
+
+        Once committed, the orgs it marked (`billing.changes.mark_changed`) are reported to
+        `changes`, so caches of their entitlements go at once."""
         async with self._sessions() as session:
             await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             try:
@@ -74,6 +80,8 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+            for org_id in session.info.pop("changed_orgs", ()):
+                self.changes.changed(org_id)
 
     async def ping(self) -> bool:
         """True when the database answers and has been migrated."""
@@ -87,5 +95,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop watching changes; close every pooled connection."""
+        await self.changes.stop()
         await self.engine.dispose()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import String, bindparam, select
+
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc
 from billing.services import Services
 
@@ -25,12 +27,32 @@ class EntitlementView:
     updated_at: datetime | None
 
 
+_ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
+_ROW = Entitlement.__table__.alias("row")  # type: ignore[attr-defined]
+_ACCOUNT = BillingAccount.__table__.alias("account")  # type: ignore[attr-defined]
+READ = select(
+    _ROW.c.plan,
+    _ROW.c.status,
+    _ROW.c.cancel_at_period_end,
+    _ROW.c.current_period_end,
+    _ROW.c.trial_end,
+    _ROW.c.updated_at,
+    _ACCOUNT.c.org_id.label("account"),
+    _ACCOUNT.c.deleted_at,
+).select_from(
+    _ORG.outerjoin(_ROW, _ROW.c.org_id == _ORG.c.org_id).outerjoin(
+        _ACCOUNT, _ACCOUNT.c.org_id == _ORG.c.org_id
+    )
+)
+"""The org's entitlement row and billing account in one query (either may be missing)."""
+
+
 async def read_entitlement(services: Services, org_id: str) -> EntitlementView:
     """The org's entitlement; the default plan and NONE when it never subscribed."""
-    async with services.db.read() as session:
-        row = await session.get(Entitlement, org_id)
-        account = await session.get(BillingAccount, org_id)
+    async with services.db.engine.connect() as conn:
+        found = (await conn.execute(READ, {"org_id": org_id})).one()
     catalog = services.catalog
+    row = found if found.status is not None else None
     plan = row.plan if row is not None and row.plan in catalog.plans else catalog.default
     return EntitlementView(
         org_id=org_id,
@@ -39,7 +61,7 @@ async def read_entitlement(services: Services, org_id: str) -> EntitlementView:
         cancel_at_period_end=bool(row and row.cancel_at_period_end),
         current_period_end=as_utc(row.current_period_end) if row else None,
         trial_end=as_utc(row.trial_end) if row else None,
-        has_billing_account=account is not None and account.deleted_at is None,
+        has_billing_account=found.account is not None and found.deleted_at is None,
         limits=dict(catalog.plans[plan].limits),
         updated_at=as_utc(row.updated_at) if row else None,
     )

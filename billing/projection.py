@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from billing.accounts import link_account
+from billing.changes import mark_changed
 from billing.errors import StripeNotFound
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
 from billing.services import Services
@@ -126,6 +127,7 @@ async def project_customer(
     row.stripe_customer_id = customer_id
     row.updated_at = utcnow()
     session.add(row)
+    mark_changed(session, account.org_id)
     await session.flush()
     return account.org_id
 

@@ -17,6 +17,7 @@ from server.cors import ListedOriginsCORS
 from server.graphiql import OfflineGraphiQLRouter, mount_graphiql_assets
 from server.graphql_schema import build_schema
 from server.guard import GRAPHQL_PATH, RequestGuard
+from server.memo import MemoizedReads
 from webhooks.router import router as webhook_router
 
 
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await services.db.changes.start()
         yield
         await services.db.dispose()
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_graphiql_assets(app)
     app.include_router(webhook_router)
     app.include_router(health.router)
+    app.add_middleware(MemoizedReads, services=services)
     if settings.cors_origins:
         app.add_middleware(
             ListedOriginsCORS,

@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from schema.root import Mutation, Query
 from server.masking import HideSuggestions, MaskUnexpectedErrors, is_unexpected
+from server.prepared import DocumentStore, PreparedDocuments
 from server.validation import document_limits
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ class BillingSchema(strawberry.Schema):
 
 def build_schema(production: bool = False) -> strawberry.Schema:
     """The schema, with abuse limits passed as factories; production hides its shape."""
+    documents = DocumentStore()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: PreparedDocuments(documents),
         *document_limits(),
         MaskUnexpectedErrors,
     ]

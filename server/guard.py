@@ -77,7 +77,7 @@ class RequestGuard:
                     if reason is not None:
                         await refuse(400, reason)
                         return
-                await self.app(scope, _replay(body, receive), send_with_id)
+                await self.app(scope, replay(body, receive), send_with_id)
             else:
                 await self.app(scope, self._bounded(receive), send_with_id)
         except _TooLarge:
@@ -138,18 +138,18 @@ class RequestGuard:
         return bounded
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A receive that hands the already-read body over once, then waits as usual."""
     pending = True
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal pending
         if pending:
             pending = False
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return replayed
 
 
 class _TooLarge(Exception):

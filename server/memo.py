@@ -1,0 +1,246 @@
+"""Answers of read-only GraphQL queries, kept until what they show changes.
+
+`entitlement` is read on every page load with the same document and token, and its answer
+only changes when the single writer (or someone behind its back) commits a change to that
+org's rows. So the first answer of a document is computed the usual way, through Strawberry
+with every limit, mask and check, and its bytes are kept:
+
+- per org for documents selecting `entitlement` (and otherwise only `plans`/`__typename`),
+  dropped as soon as the change feed (billing/changes.py) reports a change of that org, or
+  of any org; kept only when the feed watched throughout the read;
+- for the life of the process for documents selecting only `plans`/`__typename` (the
+  catalog is read once at start-up).
+
+Every request is still authenticated (the token's org picks the answer) and still passes
+the request guard. Only queries without variables whose root fields are all in those sets,
+and answers without errors, are kept; anything else runs through Strawberry untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billing.auth import AuthError
+from billing.services import Services
+from server.guard import GRAPHQL_PATH, replay
+from server.validation import MAX_TOKENS
+
+STATIC_FIELDS = frozenset({"plans", "__typename"})
+"""Root fields whose answer never changes while the process runs."""
+
+ORG_FIELDS = frozenset({"entitlement"})
+"""Root fields whose answer depends only on the caller's org and its entitlement rows."""
+
+MAX_DOCUMENTS = 256
+"""Distinct (document, operation name) pairs whose shape is remembered."""
+
+MAX_DOCUMENT_CHARS = 8192
+"""Longer documents are never kept (they still run)."""
+
+MAX_ORGS = 10_000
+"""Orgs whose answers are kept at once (the oldest goes first)."""
+
+MAX_ANSWER_BYTES = 64 * 1024
+"""Larger answers are not kept."""
+
+REQUEST_KEYS = frozenset({"query", "operationName", "variables"})
+
+
+class Shape(Enum):
+    """What an operation's answer depends on."""
+
+    STATIC = "static"
+    PER_ORG = "per_org"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A kept response: its headers and body as Strawberry sent them."""
+
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def shape_of(query: str, operation_name: str | None) -> Shape:
+    """The shape of the named (or only) operation of a document."""
+    if len(query) > MAX_DOCUMENT_CHARS:
+        return Shape.OTHER
+    try:
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
+    except (GraphQLError, RecursionError):
+        return Shape.OTHER
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return Shape.OTHER
+    names: set[str] = set()
+    for selection in operations[0].selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives:
+            return Shape.OTHER
+        names.add(selection.name.value)
+    if not names <= STATIC_FIELDS | ORG_FIELDS:
+        return Shape.OTHER
+    return Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC
+
+
+def _request_key(body: bytes) -> tuple[str, str | None] | None:
+    """(query, operationName) of a request that could be answered from memory, else None."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not payload.keys() <= REQUEST_KEYS:
+        return None
+    query, name = payload.get("query"), payload.get("operationName")
+    if not isinstance(query, str) or not (name is None or isinstance(name, str)):
+        return None
+    if payload.get("variables") not in (None, {}):
+        return None
+    return query, name
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class MemoizedReads:
+    """ASGI middleware in front of `/graphql` that answers repeated reads from memory."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.auth = services.auth
+        self.changes = services.db.changes
+        self._shapes: dict[tuple[str, str | None], Shape] = {}
+        self._static: dict[tuple[str, str | None], Answer] = {}
+        self._orgs: dict[str, dict[tuple[str, str | None], Answer]] = {}
+        self.changes.subscribe(self._forget)
+
+    def _forget(self, org_id: str | None) -> None:
+        """Drop the answers of one org (None: of every org)."""
+        if org_id is None:
+            self._orgs.clear()
+        else:
+            self._orgs.pop(org_id, None)
+
+    def _shape(self, key: tuple[str, str | None]) -> Shape:
+        """The remembered shape of a document, worked out on first sight."""
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = shape_of(*key)
+            if len(self._shapes) >= MAX_DOCUMENTS:
+                self._shapes.pop(next(iter(self._shapes)))
+            self._shapes[key] = shape
+        return shape
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer from memory when possible, else run the request and maybe keep its answer."""
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != GRAPHQL_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        downstream = replay(body, receive)
+        key = _request_key(body)
+        shape = self._shape(key) if key is not None else Shape.OTHER
+        if key is None or shape is Shape.OTHER:
+            await self.app(scope, downstream, send)
+        elif shape is Shape.STATIC:
+            await self._static_read(key, scope, downstream, send)
+        else:
+            await self._org_read(key, scope, downstream, send)
+
+    async def _static_read(
+        self, key: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A catalog-only read: the same answer for everyone."""
+        answer = self._static.get(key)
+        if answer is not None:
+            await _send(answer, send)
+            return
+        kept = await _run(self.app, scope, receive, send)
+        if kept is not None:
+            self._static[key] = kept
+
+    async def _org_read(
+        self, key: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """An entitlement read: the caller's org's answer while its rows stay unchanged."""
+        authorization = _header(scope, b"authorization")
+        try:
+            principal = await self.auth.authenticate(authorization)
+        except AuthError:
+            await self.app(scope, receive, send)  # Strawberry answers UNAUTHENTICATED
+            return
+        org_id = principal.org_id
+        before = self.changes.snapshot()
+        answer = self._orgs.get(org_id, {}).get(key) if before.watching else None
+        if answer is not None:
+            await _send(answer, send)
+            return
+        kept = await _run(self.app, scope, receive, send)
+        if kept is None or not self.changes.still(before):
+            return
+        answers = self._orgs.get(org_id)
+        if answers is None:
+            if len(self._orgs) >= MAX_ORGS:
+                self._orgs.pop(next(iter(self._orgs)))
+            answers = self._orgs[org_id] = {}
+        answers[key] = kept
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value."""
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _send(answer: Answer, send: Send) -> None:
+    """Send a kept answer."""
+    await send({"type": "http.response.start", "status": 200, "headers": list(answer.headers)})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Answer | None:
+    """Run the request as usual; its answer when it may be kept (200, data, no errors)."""
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    size = 0
+
+    async def capture(message: Message) -> None:
+        nonlocal status, headers, size
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body" and size <= MAX_ANSWER_BYTES:
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            chunks.append(chunk)
+        await send(message)
+
+    await app(scope, receive, capture)
+    if status != 200 or size > MAX_ANSWER_BYTES:
+        return None
+    body = b"".join(chunks)
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.keys() != {"data"} or payload["data"] is None:
+        return None
+    return Answer(headers, body)

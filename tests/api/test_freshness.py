@@ -1,0 +1,319 @@
+"""`entitlement` never answers stale or another org's data: each org reads its own state
+whatever the document's text, a change of its rows (by a webhook, or written behind the
+service's back) shows on the next read (within FRESH_WITHIN on PostgreSQL, where another
+writer is heard through LISTEN/NOTIFY), and a token stops working the moment it is no longer
+valid, however often it worked before.
+
+Black-box: these hold without any cache and pin down what caches of answers and of verified
+tokens on the read path must keep true."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+
+from emulator.client import AsyncEmulatorControl
+from tests.support.api import JWT_SECRET, Api, call, error_codes, new_org, token, token_claims
+from tests.support.db import customer_id, execute
+from tests.support.journeys import click
+from tests.support.stack import Stack
+from tests.support.timing import eventually
+
+FRESH_WITHIN = 1.0
+"""Seconds a change by another writer may take to show on PostgreSQL."""
+
+WARM = 10
+"""Reads of an unchanged entitlement before a change: enough for any cache to hold it."""
+
+LEEWAY = 5
+"""Seconds past `exp` the server still accepts a token (billing.auth)."""
+
+DOCUMENTS = (
+    "{ entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd hasBillingAccount } }",
+    """
+    query Freshness {
+      entitlement {
+        hasBillingAccount   currentPeriodEnd
+        cancelAtPeriodEnd status
+            plan orgId
+      }
+    }
+    """,
+)
+"""One selection in two texts (field order, whitespace, an operation name)."""
+
+DOCUMENT = DOCUMENTS[0]
+
+PERIOD_END = datetime(2033, 5, 18, 3, 33, 20, tzinfo=UTC)
+
+Entitlement = dict[str, Any]
+
+
+def state(
+    org: str,
+    plan: str = "free",
+    status: str = "NONE",
+    *,
+    cancel: bool = False,
+    period_end: datetime | None = None,
+    account: bool = False,
+) -> Entitlement:
+    """The fields DOCUMENTS select, as the API answers them for this state."""
+    return {
+        "orgId": org,
+        "plan": plan,
+        "status": status,
+        "cancelAtPeriodEnd": cancel,
+        "currentPeriodEnd": period_end.isoformat() if period_end else None,
+        "hasBillingAccount": account,
+    }
+
+
+async def read(api: Api, document: str = DOCUMENT) -> Entitlement:
+    """The org's entitlement as `document` selects it."""
+    return dict((await api.gql(document))["entitlement"])
+
+
+async def warm(api: Api, want: Entitlement, times: int = WARM) -> None:
+    """Read the entitlement `times` times, each answer `want` (a cache would now hold it)."""
+    for _ in range(times):
+        assert await read(api) == want
+
+
+async def put_entitlement(
+    url: str,
+    org: str,
+    plan: str,
+    status: str,
+    *,
+    cancel: bool = False,
+    period_end: datetime | None = None,
+) -> None:
+    """Insert the org's entitlement row behind the service's back."""
+    await execute(
+        url,
+        "INSERT INTO entitlements"
+        " (org_id, plan, status, cancel_at_period_end, current_period_end, updated_at)"
+        " VALUES (:org, :plan, :status, :cancel, :end, :now)",
+        org=org,
+        plan=plan,
+        status=status,
+        cancel=cancel,
+        end=period_end,
+        now=datetime.now(UTC),
+    )
+
+
+async def put_account(url: str, org: str) -> None:
+    """Insert the org's billing account row behind the service's back."""
+    await execute(
+        url,
+        "INSERT INTO billing_accounts (org_id, stripe_customer_id, created_at)"
+        " VALUES (:org, :cus, :now)",
+        org=org,
+        cus=f"cus_fresh{org[-12:]}",
+        now=datetime.now(UTC),
+    )
+
+
+async def stays(api: Api, until: Callable[[Entitlement], bool]) -> None:
+    """A few more reads all still satisfy `until`: the answer never goes back."""
+    for _ in range(3):
+        got = await read(api)
+        assert until(got), got
+
+
+async def seen_within(
+    api: Api, until: Callable[[Entitlement], bool], since: float, what: str
+) -> float:
+    """Poll until a read satisfies `until`; print and return the seconds since `since` (<= 1 s)."""
+    await eventually(lambda: read(api), until, timeout=FRESH_WITHIN, interval=0.005, what=what)
+    delay = time.monotonic() - since
+    print(f"{what}: seen after {delay * 1000:.0f} ms")
+    assert delay <= FRESH_WITHIN, f"{what} took {delay * 1000:.0f} ms"
+    await stays(api, until)
+    return delay
+
+
+async def shows(stack: Stack, api: Api, want: Entitlement, what: str) -> None:
+    """A change committed just now shows: on SQLite on the next read, else within 1 s; it stays."""
+    since = time.monotonic()
+    if stack.backend == "sqlite":
+        assert await read(api) == want, what
+        await stays(api, lambda got: got == want)
+    else:
+        await seen_within(api, lambda got: got == want, since, f"{stack.backend}: {what}")
+
+
+def concerns(event: dict[str, Any], customer: str) -> bool:
+    """True for an event about this customer or one of its objects."""
+    obj = event["data"]["object"]
+    return customer in (obj.get("customer"), obj.get("id"))
+
+
+def refused(body: dict[str, Any]) -> bool:
+    """True when the answer is the UNAUTHENTICATED error and no data."""
+    return body.get("data") is None and error_codes(body) == ["UNAUTHENTICATED"]
+
+
+def answered_for(body: dict[str, Any], org: str) -> bool:
+    """True when the answer is this org's entitlement, without errors."""
+    return "errors" not in body and body["data"]["entitlement"]["orgId"] == org
+
+
+async def test_each_org_reads_its_own_entitlement(client: httpx.AsyncClient, stack: Stack) -> None:
+    plain, paying = Api(client), Api(client)
+    url = stack.settings.database_url
+    await put_entitlement(url, paying.org, "team", "active", cancel=True, period_end=PERIOD_END)
+    await put_account(url, paying.org)
+    want = {
+        plain.org: state(plain.org),
+        paying.org: state(
+            paying.org, "team", "ACTIVE", cancel=True, period_end=PERIOD_END, account=True
+        ),
+    }
+    for round_ in range(4):
+        orgs = (plain, paying) if round_ % 2 == 0 else (paying, plain)
+        for document in DOCUMENTS:
+            for api in orgs:
+                assert await read(api, document) == want[api.org], (round_, document)
+
+    at_once = [(api, document) for api in (plain, paying) for document in DOCUMENTS] * 8
+    answers = await asyncio.gather(*(read(api, document) for api, document in at_once))
+    for (api, document), answer in zip(at_once, answers, strict=True):
+        assert answer == want[api.org], document
+
+
+async def test_an_entitlement_row_changed_behind_the_service_shows(api: Api, stack: Stack) -> None:
+    url, org = stack.settings.database_url, api.org
+    await warm(api, state(org))
+
+    await put_entitlement(url, org, "team", "active")
+    await shows(stack, api, state(org, "team", "ACTIVE"), "an inserted entitlement row")
+    await warm(api, state(org, "team", "ACTIVE"))
+
+    await execute(
+        url,
+        "UPDATE entitlements SET plan = 'pro', status = 'past_due',"
+        " cancel_at_period_end = :cancel, current_period_end = :end WHERE org_id = :org",
+        cancel=True,
+        end=PERIOD_END,
+        org=org,
+    )
+    changed = state(org, "pro", "PAST_DUE", cancel=True, period_end=PERIOD_END)
+    await shows(stack, api, changed, "an updated entitlement row")
+    await warm(api, changed)
+
+    await execute(url, "DELETE FROM entitlements WHERE org_id = :org", org=org)
+    await shows(stack, api, state(org), "a deleted entitlement row")
+
+
+async def test_a_billing_account_changed_behind_the_service_shows(api: Api, stack: Stack) -> None:
+    url, org = stack.settings.database_url, api.org
+    await warm(api, state(org))
+
+    await put_account(url, org)
+    await shows(stack, api, state(org, account=True), "an inserted billing account")
+    await warm(api, state(org, account=True))
+
+    soft_delete = "UPDATE billing_accounts SET deleted_at = :at WHERE org_id = :org"
+    await execute(url, soft_delete, at=datetime.now(UTC), org=org)
+    await shows(stack, api, state(org), "a soft-deleted billing account")
+    await warm(api, state(org))
+
+    await execute(url, soft_delete, at=None, org=org)
+    await shows(stack, api, state(org, account=True), "a restored billing account")
+
+
+async def test_a_subscription_shows_on_the_next_read_after_its_webhooks(
+    api: Api, stack: Stack
+) -> None:
+    await warm(api, state(api.org))
+    checkout = await api.upgrade("pro")
+    assert checkout["__typename"] == "CheckoutSession", checkout
+    # upgrade linked a customer in this process: the very next read says so
+    assert await read(api) == state(api.org, account=True)
+    await warm(api, state(api.org, account=True))
+
+    await click(checkout["url"], "pay")
+    customer = await customer_id(stack.settings.database_url, api.org)
+    assert customer is not None
+    async with AsyncEmulatorControl(stack.emulator.url) as control:
+        mine = [e for e in await control.events() if concerns(e, customer)]
+        assert {"customer.subscription.created", "checkout.session.completed"} <= {
+            e["type"] for e in mine
+        }
+        for event in mine:  # each answered 2xx by the API, so applied and committed
+            await control.wait_for_deliveries(event_id=event["id"])
+
+    entitlement = await read(api)
+    assert {k: entitlement[k] for k in ("plan", "status", "hasBillingAccount")} == {
+        "plan": "pro",
+        "status": "ACTIVE",
+        "hasBillingAccount": True,
+    }
+    assert entitlement["currentPeriodEnd"] is not None
+
+
+async def test_an_accepted_token_is_refused_once_expired(client: httpx.AsyncClient) -> None:
+    org = new_org()
+    claims = token_claims(org, ttl=1)
+    bearer = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    ends = claims["exp"] + LEEWAY  # accepted while now < ends
+    accepted = refusals = 0
+    while refusals < 3:
+        sent = time.time()
+        assert sent < ends + 3, "the token was never refused"
+        body = await call(client, "entitlement", bearer)
+        if time.time() < ends - 0.25:
+            assert answered_for(body, org), body
+            accepted += 1
+        elif sent > ends + 0.25:
+            assert refused(body), body
+            refusals += 1
+        await asyncio.sleep(0.1)
+    assert accepted >= 10
+
+
+async def test_a_bad_signature_is_refused_right_after_the_good_token(
+    client: httpx.AsyncClient,
+) -> None:
+    org = new_org()
+    claims = token_claims(org)
+    good = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    forged = jwt.encode(claims, "not-the-api-secret-0123456789abcdef", algorithm="HS256")
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    stripped = good.rsplit(".", 1)[0] + "."
+    other_org = new_org()
+    other = token(other_org)
+    spliced = f"{other.rsplit('.', 1)[0]}.{good.rsplit('.', 1)[1]}"
+    assert forged.rsplit(".", 1)[0] == good.rsplit(".", 1)[0]  # same header and claims
+    for _ in range(3):
+        for _ in range(3):
+            assert answered_for(await call(client, "entitlement", good), org)
+        for bad in (forged, unsigned, stripped, spliced):
+            assert refused(await call(client, "entitlement", bad)), bad
+    assert answered_for(await call(client, "entitlement", other), other_org)
+
+
+async def test_no_token_is_refused_after_cached_successes(client: httpx.AsyncClient) -> None:
+    org = new_org()
+    good = token(org)
+    without: tuple[dict[str, str], ...] = (
+        {},
+        {"authorization": "Bearer"},
+        {"authorization": f"Basic {good}"},
+    )
+    for _ in range(3):
+        for _ in range(3):
+            assert answered_for(await call(client, "entitlement", good), org)
+        assert refused(await call(client, "entitlement", None))
+        for headers in without:
+            response = await client.post("/graphql", json={"query": DOCUMENT}, headers=headers)
+            assert refused(response.json()), (headers, response.text)
