@@ -33,9 +33,12 @@ check: lint typecheck
 test: check
 	$(BIN)/pytest
 
+# PostgreSQL too when TEST_DATABASE_URL is set; bench/entitlement.py needs wrk (apt-get install wrk).
 bench: $(STAMP)
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/emulator_roundtrip.py
 	$(BIN)/python bench/api_roundtrip.py
+	$(BIN)/python bench/entitlement.py
 
 clean:
 	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.emulator.json .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,9 @@ run one at a time, pinned to CPU 0; `wrk` drives them from CPU 1 with the same c
 body and token, in alternating rounds. Prints requests/s, p50 and p99 per server and the
 ratios, for SQLite and, when TEST_DATABASE_URL is set, for PostgreSQL (asyncpg baseline).
 
+Also prints how soon a commit by another process shows, and the in-process cost of an answer
+from memory and of one recomputed after a change.
+
 Run: ``.venv/bin/python bench/entitlement.py [--seconds 5] [--rounds 3]`` (needs `wrk`:
 ``apt-get install wrk``).
 """
@@ -269,6 +272,36 @@ async def _asgi_costs(url: str, token: str, n: int = 2000) -> tuple[float, float
     return costs[0], costs[1]
 
 
+async def _staleness(api: str, url: str, token: str, changes: int = 20) -> list[float]:
+    """Milliseconds from a commit by another process (this one, writing the row behind the
+    service's back) until the warm service answers the new plan."""
+    engine = create_async_engine(url)
+    headers = {"authorization": f"Bearer {token}"}
+    delays = []
+    async with httpx.AsyncClient(base_url=api, headers=headers, timeout=5) as http:
+
+        async def plan() -> str:
+            body = (await http.post("/graphql", json={"query": ENTITLEMENT})).json()
+            return str(body["data"]["entitlement"]["plan"])
+
+        for n in range(changes):
+            want = ("team", "pro")[n % 2]
+            for _ in range(20):
+                await plan()  # warm: answered from memory
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE entitlements SET plan = :plan WHERE org_id = :org"),
+                    {"plan": want, "org": ORG},
+                )
+            committed = time.perf_counter()
+            while await plan() != want:
+                if time.perf_counter() - committed > 5:
+                    raise RuntimeError("the change never showed")
+            delays.append((time.perf_counter() - committed) * 1000)
+    await engine.dispose()
+    return delays
+
+
 async def eventually_watching(changes: Any) -> None:
     """Wait for the change feed to watch (PostgreSQL's LISTEN connects in the background)."""
     for _ in range(100):
@@ -325,6 +358,14 @@ def run_backend(backend: str, seconds: int, rounds: int) -> None:
                         )
         for name, *_ in cases:
             compare(f"{backend} {name}", results[(name, "ours")], results[(name, "base")])
+        with service(env) as api:
+            delays = sorted(asyncio.run(_staleness(api, url, token)))
+        print(
+            f"{backend} entitlement freshness: a commit by another process shows in"
+            f" {statistics.median(delays):.1f} ms (median of {len(delays)}),"
+            f" {delays[-1]:.1f} ms at most",
+            flush=True,
+        )
         hit, miss = asyncio.run(_asgi_costs(url, token))
         print(
             f"{backend} entitlement in-process (httpx ASGI): {hit:,.0f} us from memory,"

@@ -138,6 +138,8 @@ class MemoizedReads:
 
     def _shape(self, key: tuple[str, str | None]) -> Shape:
         """The remembered shape of a document, worked out on first sight."""
+        if len(key[0]) > MAX_DOCUMENT_CHARS:
+            return Shape.OTHER  # neither analysed nor remembered: memory stays bounded
         shape = self._shapes.get(key)
         if shape is None:
             shape = shape_of(*key)

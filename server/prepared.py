@@ -17,6 +17,10 @@ from strawberry.extensions import SchemaExtension
 MAX_DOCUMENTS = 256
 """Valid documents kept at once (the oldest goes first)."""
 
+MAX_DOCUMENT_CHARS = 8192
+"""Longer texts are parsed and validated every time (comments and whitespace are not tokens,
+so the token limit alone would not bound the memory a kept text takes)."""
+
 
 class DocumentStore:
     """Valid documents by their exact text."""
@@ -30,7 +34,9 @@ class DocumentStore:
         return self._documents.get(query)
 
     def keep(self, query: str, document: DocumentNode) -> None:
-        """Remember a document that passed validation."""
+        """Remember a document that passed validation (short texts only)."""
+        if len(query) > MAX_DOCUMENT_CHARS:
+            return
         if len(self._documents) >= self.size:
             self._documents.pop(next(iter(self._documents)))
         self._documents[query] = document

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.api.test_freshness import (
+from tests.support.api import Api, new_org
+from tests.support.db import execute
+from tests.support.freshness import (
     PERIOD_END,
     WARM,
     put_entitlement,
@@ -21,8 +23,6 @@ from tests.api.test_freshness import (
     state,
     warm,
 )
-from tests.support.api import Api, new_org
-from tests.support.db import execute
 from tests.support.journeys import click
 from tests.support.servers import ApiProcess
 from tests.support.signing import post_signed
