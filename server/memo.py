@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,8 +46,14 @@ MAX_DOCUMENT_CHARS = 8192
 MAX_ORGS = 10_000
 """Orgs whose answers are kept at once (the oldest goes first)."""
 
+MAX_ANSWERS_PER_ORG = 16
+"""Documents whose answers are kept per org (and for catalog-only documents, MAX_DOCUMENTS)."""
+
 MAX_ANSWER_BYTES = 64 * 1024
 """Larger answers are not kept."""
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 REQUEST_KEYS = frozenset({"query", "operationName", "variables"})
 
@@ -143,9 +149,7 @@ class MemoizedReads:
         shape = self._shapes.get(key)
         if shape is None:
             shape = shape_of(*key)
-            if len(self._shapes) >= MAX_DOCUMENTS:
-                self._shapes.pop(next(iter(self._shapes)))
-            self._shapes[key] = shape
+            _put(self._shapes, key, shape, MAX_DOCUMENTS)
         return shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -174,7 +178,7 @@ class MemoizedReads:
             return
         kept = await _run(self.app, scope, receive, send)
         if kept is not None:
-            self._static[key] = kept
+            _put(self._static, key, kept, MAX_DOCUMENTS)
 
     async def _org_read(
         self, key: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
@@ -197,10 +201,16 @@ class MemoizedReads:
             return
         answers = self._orgs.get(org_id)
         if answers is None:
-            if len(self._orgs) >= MAX_ORGS:
-                self._orgs.pop(next(iter(self._orgs)))
-            answers = self._orgs[org_id] = {}
-        answers[key] = kept
+            answers = {}
+            _put(self._orgs, org_id, answers, MAX_ORGS)
+        _put(answers, key, kept, MAX_ANSWERS_PER_ORG)
+
+
+def _put(store: dict[K, V], key: K, value: V, limit: int) -> None:
+    """Set a key in a dict of at most `limit` entries, forgetting the oldest to make room."""
+    if key not in store and len(store) >= limit:
+        store.pop(next(iter(store)))
+    store[key] = value
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
