@@ -37,7 +37,6 @@ test: check
 bench: $(STAMP)
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/emulator_roundtrip.py
-	$(BIN)/python bench/api_roundtrip.py
 	$(BIN)/python bench/entitlement.py
 
 clean:

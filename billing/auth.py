@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import jwt
+from cachetools import LRUCache
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
@@ -48,7 +49,7 @@ TOKEN_LEEWAY = 5
 """Seconds of clock skew allowed on `exp` (and `nbf`, `iat`)."""
 
 VERIFIED_TOKENS = 4096
-"""Most verified tokens remembered at once (the oldest is forgotten first)."""
+"""Most verified tokens remembered at once (the least recently used is forgotten first)."""
 
 VERIFIED_FOR = 60.0
 """Longest a verified token is remembered before its signature is checked again; never past
@@ -183,7 +184,7 @@ class Authenticator:
         secret = settings.auth_jwt_secret
         self._secret = secret.get_secret_value() if secret else None
         self._jwks = JwksCache(settings.auth_jwks_url) if settings.auth_jwks_url else None
-        self._verified: dict[str, tuple[Principal, float, float]] = {}
+        self._verified: LRUCache[str, tuple[Principal, float, float]] = LRUCache(VERIFIED_TOKENS)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer` header, or AuthError."""
@@ -217,8 +218,6 @@ class Authenticator:
         exp = claims.get("exp")
         if not isinstance(exp, int | float):
             return
-        if len(self._verified) >= VERIFIED_TOKENS:
-            del self._verified[next(iter(self._verified))]
         until = min(exp + TOKEN_LEEWAY, now + VERIFIED_FOR)
         self._verified[token] = (principal, until, self._key_epoch())
 

@@ -57,9 +57,9 @@ class Snapshot:
 class ChangeFeed:
     """The generation counter and its listeners; in-process changes only."""
 
-    def __init__(self) -> None:
+    def __init__(self, watching: bool = True) -> None:
         self.generation = 0
-        self.watching = True
+        self.watching = watching
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -95,8 +95,7 @@ class SQLiteChangeFeed(ChangeFeed):
     """Other processes' commits seen through `PRAGMA data_version` on a connection of our own."""
 
     def __init__(self, path: str) -> None:
-        super().__init__()
-        self.watching = False
+        super().__init__(watching=False)
         self._path = path
         self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
@@ -138,8 +137,7 @@ class PostgresChangeFeed(ChangeFeed):
     """LISTEN on CHANNEL over a connection of its own, re-established when it drops."""
 
     def __init__(self, dsn: str) -> None:
-        super().__init__()
-        self.watching = False
+        super().__init__(watching=False)
         self._dsn = dsn
         self._task: asyncio.Task[None] | None = None
 
@@ -156,9 +154,8 @@ class PostgresChangeFeed(ChangeFeed):
                 attempt = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # any failure: stop caching, retry
+            except Exception as exc:  # any failure: caches stay paused (see _listen_once), retry
                 log.warning("LISTEN %s failed (%s); caches paused", CHANNEL, type(exc).__name__)
-            self._lost()
             await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
             attempt += 1
 
@@ -209,8 +206,10 @@ def feed_for(url: str) -> ChangeFeed:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database in ("", ":memory:") or database.startswith("file:"):
+        if database in ("", ":memory:"):
             return ChangeFeed()  # one connection's private database: only our own writes
+        if database.startswith("file:"):
+            return ChangeFeed(watching=False)  # a URI we do not open ourselves: keep nothing
         return SQLiteChangeFeed(database)
     dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     return PostgresChangeFeed(dsn)

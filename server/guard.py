@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,8 +17,12 @@ WEBHOOK_PATH = "/webhooks/stripe"
 LIMITED_PATHS = (GRAPHQL_PATH, WEBHOOK_PATH)
 
 
-def _graphql_body_problem(body: bytes) -> str | None:
-    """Why a /graphql body is refused before GraphQL sees it, or None.
+GRAPHQL_PAYLOAD = "graphql_payload"
+"""The key under `scope["state"]` where the guard leaves a /graphql POST's parsed body."""
+
+
+def _graphql_payload(body: bytes) -> dict[str, Any] | str:
+    """A /graphql body as a JSON object, or why it is refused before GraphQL sees it.
 
     One JSON object per request: arrays (batches) and bare values are refused here, so no
     GraphQL server setting can turn batching on by accident, and odd JSON never reaches
@@ -31,7 +36,7 @@ def _graphql_body_problem(body: bytes) -> str | None:
         return "batched requests are not accepted"
     if not isinstance(payload, dict):
         return "request body must be a JSON object"
-    return None
+    return payload
 
 
 class RequestGuard:
@@ -73,11 +78,12 @@ class RequestGuard:
             if scope["method"] == "POST" and scope["path"] in LIMITED_PATHS:
                 body = await self._read_body(receive)
                 if scope["path"] == GRAPHQL_PATH:
-                    reason = _graphql_body_problem(body)
-                    if reason is not None:
-                        await refuse(400, reason)
+                    payload = _graphql_payload(body)
+                    if isinstance(payload, str):
+                        await refuse(400, payload)
                         return
-                await self.app(scope, replay(body, receive), send_with_id)
+                    scope.setdefault("state", {})[GRAPHQL_PAYLOAD] = payload
+                await self.app(scope, _replay(body, receive), send_with_id)
             else:
                 await self.app(scope, self._bounded(receive), send_with_id)
         except _TooLarge:
@@ -138,7 +144,7 @@ class RequestGuard:
         return bounded
 
 
-def replay(body: bytes, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """A receive that hands the already-read body over once, then waits as usual."""
     pending = True
 

@@ -12,8 +12,9 @@ with every limit, mask and check, and its bytes are kept:
   catalog is read once at start-up).
 
 Every request is still authenticated (the token's org picks the answer) and still passes
-the request guard. Only queries without variables whose root fields are all in those sets,
-and answers without errors, are kept; anything else runs through Strawberry untouched.
+the request guard, whose parsed body it reads (`GRAPHQL_PAYLOAD`) instead of parsing it
+again. Only queries without variables whose root fields are all in those sets, and answers
+without errors, are kept; anything else runs through Strawberry untouched.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
+from cachetools import LRUCache
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billing.auth import AuthError
 from billing.services import Services
-from server.guard import GRAPHQL_PATH, replay
+from server.guard import GRAPHQL_PATH, GRAPHQL_PAYLOAD
+from server.prepared import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from server.validation import MAX_TOKENS
 
 STATIC_FIELDS = frozenset({"plans", "__typename"})
@@ -37,23 +41,14 @@ STATIC_FIELDS = frozenset({"plans", "__typename"})
 ORG_FIELDS = frozenset({"entitlement"})
 """Root fields whose answer depends only on the caller's org and its entitlement rows."""
 
-MAX_DOCUMENTS = 256
-"""Distinct (document, operation name) pairs whose shape is remembered."""
-
-MAX_DOCUMENT_CHARS = 8192
-"""Longer documents are never kept (they still run)."""
-
 MAX_ORGS = 10_000
-"""Orgs whose answers are kept at once (the oldest goes first)."""
+"""Orgs whose answers are kept at once (the least recently read goes first)."""
 
 MAX_ANSWERS_PER_ORG = 16
-"""Documents whose answers are kept per org (and for catalog-only documents, MAX_DOCUMENTS)."""
+"""Documents whose answers are kept per org (catalog-only ones: MAX_DOCUMENTS in all)."""
 
 MAX_ANSWER_BYTES = 64 * 1024
 """Larger answers are not kept."""
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 REQUEST_KEYS = frozenset({"query", "operationName", "variables"})
 
@@ -76,8 +71,6 @@ class Answer:
 
 def shape_of(query: str, operation_name: str | None) -> Shape:
     """The shape of the named (or only) operation of a document."""
-    if len(query) > MAX_DOCUMENT_CHARS:
-        return Shape.OTHER
     try:
         document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except (GraphQLError, RecursionError):
@@ -97,30 +90,24 @@ def shape_of(query: str, operation_name: str | None) -> Shape:
     return Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC
 
 
-def _request_key(body: bytes) -> tuple[str, str | None] | None:
-    """(query, operationName) of a request that could be answered from memory, else None."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
+Key = tuple[str, str | None]
+"""A request's (query, operationName)."""
+
+
+def _request_key(scope: Scope) -> Key | None:
+    """The key of a request that could be answered from memory, else None.
+
+    The body is the one the request guard parsed and checked (a JSON object); without the
+    guard in front, nothing is answered from memory."""
+    payload = scope.get("state", {}).get(GRAPHQL_PAYLOAD)
     if not isinstance(payload, dict) or not payload.keys() <= REQUEST_KEYS:
         return None
     query, name = payload.get("query"), payload.get("operationName")
     if not isinstance(query, str) or not (name is None or isinstance(name, str)):
         return None
-    if payload.get("variables") not in (None, {}):
-        return None
+    if payload.get("variables") not in (None, {}) or len(query) > MAX_DOCUMENT_CHARS:
+        return None  # long texts are neither analysed nor remembered: memory stays bounded
     return query, name
-
-
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body."""
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class MemoizedReads:
@@ -130,9 +117,9 @@ class MemoizedReads:
         self.app = app
         self.auth = services.auth
         self.changes = services.db.changes
-        self._shapes: dict[tuple[str, str | None], Shape] = {}
-        self._static: dict[tuple[str, str | None], Answer] = {}
-        self._orgs: dict[str, dict[tuple[str, str | None], Answer]] = {}
+        self._shapes: LRUCache[Key, Shape] = LRUCache(MAX_DOCUMENTS)
+        self._static: LRUCache[Key, Answer] = LRUCache(MAX_DOCUMENTS)
+        self._orgs: LRUCache[str, LRUCache[Key, Answer]] = LRUCache(MAX_ORGS)
         self.changes.subscribe(self._forget)
 
     def _forget(self, org_id: str | None) -> None:
@@ -142,14 +129,11 @@ class MemoizedReads:
         else:
             self._orgs.pop(org_id, None)
 
-    def _shape(self, key: tuple[str, str | None]) -> Shape:
+    def _shape(self, key: Key) -> Shape:
         """The remembered shape of a document, worked out on first sight."""
-        if len(key[0]) > MAX_DOCUMENT_CHARS:
-            return Shape.OTHER  # neither analysed nor remembered: memory stays bounded
         shape = self._shapes.get(key)
         if shape is None:
-            shape = shape_of(*key)
-            _put(self._shapes, key, shape, MAX_DOCUMENTS)
+            shape = self._shapes[key] = shape_of(*key)
         return shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,20 +141,16 @@ class MemoizedReads:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != GRAPHQL_PATH:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        downstream = replay(body, receive)
-        key = _request_key(body)
+        key = _request_key(scope)
         shape = self._shape(key) if key is not None else Shape.OTHER
         if key is None or shape is Shape.OTHER:
-            await self.app(scope, downstream, send)
+            await self.app(scope, receive, send)
         elif shape is Shape.STATIC:
-            await self._static_read(key, scope, downstream, send)
+            await self._static_read(key, scope, receive, send)
         else:
-            await self._org_read(key, scope, downstream, send)
+            await self._org_read(key, scope, receive, send)
 
-    async def _static_read(
-        self, key: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _static_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> None:
         """A catalog-only read: the same answer for everyone."""
         answer = self._static.get(key)
         if answer is not None:
@@ -178,21 +158,19 @@ class MemoizedReads:
             return
         kept = await _run(self.app, scope, receive, send)
         if kept is not None:
-            _put(self._static, key, kept, MAX_DOCUMENTS)
+            self._static[key] = kept
 
-    async def _org_read(
-        self, key: tuple[str, str | None], scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _org_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> None:
         """An entitlement read: the caller's org's answer while its rows stay unchanged."""
-        authorization = _header(scope, b"authorization")
         try:
-            principal = await self.auth.authenticate(authorization)
+            principal = await self.auth.authenticate(Headers(scope=scope).get("authorization"))
         except AuthError:
             await self.app(scope, receive, send)  # Strawberry answers UNAUTHENTICATED
             return
         org_id = principal.org_id
         before = self.changes.snapshot()
-        answer = self._orgs.get(org_id, {}).get(key) if before.watching else None
+        answers = self._orgs.get(org_id) if before.watching else None
+        answer = answers.get(key) if answers is not None else None
         if answer is not None:
             await _send(answer, send)
             return
@@ -201,24 +179,8 @@ class MemoizedReads:
             return
         answers = self._orgs.get(org_id)
         if answers is None:
-            answers = {}
-            _put(self._orgs, org_id, answers, MAX_ORGS)
-        _put(answers, key, kept, MAX_ANSWERS_PER_ORG)
-
-
-def _put(store: dict[K, V], key: K, value: V, limit: int) -> None:
-    """Set a key in a dict of at most `limit` entries, forgetting the oldest to make room."""
-    if key not in store and len(store) >= limit:
-        store.pop(next(iter(store)))
-    store[key] = value
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """A request header's value."""
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+            answers = self._orgs[org_id] = LRUCache(MAX_ANSWERS_PER_ORG)
+        answers[key] = kept
 
 
 async def _send(answer: Answer, send: Send) -> None:

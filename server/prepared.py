@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cachetools import LRUCache
 from graphql import DocumentNode
 from strawberry.extensions import SchemaExtension
 
 MAX_DOCUMENTS = 256
-"""Valid documents kept at once (the oldest goes first)."""
+"""Valid documents kept at once."""
 
 MAX_DOCUMENT_CHARS = 8192
 """Longer texts are parsed and validated every time (comments and whitespace are not tokens,
@@ -23,11 +24,10 @@ so the token limit alone would not bound the memory a kept text takes)."""
 
 
 class DocumentStore:
-    """Valid documents by their exact text."""
+    """Valid documents by their exact text, the least recently used forgotten first."""
 
     def __init__(self, size: int = MAX_DOCUMENTS) -> None:
-        self.size = size
-        self._documents: dict[str, DocumentNode] = {}
+        self._documents: LRUCache[str, DocumentNode] = LRUCache(size)
 
     def get(self, query: str) -> DocumentNode | None:
         """The parsed document of a text that validated before."""
@@ -35,11 +35,8 @@ class DocumentStore:
 
     def keep(self, query: str, document: DocumentNode) -> None:
         """Remember a document that passed validation (short texts only)."""
-        if len(query) > MAX_DOCUMENT_CHARS:
-            return
-        if len(self._documents) >= self.size:
-            self._documents.pop(next(iter(self._documents)))
-        self._documents[query] = document
+        if len(query) <= MAX_DOCUMENT_CHARS:
+            self._documents[query] = document
 
 
 class PreparedDocuments(SchemaExtension):
