@@ -60,9 +60,12 @@ class Round:
     p99_ms: float
 
 
-def _ms(value: str) -> float:
-    """A wrk duration ('812.00us', '3.21ms', '1.02s') in milliseconds."""
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+def _percentile_ms(out: str, percent: int) -> float:
+    """A latency percentile of wrk's `--latency` report ('812.00us', '3.21ms', '1.02s')."""
+    found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no {percent}% latency in wrk's report:\n{out}")
+    number, unit = found.groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
@@ -87,9 +90,7 @@ def wrk(url: str, body: str, token: str | None, seconds: int, script_dir: Path) 
     if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return Round(rps, p50, p99)
+    return Round(rps, _percentile_ms(out, 50), _percentile_ms(out, 99))
 
 
 def free_port() -> int:
