@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/entitlement.py
 
 clean:
-	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.emulator.json .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache

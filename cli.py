@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
+import signal
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -104,6 +107,9 @@ def serve(
     timeout_keep_alive: Annotated[
         int, typer.Option(help="seconds an idle connection stays open (above your proxy's)")
     ] = 5,
+    access_log: Annotated[
+        bool, typer.Option(help="log one line per request (off when your proxy logs them)")
+    ] = True,
 ) -> None:
     """Serve the API (same app as `uvicorn main:app`) on uvloop and httptools."""
     import uvicorn
@@ -118,6 +124,7 @@ def serve(
         host=host,
         port=port,
         timeout_keep_alive=timeout_keep_alive,
+        access_log=access_log,
         loop="uvloop",
         http="httptools",
     )
@@ -209,7 +216,7 @@ def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None
             for org_id, customer_id in accounts:
                 try:
                     await resync_customer(services, customer_id)
-                except (StripeUnavailable, StripeRejected, SQLAlchemyError) as exc:
+                except (StripeUnavailable, StripeRejected, SQLAlchemyError, TimeoutError) as exc:
                     failed += 1
                     progress.console.print(f"org {org_id}: {_one_line(exc)}", markup=False)
                 progress.advance(task)
@@ -227,24 +234,55 @@ def events_replay(
     failed: Annotated[bool, typer.Option("--failed", help="only failed events")] = False,
     event_id: Annotated[str | None, typer.Option("--id", help="only this event")] = None,
 ) -> None:
-    """Re-process stored webhook events (default: every event not yet applied)."""
-    from webhooks.store import Outcome, apply, pending_event_ids
+    """Apply stored webhook events now (default: every event not yet applied)."""
+    from webhooks.applier import replay
+    from webhooks.store import Outcome
 
-    async def work(services: Services) -> dict[str, int]:
-        ids = await pending_event_ids(services, failed_only=failed, event_id=event_id)
-        if event_id and not ids:
-            raise ValueError(f"no stored event {event_id}")
-        outcomes: dict[str, int] = {}
-        for eid in ids:
-            outcome = await apply(services, eid, force=bool(event_id))
-            outcomes[outcome.value] = outcomes.get(outcome.value, 0) + 1
-        return outcomes
+    async def work(services: Services) -> Counter[str]:
+        return await replay(services, failed_only=failed, event_id=event_id)
 
     outcomes = _run(with_services(Settings(), work))
     summary = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "nothing to replay"
     console.print(summary)
-    if outcomes.get(Outcome.FAILED.value):
+    if outcomes.get(Outcome.FAILED.value) or outcomes.get(Outcome.DEFERRED.value):
         raise typer.Exit(1)
+
+
+@events_cli.command("status")
+@one_line_errors
+def events_status(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Stored events by status, the oldest pending one and the processing lag."""
+    from webhooks.status import render, report
+    from webhooks.store import summary
+
+    found = _run(with_services(Settings(), summary))
+    if as_json:
+        typer.echo(json.dumps(report(found)))
+    else:
+        console.print(render(found))
+
+
+@cli.command()
+@one_line_errors
+def worker() -> None:
+    """Run only the background applier of stored webhook events, until SIGINT or SIGTERM."""
+    from webhooks.applier import Applier
+
+    async def work(services: Services) -> None:
+        services.stripe  # noqa: B018  (fails fast when Stripe is not configured)
+        applier = Applier(services)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await applier.start()
+        console.print("applying stored webhook events; Ctrl-C stops", highlight=False)
+        await stop.wait()
+        await applier.stop()
+
+    _run(with_services(Settings(), work))
 
 
 @cli.command()

@@ -59,7 +59,10 @@ def reset_local(settings: Settings) -> list[Path]:
         raise ValueError(
             "reset only deletes a local SQLite database; DATABASE_URL names another database"
         )
-    wal = [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+    wal = [
+        database.with_name(database.name + suffix)
+        for suffix in ("-wal", "-shm", "-journal", "-claims")
+    ]
     targets = [database, *wal, emulator_state_file(settings.database_url)]
     deleted = [path for path in targets if path.exists()]
     for path in deleted:

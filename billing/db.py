@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -16,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from billing.changes import feed_for
+from billing.claims import claims_for
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -30,8 +34,27 @@ def make_engine(url: str) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    _configure_sqlite(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def make_thread_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for work done whole on one thread."""
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(
+        sync_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, the busy timeout, foreign keys, and BEGINs that SQLAlchemy drives."""
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         """Turn on WAL and the busy timeout; let SQLAlchemy's BEGIN drive transactions."""
         dbapi_connection.isolation_level = None
@@ -42,13 +65,11 @@ def make_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         """Writers take the write lock up front (BEGIN IMMEDIATE) so they queue, not fail."""
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
 
 
 class Database:
@@ -59,6 +80,10 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.changes = feed_for(url)
+        self.claims = claims_for(self)
+        # SQLite has one write lock per database; connections of one process that wait for it
+        # sleep in SQLite's busy handler (up to 100 ms a turn), so they queue here instead.
+        self._one_writer = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -67,12 +92,14 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    async def write(self, on: AsyncConnection | None = None) -> AsyncIterator[AsyncSession]:
         """A session in one write transaction: committed on success, rolled back on error.
 
-        Once committed, the orgs it marked (`billing.changes.mark_changed`) are reported to
-        `changes`, so caches of their entitlements go at once."""
-        async with self._sessions() as session:
+        `on` runs it on a connection the caller holds (a claim's). Once committed, the orgs it
+        marked (`billing.changes.mark_changed`) are reported to `changes`, so caches of their
+        entitlements go at once."""
+        opened = self._sessions() if on is None else AsyncSession(bind=on, expire_on_commit=False)
+        async with self._one_writer, opened as session:
             await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             try:
                 yield session
@@ -95,6 +122,7 @@ class Database:
         return True
 
     async def dispose(self) -> None:
-        """Stop watching changes; close every pooled connection."""
+        """Stop watching changes; close every pooled connection and the claims' lock file."""
         await self.changes.stop()
+        self.claims.close()
         await self.engine.dispose()

@@ -50,17 +50,20 @@ class EventStatus(enum.StrEnum):
     """Where a stored webhook event stands."""
 
     RECEIVED = "received"
-    """Stored, not applied yet."""
+    """Stored, waiting for the applier."""
     PROCESSED = "processed"
     """Applied: an org's entitlement was re-projected."""
     IGNORED = "ignored"
     """Nothing to apply (a type without handler, a customer no org owns)."""
     FAILED = "failed"
-    """The last attempt failed; a redelivery or `events replay` tries again."""
+    """The last attempt failed; the applier retries it with backoff, `events replay` now."""
 
 
 APPLIED_STATUSES = frozenset({EventStatus.PROCESSED, EventStatus.IGNORED})
 """Statuses of an event that needs no further attempt."""
+
+PENDING_STATUSES = frozenset({EventStatus.RECEIVED, EventStatus.FAILED})
+"""Statuses of an event the applier still has to apply."""
 
 
 class BillingAccount(SQLModel, table=True):
@@ -101,6 +104,8 @@ class WebhookEvent(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=255)
     type: str = Field(index=True, max_length=255)
     created: datetime = Field(sa_column=_ts(nullable=False))
+    customer_id: str | None = Field(default=None, index=True, max_length=255)
+    """The Stripe customer the event is about: its events are applied together."""
     payload: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default=EventStatus.RECEIVED.value, index=True, max_length=16)
     attempts: int = 0
@@ -108,6 +113,8 @@ class WebhookEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     processed_at: datetime | None = Field(default=None, sa_column=_ts())
     lag_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When a failed event is due again (its backoff); None: due now."""
 
 
 class RateLimitWindow(SQLModel, table=True):

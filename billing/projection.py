@@ -13,7 +13,7 @@ from billing.changes import mark_changed
 from billing.errors import StripeNotFound
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
 from billing.services import Services
-from billing.stripe_api import CustomerView, SubscriptionView
+from billing.stripe_api import CustomerState, CustomerView, SubscriptionView
 from billing.subscriptions import ENDED, is_paid, pick_current
 
 log = logging.getLogger(__name__)
@@ -52,35 +52,27 @@ async def _locked_account(session: AsyncSession, customer_id: str) -> BillingAcc
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def _customer(services: Services, customer_id: str) -> CustomerView:
-    """The customer as Stripe has it now; one Stripe no longer knows counts as deleted."""
+async def read_customer(services: Services, customer_id: str) -> CustomerState:
+    """Stripe's state of a customer now; one Stripe no longer knows counts as deleted."""
     try:
-        return await services.stripe.retrieve_customer(customer_id)
+        return await services.stripe.customer_state(customer_id)
     except StripeNotFound:
-        return CustomerView(id=customer_id, deleted=True, metadata={})
-
-
-async def _subscriptions(services: Services, customer_id: str) -> list[SubscriptionView]:
-    """The customer's subscriptions; none when Stripe no longer knows the customer."""
-    try:
-        return await services.stripe.subscriptions_of(customer_id)
-    except StripeNotFound:
-        return []
+        return CustomerState(CustomerView(id=customer_id, deleted=True, metadata={}), [])
 
 
 async def _link(
-    services: Services, session: AsyncSession, customer_id: str, org_hint: str | None
+    session: AsyncSession, state: CustomerState, org_hint: str | None
 ) -> BillingAccount | None:
     """Link an unknown customer to its org (customer metadata first, then the hint)."""
-    customer = await _customer(services, customer_id)
+    customer = state.customer
     org_id = customer.metadata.get("org_id") or org_hint
     if customer.deleted or not org_id:
-        log.info("ignoring customer %s: %s", customer_id, "deleted" if org_id else "no org")
+        log.info("ignoring customer %s: %s", customer.id, "deleted" if org_id else "no org")
         return None
-    await link_account(session, org_id, customer_id)
-    account = await _locked_account(session, customer_id)
+    await link_account(session, org_id, customer.id)
+    account = await _locked_account(session, customer.id)
     if account is None:
-        log.warning("org %s already has another live customer; ignoring %s", org_id, customer_id)
+        log.warning("org %s already has another live customer; ignoring %s", org_id, customer.id)
     return account
 
 
@@ -101,26 +93,28 @@ def _gone(services: Services, had_subscription: bool) -> dict[str, Any]:
 
 
 async def project_customer(
-    services: Services, session: AsyncSession, customer_id: str, org_hint: str | None = None
+    services: Services, session: AsyncSession, state: CustomerState, org_hint: str | None = None
 ) -> str | None:
-    """Make the org's entitlement equal Stripe's state now; returns the org, None if unknown."""
+    """Make the org's entitlement equal this read of Stripe; returns the org, None if unknown.
+
+    The caller holds the customer's claim (`billing.claims`) from before the read until this
+    transaction commits, so no older read is ever written over a newer one."""
+    customer_id = state.customer.id
     account = await _locked_account(session, customer_id)
     if account is None:
-        account = await _link(services, session, customer_id, org_hint)
+        account = await _link(session, state, org_hint)
         if account is None:
             return None
-    customer = await _customer(services, customer_id)
     existing = await session.get(Entitlement, account.org_id)
-    subscriptions = await _subscriptions(services, customer_id)
-    if customer.deleted:
+    if state.customer.deleted:
         account.deleted_at = account.deleted_at or utcnow()
         session.add(account)
-        had = bool(subscriptions) or (
+        had = bool(state.subscriptions) or (
             existing is not None and existing.status != SubscriptionStatus.NONE.value
         )
         values = _gone(services, had)
     else:
-        values = entitlement_columns(services, pick_current(subscriptions))
+        values = entitlement_columns(services, pick_current(state.subscriptions))
     row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
     for column, value in values.items():
         setattr(row, column, value)
@@ -132,7 +126,15 @@ async def project_customer(
     return account.org_id
 
 
+CLAIM_WAIT = 60.0
+"""Seconds `resync` waits for an applier that holds the customer."""
+
+
 async def resync_customer(services: Services, customer_id: str) -> str | None:
-    """Re-project one customer in a transaction of its own (recovery, `resync`)."""
-    async with services.db.write() as session:
-        return await project_customer(services, session, customer_id)
+    """Re-read one customer and project it under its claim (recovery, `resync`)."""
+    async with services.db.claims.hold(customer_id, wait=CLAIM_WAIT) as claim:
+        if claim is None:
+            raise TimeoutError(f"customer {customer_id} stayed claimed for {CLAIM_WAIT:.0f}s")
+        state = await read_customer(services, customer_id)
+        async with claim.write() as session:
+            return await project_customer(services, session, state)

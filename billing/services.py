@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from billing.auth import Authenticator
@@ -15,10 +14,6 @@ from billing.settings import Settings
 from billing.stripe_api import StripeGateway, deadline
 
 T = TypeVar("T")
-WEBHOOK_CONCURRENCY = 8
-"""Webhook events applied at once per process. Each holds a database connection while it
-re-reads Stripe; the rest of the pool (10 + 10 on PostgreSQL) stays free for `entitlement`
-reads when Stripe is slow. Deliveries beyond it wait their turn."""
 
 
 @dataclass
@@ -30,9 +25,6 @@ class Services:
     catalog: Catalog
     auth: Authenticator
     stripe_gateway: StripeGateway | None
-    webhook_slots: asyncio.Semaphore = field(
-        default_factory=lambda: asyncio.Semaphore(WEBHOOK_CONCURRENCY)
-    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

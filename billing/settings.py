@@ -22,6 +22,11 @@ def _split(value: object) -> object:
     return value
 
 
+TEST_STRIPE_RATE = 20.0
+"""Default STRIPE_RATE_LIMIT for test-mode keys (Stripe allows 25 requests/s)."""
+LIVE_STRIPE_RATE = 80.0
+"""Default STRIPE_RATE_LIMIT for live keys (Stripe allows 100 requests/s)."""
+
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
@@ -36,6 +41,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     stripe_timeout: float = Field(default=10.0, gt=0, le=120)
     stripe_max_retries: int = Field(default=2, ge=0, le=5)
+    stripe_rate_limit: float | None = Field(default=None, gt=0, le=10_000)
     app_url: str = "http://localhost:3000"
     plans_file: Path = Path("plans.toml")
     auth_jwt_secret: SecretStr | None = None
@@ -56,6 +62,7 @@ class Settings(BaseSettings):
     @field_validator(
         "stripe_secret_key",
         "stripe_api_base",
+        "stripe_rate_limit",
         "auth_jwt_secret",
         "auth_jwks_url",
         "auth_issuer",
@@ -170,6 +177,16 @@ class Settings(BaseSettings):
     def production(self) -> bool:
         """True when running with ENVIRONMENT=production."""
         return self.environment == "production"
+
+    @property
+    def stripe_rate(self) -> float:
+        """Stripe requests per second this process may make (STRIPE_RATE_LIMIT).
+
+        Unset: safely under Stripe's own limits, 25/s in test mode and 100/s live."""
+        if self.stripe_rate_limit is not None:
+            return self.stripe_rate_limit
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return LIVE_STRIPE_RATE if key.startswith(("sk_live_", "rk_live_")) else TEST_STRIPE_RATE
 
     @property
     def webhook_secrets(self) -> list[str]:

@@ -30,9 +30,10 @@ from stripe.params.billing_portal import (
 )
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
-from billing.errors import StripeNotFound, StripeRejected, StripeUnavailable
+from billing.errors import StripeNotFound, StripeRateLimited, StripeRejected, StripeUnavailable
 from billing.portal_config import PortalShape
 from billing.settings import Settings
+from billing.throttle import StripeThrottle
 
 __all__ = [
     "CheckoutSessionParams",
@@ -107,6 +108,14 @@ class SubscriptionView:
 
 
 @dataclass(frozen=True)
+class CustomerState:
+    """A customer and every subscription it has: what an entitlement is projected from."""
+
+    customer: CustomerView
+    subscriptions: list[SubscriptionView]
+
+
+@dataclass(frozen=True)
 class PortalConfigView:
     """A Customer Portal configuration, reduced to the fields we manage."""
 
@@ -136,6 +145,15 @@ def _subscription_view(sub: Any) -> SubscriptionView:
         price_id=price["id"] if price else None,
         price_lookup_key=price.get("lookup_key") if price else None,
         metadata=dict(sub.get("metadata") or {}),
+    )
+
+
+def _customer_view(customer: Any) -> CustomerView:
+    """Reduce a customer (or a deleted one) to a CustomerView."""
+    return CustomerView(
+        id=customer["id"],
+        deleted=bool(customer.get("deleted")),
+        metadata=dict(customer.get("metadata") or {}),
     )
 
 
@@ -178,7 +196,9 @@ def deadline(settings: Settings) -> float:
 def _classify(what: str, exc: stripe.StripeError) -> Exception:
     """Transient (no answer, 5xx, 409 in progress, 429) or a final refusal."""
     status = exc.http_status
-    if status is None or status >= 500 or status in (409, 429):
+    if status == 429:
+        return StripeRateLimited(f"{what}: rate limited")
+    if status is None or status >= 500 or status == 409:
         return StripeUnavailable(f"{what}: {type(exc).__name__}")
     detail = f"{what}: {type(exc).__name__} {exc.code or ''}".rstrip()
     if exc.code == "resource_missing":
@@ -186,8 +206,40 @@ def _classify(what: str, exc: stripe.StripeError) -> Exception:
     return StripeRejected(detail)
 
 
+def _retry_after(headers: Any) -> float | None:
+    """Seconds a 429's Retry-After header asks for, when it is a number."""
+    try:
+        return float(headers.get("retry-after")) if headers else None
+    except (TypeError, ValueError):
+        return None
+
+
+class ThrottledHTTPClient(stripe.HTTPXClient):
+    """The SDK's HTTP client, each attempt (retries too) paced by this process's throttle."""
+
+    def __init__(self, throttle: StripeThrottle, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.throttle = throttle
+
+    async def request_async(
+        self, method: str, url: str, headers: Any, post_data: Any = None
+    ) -> tuple[bytes, int, Any]:
+        """Wait for this request's turn, send it, and slow down on a 429."""
+        await self.throttle.acquire()
+        content, status, response_headers = await super().request_async(
+            method, url, headers, post_data
+        )
+        if status == 429:
+            self.throttle.rate_limited(_retry_after(response_headers))
+        else:
+            self.throttle.succeeded()
+        return content, status, response_headers
+
+
 class StripeGateway:
-    """Async calls to Stripe with bounded timeouts, retries and explicit idempotency keys."""
+    """Async calls to Stripe with bounded timeouts, retries and explicit idempotency keys.
+
+    Every request waits its turn under STRIPE_RATE_LIMIT (`billing.throttle`)."""
 
     PRICE_CACHE_SECONDS = 60.0
 
@@ -197,10 +249,11 @@ class StripeGateway:
             raise ValueError("STRIPE_SECRET_KEY is not set")
         base = settings.stripe_api_base
         addresses: BaseAddresses = {"api": base} if base else {}
+        self.throttle = StripeThrottle(settings.stripe_rate)
         self._client = stripe.StripeClient(
             key.get_secret_value(),
             base_addresses=addresses,
-            http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout),
+            http_client=ThrottledHTTPClient(self.throttle, settings.stripe_timeout),
             max_network_retries=settings.stripe_max_retries,
         )
         self.deadline = deadline(settings)
@@ -243,28 +296,41 @@ class StripeGateway:
         customer = await self._call(
             "customers.retrieve", self._client.v1.customers.retrieve_async(customer_id)
         )
-        return CustomerView(
-            id=customer["id"],
-            deleted=bool(customer.get("deleted")),
-            metadata=dict(customer.get("metadata") or {}),
-        )
+        return _customer_view(customer)
+
+    async def customer_state(self, customer_id: str) -> CustomerState:
+        """The customer and all its subscriptions: one request, the customer expanded in the
+        subscription list (a second one only for a customer without subscriptions)."""
+        params: SubscriptionListParams = {
+            "customer": customer_id,
+            "status": "all",
+            "limit": 100,
+            "expand": ["data.customer"],
+        }
+        subscriptions = await self._all_subscriptions(params)
+        if not subscriptions:
+            return CustomerState(await self.retrieve_customer(customer_id), [])
+        customer = _customer_view(subscriptions[0]["customer"])
+        return CustomerState(customer, [_subscription_view(sub) for sub in subscriptions])
+
+    async def _all_subscriptions(self, params: SubscriptionListParams) -> list[Any]:
+        """Every page of a subscription list."""
+        found: list[Any] = []
+        while True:
+            page = await self._call(
+                "subscriptions.list", self._client.v1.subscriptions.list_async(params)
+            )
+            found.extend(page["data"])
+            if not page.get("has_more"):
+                return found
+            params["starting_after"] = page["data"][-1]["id"]
 
     # subscriptions --------------------------------------------------------------
 
     async def subscriptions_of(self, customer_id: str) -> list[SubscriptionView]:
         """Every subscription of a customer, ended ones included."""
         params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
-        page = await self._call(
-            "subscriptions.list", self._client.v1.subscriptions.list_async(params)
-        )
-        views = [_subscription_view(sub) for sub in page["data"]]
-        while page.get("has_more"):
-            params["starting_after"] = page["data"][-1]["id"]
-            page = await self._call(
-                "subscriptions.list", self._client.v1.subscriptions.list_async(params)
-            )
-            views.extend(_subscription_view(sub) for sub in page["data"])
-        return views
+        return [_subscription_view(sub) for sub in await self._all_subscriptions(params)]
 
     # prices and products ---------------------------------------------------------
 

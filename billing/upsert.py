@@ -8,8 +8,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(dialect: str, table: Any) -> Any:
     """A dialect-specific insert that supports on_conflict_do_nothing/do_update."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert(session: AsyncSession, table: Any) -> Any:
+    """The session's dialect's insert with ON CONFLICT support."""
+    return dialect_insert(session.get_bind().dialect.name, table)

@@ -1,4 +1,4 @@
-"""The ``/v1`` endpoint: auth, faults, parameters, idempotency, dispatch and logging."""
+"""The ``/v1`` endpoint: rate limit, auth, faults, parameters, idempotency, dispatch, logging."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from emulator.errors import StripeError, fault_error
+from emulator.errors import StripeError, fault_error, rate_limited
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
 from emulator.listing import lookup
@@ -158,6 +158,10 @@ async def api_endpoint(request: Request) -> Response:
         "request_id": request_id,
     }
     state.requests.append(entry)
+    if not state.allow_request():  # before any work, like Stripe: nothing runs or is saved
+        entry["status"] = 429
+        headers["Stripe-Rate-Limited-Reason"] = "global-rate"
+        return _json(429, rate_limited().body(request_id), headers)
     fault = take_fault(state, method, path)
     mode = fault.mode if fault is not None else None
     if fault is not None and mode == "reset":

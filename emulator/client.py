@@ -127,8 +127,12 @@ class EmulatorControl:
         return result
 
     def configure(self, **kw: Any) -> Obj:
-        """Set auto_deliver, retry_base_seconds, max_attempts, delivery_timeout..."""
+        """Set auto_deliver, retry_base_seconds, max_attempts, delivery_timeout, rate_limit..."""
         return self._post("/config", kw)
+
+    def rate_limit(self, per_second: float) -> None:
+        """Answer Stripe's 429 above ``per_second`` requests a second to /v1 (0: off)."""
+        self._post("/config", {"rate_limit": per_second})
 
     def deliver(self, event_id: str, duplicate: int = 0) -> list[Obj]:
         """Deliver an event again now (plus ``duplicate`` extra copies)."""
@@ -281,6 +285,10 @@ class AsyncEmulatorControl:
     async def configure(self, **kw: Any) -> Obj:
         """Set configuration."""
         return await self._post("/config", kw)
+
+    async def rate_limit(self, per_second: float) -> None:
+        """Answer Stripe's 429 above ``per_second`` requests a second to /v1 (0: off)."""
+        await self._post("/config", {"rate_limit": per_second})
 
     async def deliver(self, event_id: str, duplicate: int = 0) -> list[Obj]:
         """Deliver an event again now."""

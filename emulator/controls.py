@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from emulator import engine, portal
 from emulator.errors import StripeError
-from emulator.state import EmulatorState, Fault
+from emulator.state import EmulatorState, Fault, rate_limit_value
 
 Obj = dict[str, Any]
 
@@ -125,16 +125,30 @@ async def pending(request: Request) -> Response:
     return JSONResponse({"pending": state.deliverer.pending if state.deliverer else 0})
 
 
+def _config_value(state: EmulatorState, key: str, value: Any) -> Any:
+    """A config value converted to its key's type (ValueError naming the problem)."""
+    if not hasattr(state.config, key):
+        raise ValueError(f"unknown config key {key}")
+    if key == "rate_limit":
+        return rate_limit_value(value)
+    kind = type(getattr(state.config, key))
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a {kind.__name__}, not {value!r}") from None
+
+
 async def config(request: Request) -> Response:
-    """GET/POST /_emulator/config."""
+    """GET/POST /_emulator/config (a bad key or value changes nothing: a 400)."""
     state = _state(request)
     if request.method == "POST":
         data = await _json(request)
-        for key, value in data.items():
-            if not hasattr(state.config, key):
-                return _bad(f"unknown config key {key}")
-            kind = type(getattr(state.config, key))
-            setattr(state.config, key, kind(value))
+        try:
+            values = {key: _config_value(state, key, value) for key, value in data.items()}
+        except ValueError as err:
+            return _bad(str(err))
+        for key, value in values.items():
+            setattr(state.config, key, value)
     return JSONResponse(vars(state.config))
 
 

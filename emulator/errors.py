@@ -85,15 +85,20 @@ def empty_string(name: str) -> StripeError:
     )
 
 
+def rate_limited() -> StripeError:
+    """Stripe's 429 for a request over the rate limit."""
+    return StripeError(
+        "Request rate limit exceeded. Learn more about rate limits here "
+        "https://stripe.com/docs/rate-limits.",
+        status=429,
+        code="rate_limit",
+    )
+
+
 def fault_error(status: int) -> StripeError:
     """The error injected by a fault of a given status."""
     if status == 429:
-        return StripeError(
-            "Request rate limit exceeded. Learn more about rate limits here "
-            "https://stripe.com/docs/rate-limits.",
-            status=429,
-            code="rate_limit",
-        )
+        return rate_limited()
     if status == 402:
         return StripeError(
             "Your card was declined.",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.errors import invalid, missing
 from emulator.params import expand_list, get_dict, get_int, get_str
-from emulator.spec import EXPANDABLE, copy_json
+from emulator.spec import EXPANDABLE, copy_json, template
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
@@ -121,19 +121,40 @@ def _expand_path(state: EmulatorState, node: Any, parts: list[str], full: str) -
         raise invalid(f"This property cannot be expanded ({head}).", param="expand")
     value = node.get(head)
     if isinstance(value, str):
-        target = lookup(state, value)
-        if target is None:
-            if head in ("customer", "product") and value:
-                target = {"id": value, "object": head, "deleted": True}
-            else:
-                raise invalid(f"This property cannot be expanded ({head}).", param="expand")
-        value = copy_json(target)
+        value = _expanded(state, head, value)
         node[head] = value
     if isinstance(value, list):
         for item in value:
             _expand_path(state, item, rest, full)
     elif rest:
         _expand_path(state, value, rest, full)
+
+
+def deleted_stub(state: EmulatorState, ident: str) -> Obj | None:
+    """Stripe's ``{"id", "object", "deleted": true}`` for a deleted customer or product."""
+    for prefix, kind, gone in (
+        ("cus_", "customer", state.deleted_customers),
+        ("prod_", "product", state.deleted_products),
+    ):
+        if ident.startswith(prefix) and ident in gone:
+            stub: Obj = template(f"deleted_{kind}")
+            stub.update(id=ident, deleted=True)
+            return stub
+    return None
+
+
+def _expanded(state: EmulatorState, head: str, ident: str) -> Obj:
+    """The object an id expands to: the deleted stub, or a copy of the stored object."""
+    stub = deleted_stub(state, ident)
+    if stub is not None:
+        return stub
+    target = lookup(state, ident)
+    if target is not None:
+        found: Obj = copy_json(target)
+        return found
+    if head in ("customer", "product") and ident:  # gone, and not in the deleted ids either
+        return {"id": ident, "object": head, "deleted": True}
+    raise invalid(f"This property cannot be expanded ({head}).", param="expand")
 
 
 def _includable(state: EmulatorState, node: Obj, head: str) -> Obj | None:

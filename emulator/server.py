@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from emulator.app import create_app
-from emulator.state import EmulatorState
+from emulator.state import EmulatorState, rate_limit_value
 
 
 def _fast_options() -> dict[str, Any]:
@@ -39,12 +39,20 @@ class EmulatorServer:
         log_level: str = "warning",
         state: EmulatorState | None = None,
         state_file: Path | None = None,
+        rate_limit: float = 0.0,
     ) -> None:
-        """Configure; nothing runs until start() (``state_file``: see EmulatorState)."""
+        """Configure; nothing runs until start() (``state_file``: see EmulatorState).
+
+        ``rate_limit``: requests per second to ``/v1`` before Stripe's 429 (0: off, or the
+        passed ``state``'s own ``config.rate_limit``).
+        """
         if state is not None and state_file is not None:
             raise ValueError("give the state_file to the EmulatorState passed as state")
         self.host = host
         self.state = state or EmulatorState(webhooks=webhooks, state_file=state_file)
+        rate = rate_limit_value(rate_limit)  # ValueError when negative
+        if rate:
+            self.state.config.rate_limit = rate
         self.app = create_app(self.state)
         # IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets of that proto
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -117,9 +125,11 @@ def serve(
     *,
     log_level: str = "info",
     state_file: Path | None = None,
+    rate_limit: float = 0.0,
 ) -> None:
-    """Serve in the foreground until interrupted (``python main.py emulator``)."""
+    """Serve in the foreground until interrupted (``main.py emulator``; see EmulatorServer)."""
     state = EmulatorState(webhooks=webhooks, state_file=state_file)
+    state.config.rate_limit = rate_limit_value(rate_limit)
     app = create_app(state)
     config = uvicorn.Config(
         app,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,47 @@ class Config:
     max_attempts: int = 4400  # about three days at the 60 s cap, like Stripe's retries
     delivery_timeout: float = 10.0
     portal_session_ttl: int = 300
+    rate_limit: float = 0.0  # requests per second to /v1 (a token bucket); 0 is off
+
+
+def rate_limit_value(value: object) -> float:
+    """A valid ``rate_limit``: a finite number >= 0 (ValueError otherwise)."""
+    rate = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            rate = float(value)
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"rate_limit must be a number >= 0 (requests per second), not {value!r}")
+    return rate
+
+
+@dataclass
+class TokenBucket:
+    """Stripe's limiter: ``rate`` tokens a second, up to ``max(rate, 1)``, one per request."""
+
+    rate: float
+    tokens: float = field(init=False)
+    updated: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        """Start full."""
+        self.tokens = self.capacity
+
+    @property
+    def capacity(self) -> float:
+        """The burst size: the rate, at least one request."""
+        return max(self.rate, 1.0)
+
+    def take(self, now: float | None = None) -> bool:
+        """Refill for the time since the last call, then spend a token if there is one."""
+        now = time.monotonic() if now is None else now
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 @dataclass
@@ -88,6 +131,7 @@ class EmulatorState:
     ) -> None:
         """Start empty or from ``state_file`` (ValueError if unreadable), with webhooks."""
         self.config = Config()
+        self.bucket: TokenBucket | None = None  # for config.rate_limit; never saved
         self.preregistered = list(webhooks or [])
         self.state_file = Path(state_file) if state_file is not None else None
         self.saves = 0
@@ -167,6 +211,16 @@ class EmulatorState:
         if self.deliverer is not None:
             self.deliverer.reset()
         self._preregister()
+
+    def allow_request(self) -> bool:
+        """Whether the rate limit lets one more /v1 request through (a new rate: a full bucket)."""
+        rate = self.config.rate_limit
+        if rate <= 0:
+            self.bucket = None
+            return True
+        if self.bucket is None or self.bucket.rate != rate:
+            self.bucket = TokenBucket(rate)
+        return self.bucket.take()
 
     def now(self) -> int:
         """The emulator clock: wall time plus the advanced offset, in seconds."""

@@ -18,7 +18,9 @@ from server.graphiql import OfflineGraphiQLRouter, mount_graphiql_assets
 from server.graphql_schema import build_schema
 from server.guard import GRAPHQL_PATH, RequestGuard
 from server.memo import MemoizedReads
-from webhooks.router import router as webhook_router
+from webhooks.applier import Applier
+from webhooks.intake import Intake
+from webhooks.router import webhook_route
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,11 +28,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging()
     services = Services.from_settings(settings)
+    applier = Applier(services)
+    intake = Intake(services)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await services.db.changes.start()
+        await applier.start()
         yield
+        await applier.stop()
+        intake.close()
         await services.db.dispose()
 
     dev = not settings.production
@@ -42,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if dev else None,
     )
     app.state.services = services
+    app.state.applier = applier
 
     async def context() -> Context:
         """The per-request context (no dependency resolution on the hot path)."""
@@ -57,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql, prefix=GRAPHQL_PATH)
     if dev:
         mount_graphiql_assets(app)
-    app.include_router(webhook_router)
+    app.router.routes.append(webhook_route(services, intake, applier))
     app.include_router(health.router)
     app.add_middleware(MemoizedReads, services=services)
     if settings.cors_origins:

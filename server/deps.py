@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from billing.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The services `create_app` built for this app."""
     return cast(Services, request.app.state.services)
 

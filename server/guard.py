@@ -19,6 +19,8 @@ LIMITED_PATHS = (GRAPHQL_PATH, WEBHOOK_PATH)
 
 GRAPHQL_PAYLOAD = "graphql_payload"
 """The key under `scope["state"]` where the guard leaves a /graphql POST's parsed body."""
+RAW_BODY = "raw_body"
+"""The key under `scope["state"]` where the guard leaves another limited POST's raw body."""
 
 
 def _graphql_payload(body: bytes) -> dict[str, Any] | str:
@@ -83,6 +85,8 @@ class RequestGuard:
                         await refuse(400, payload)
                         return
                     scope.setdefault("state", {})[GRAPHQL_PAYLOAD] = payload
+                else:
+                    scope.setdefault("state", {})[RAW_BODY] = body
                 await self.app(scope, _replay(body, receive), send_with_id)
             else:
                 await self.app(scope, self._bounded(receive), send_with_id)

@@ -1,16 +1,25 @@
-"""One small handler per event type, in a string-keyed registry; each re-reads from Stripe."""
+"""One small handler per event type, in a string-keyed registry: which customer it is about.
+
+Handlers never trust the payload's state: the applier re-reads the customer from Stripe, so
+delivery order does not matter. A handler only names the customer to re-read and, when the
+event knows it, the org to link an unknown customer to."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.projection import project_customer
-from billing.services import Services
+@dataclass(frozen=True)
+class Target:
+    """The customer an event is about, and the org it names (if any)."""
 
-Handler = Callable[[Services, AsyncSession, dict[str, Any]], Awaitable[str | None]]
+    customer_id: str
+    org_hint: str | None = None
+
+
+Handler = Callable[[dict[str, Any]], Target | None]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -29,7 +38,18 @@ def _id(value: Any) -> str | None:
     """An id from an expandable field."""
     if isinstance(value, dict):
         value = value.get("id")
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+def _hint(value: Any) -> str | None:
+    """An org id named by the event, if it is a plausible one."""
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else None
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object's metadata (empty when missing or malformed)."""
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 @handles(
@@ -41,40 +61,39 @@ def _id(value: Any) -> str | None:
     "customer.subscription.pending_update_applied",
     "customer.subscription.pending_update_expired",
 )
-async def subscription_changed(
-    services: Services, session: AsyncSession, obj: dict[str, Any]
-) -> str | None:
+def subscription_changed(obj: dict[str, Any]) -> Target | None:
     """Any subscription change: re-sync its customer."""
     customer = _id(obj.get("customer"))
-    org_hint = (obj.get("metadata") or {}).get("org_id")
-    return await project_customer(services, session, customer, org_hint) if customer else None
+    return Target(customer, _hint(_metadata(obj).get("org_id"))) if customer else None
 
 
 @handles("checkout.session.completed")
-async def checkout_completed(
-    services: Services, session: AsyncSession, obj: dict[str, Any]
-) -> str | None:
+def checkout_completed(obj: dict[str, Any]) -> Target | None:
     """Link the customer to the org named by the session, then sync it."""
     customer = _id(obj.get("customer"))
     if obj.get("mode") != "subscription" or customer is None:
         return None
-    org_hint = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("org_id")
-    return await project_customer(services, session, customer, org_hint)
+    org = obj.get("client_reference_id") or _metadata(obj).get("org_id")
+    return Target(customer, _hint(org))
 
 
 @handles("invoice.paid", "invoice.payment_failed", "invoice.payment_succeeded")
-async def invoice_settled(
-    services: Services, session: AsyncSession, obj: dict[str, Any]
-) -> str | None:
+def invoice_settled(obj: dict[str, Any]) -> Target | None:
     """A payment moved the subscription's status: re-sync the customer."""
     customer = _id(obj.get("customer"))
-    return await project_customer(services, session, customer) if customer else None
+    return Target(customer) if customer else None
 
 
 @handles("customer.deleted")
-async def customer_deleted(
-    services: Services, session: AsyncSession, obj: dict[str, Any]
-) -> str | None:
+def customer_deleted(obj: dict[str, Any]) -> Target | None:
     """The customer is gone: the org falls back to the default plan, no billing account."""
     customer = _id(obj.get("id"))
-    return await project_customer(services, session, customer) if customer else None
+    return Target(customer) if customer else None
+
+
+def target_of(event_type: str, payload: dict[str, Any]) -> Target | None:
+    """The target of a stored event's payload; None for types and objects with nothing to do."""
+    handler = HANDLERS.get(event_type)
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    return handler(obj) if handler and isinstance(obj, dict) else None

@@ -1,107 +1,270 @@
-"""Persist every verified event first, then apply it exactly once in one transaction."""
+"""The stored events: record a verified one, find what is due, mark what an apply did."""
 
 from __future__ import annotations
 
 import enum
 import json
-import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from billing.models import APPLIED_STATUSES, EventStatus, WebhookEvent, utcnow
+from billing.models import APPLIED_STATUSES, PENDING_STATUSES, EventStatus, WebhookEvent, utcnow
 from billing.services import Services
-from billing.upsert import insert
-from webhooks.handlers import HANDLERS
+from webhooks.handlers import Target, target_of
 
-log = logging.getLogger(__name__)
+RETRY_FIRST = 2.0
+"""Seconds before a failed event's first retry; doubles per failure."""
+RETRY_MAX = 600.0
+"""The longest wait between two retries of a failed event."""
+_PENDING = [status.value for status in PENDING_STATUSES]
 
 
 class Outcome(enum.StrEnum):
-    """What one delivery or replay did (the stored status is an `EventStatus`)."""
+    """What applying an event did (the stored status is an `EventStatus`)."""
 
     PROCESSED = EventStatus.PROCESSED.value
     IGNORED = EventStatus.IGNORED.value
     FAILED = EventStatus.FAILED.value
-    DUPLICATE = "duplicate"
-    """Already applied; nothing done."""
+    DEFERRED = "deferred"
+    """Stripe answered 429: nothing written, the event stays due."""
 
 
-async def record(services: Services, event: dict[str, Any], body: bytes) -> None:
-    """Store the event if its id is new (a duplicate changes nothing)."""
-    async with services.db.write() as session:
-        table = WebhookEvent.__table__  # type: ignore[attr-defined]
-        stmt = insert(session, table).values(
-            id=event["id"],
-            type=event["type"],
-            created=datetime.fromtimestamp(event["created"], UTC),
-            payload=body.decode("utf-8"),
-            status=EventStatus.RECEIVED.value,
-            attempts=0,
-            received_at=utcnow(),
+@dataclass(frozen=True)
+class StoredEvent:
+    """A pending event, as the applier needs it."""
+
+    id: str
+    type: str
+    created: datetime
+    attempts: int
+    target: Target | None
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _lag_ms(created: datetime, now: datetime) -> int:
+    """Milliseconds from Stripe creating an event to its apply."""
+    return int((now - _aware(created)).total_seconds() * 1000)
+
+
+def row_of(event: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The stored row of a verified event.
+
+    An event with nothing to apply (a type without handler, no customer) is stored as
+    ignored at once; the others wait for the applier, keyed by their customer."""
+    target = target_of(event["type"], event)
+    created = datetime.fromtimestamp(event["created"], UTC)
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": event["id"],
+        "type": event["type"],
+        "created": created,
+        "payload": body.decode("utf-8"),
+        "received_at": now,
+        "customer_id": target.customer_id if target else None,
+        "status": EventStatus.RECEIVED.value,
+        "attempts": 0,
+        "processed_at": None,
+        "lag_ms": None,
+    }
+    if target is None:
+        values.update(
+            status=EventStatus.IGNORED.value,
+            attempts=1,
+            processed_at=now,
+            lag_ms=_lag_ms(created, now),
         )
-        await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+    return values
 
 
-async def pending_event_ids(
+async def due_customers(services: Services, exclude: set[str], limit: int) -> list[str]:
+    """Customers with events due now, the longest waiting first."""
+    now = utcnow()
+    stmt = (
+        select(col(WebhookEvent.customer_id))
+        .where(col(WebhookEvent.status).in_(_PENDING))
+        .where(col(WebhookEvent.customer_id).is_not(None))
+        .where(
+            or_(
+                col(WebhookEvent.next_attempt_at).is_(None),
+                col(WebhookEvent.next_attempt_at) <= now,
+            )
+        )
+        .group_by(col(WebhookEvent.customer_id))
+        .order_by(func.min(WebhookEvent.received_at))
+        .limit(limit + len(exclude))
+    )
+    async with services.db.read() as session:
+        found = [c for c in (await session.execute(stmt)).scalars() if c and c not in exclude]
+    return found[:limit]
+
+
+async def pending_of(
+    services: Services, customer_id: str, also: frozenset[str] = frozenset()
+) -> list[StoredEvent]:
+    """Every pending event of a customer (backoff or not), and the events named in `also`."""
+    stmt = select(WebhookEvent).where(col(WebhookEvent.customer_id) == customer_id)
+    pending = col(WebhookEvent.status).in_(_PENDING)
+    stmt = stmt.where(or_(pending, col(WebhookEvent.id).in_(also)) if also else pending)
+    async with services.db.read() as session:
+        rows = (await session.execute(stmt.order_by(col(WebhookEvent.created)))).scalars()
+        return [
+            StoredEvent(
+                id=row.id,
+                type=row.type,
+                created=row.created,
+                attempts=row.attempts,
+                target=target_of(row.type, json.loads(row.payload)),
+            )
+            for row in rows
+        ]
+
+
+async def mark_applied(
+    session: AsyncSession, events: list[StoredEvent], org_id: str | None
+) -> None:
+    """Mark events applied in the apply's own transaction: processed for an org, else ignored."""
+    now = utcnow()
+    status = (EventStatus.PROCESSED if org_id else EventStatus.IGNORED).value
+    await session.execute(
+        update(WebhookEvent),
+        [
+            {
+                "id": event.id,
+                "status": status,
+                "attempts": event.attempts + 1,
+                "last_error": None,
+                "next_attempt_at": None,
+                "processed_at": now,
+                "lag_ms": _lag_ms(event.created, now),
+            }
+            for event in events
+        ],
+    )
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next try of an event that failed `attempts` times."""
+    return min(RETRY_FIRST * 2.0 ** max(attempts - 1, 0), RETRY_MAX)
+
+
+async def mark_failed(services: Services, events: list[StoredEvent], error: Exception) -> None:
+    """Keep failed events with their error, due again after their backoff."""
+    now = utcnow()
+    message = f"{type(error).__name__}: {str(error)[:500]}"
+    async with services.db.write() as session:
+        await session.execute(
+            update(WebhookEvent),
+            [
+                {
+                    "id": event.id,
+                    "status": EventStatus.FAILED.value,
+                    "attempts": event.attempts + 1,
+                    "last_error": message,
+                    "next_attempt_at": now + timedelta(seconds=retry_delay(event.attempts + 1)),
+                }
+                for event in events
+            ],
+        )
+
+
+async def replay_targets(
     services: Services, *, failed_only: bool = False, event_id: str | None = None
-) -> list[str]:
-    """Stored events still to apply, oldest first: failed ones only, or just one by id."""
-    stmt = select(col(WebhookEvent.id)).order_by(col(WebhookEvent.created), col(WebhookEvent.id))
+) -> dict[str | None, list[str]]:
+    """Events `events replay` re-applies, by customer (None: events naming no customer)."""
+    stmt = select(col(WebhookEvent.id), col(WebhookEvent.customer_id))
     if event_id is not None:
         stmt = stmt.where(col(WebhookEvent.id) == event_id)
     elif failed_only:
         stmt = stmt.where(col(WebhookEvent.status) == EventStatus.FAILED.value)
     else:
         stmt = stmt.where(col(WebhookEvent.status).not_in(APPLIED_STATUSES))
+    found: dict[str | None, list[str]] = {}
     async with services.db.read() as session:
-        return list((await session.execute(stmt)).scalars())
+        for event, customer in await session.execute(stmt.order_by(col(WebhookEvent.created))):
+            found.setdefault(customer, []).append(event)
+    return found
 
 
-async def apply(services: Services, event_id: str, force: bool = False) -> Outcome:
-    """Apply a stored event once; on failure keep it with its error for a retry or replay."""
-    try:
-        async with services.db.write() as session:
-            stmt = select(WebhookEvent).where(col(WebhookEvent.id) == event_id).with_for_update()
-            row = (await session.execute(stmt)).scalar_one()
-            if row.status in APPLIED_STATUSES and not force:
-                return Outcome.DUPLICATE
-            handler = HANDLERS.get(row.type)
-            obj = json.loads(row.payload)["data"]["object"]
-            org_id = await handler(services, session, obj) if handler else None
-            now = utcnow()
-            created = row.created if row.created.tzinfo else row.created.replace(tzinfo=UTC)
-            outcome = Outcome.PROCESSED if org_id else Outcome.IGNORED
-            row.status = outcome.value
-            row.attempts += 1
-            row.last_error = None
-            row.processed_at = now
-            row.lag_ms = int((now - created).total_seconds() * 1000)
-            session.add(row)
-    except Exception as exc:
-        log.exception("webhook event %s failed", event_id)
-        async with services.db.write() as session:
-            # Conditional: a duplicate delivery may have applied the event meanwhile, and its
-            # success must not be overwritten (nor the event replayed) because this one failed.
-            await session.execute(
-                update(WebhookEvent)
-                .where(col(WebhookEvent.id) == event_id)
-                .where(col(WebhookEvent.status).not_in(APPLIED_STATUSES))
-                .values(
-                    status=EventStatus.FAILED.value,
-                    attempts=WebhookEvent.attempts + 1,
-                    last_error=f"{type(exc).__name__}: {str(exc)[:500]}",
-                )
+async def mark_ignored_again(services: Services, event_ids: list[str]) -> None:
+    """A forced replay of events that name no customer: nothing to do, counted as an attempt."""
+    async with services.db.write() as session:
+        await session.execute(
+            update(WebhookEvent)
+            .where(col(WebhookEvent.id).in_(event_ids))
+            .values(
+                status=EventStatus.IGNORED.value,
+                attempts=WebhookEvent.attempts + 1,
+                processed_at=utcnow(),
             )
-        return Outcome.FAILED
-    log.info(
-        "webhook event %s %s %s org=%s lag_ms=%s",
-        event_id,
-        row.type,
-        outcome,
-        org_id or "-",
-        row.lag_ms,
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `events status` prints."""
+
+    counts: dict[str, int]
+    due_now: int
+    next_retry_at: datetime | None
+    oldest_pending: tuple[str, str, datetime] | None
+    recent_lags_ms: list[int]
+    """Lags of the events applied in the last `LAG_WINDOW`, smallest first."""
+
+
+LAG_WINDOW = timedelta(hours=1)
+
+
+async def summary(services: Services) -> Summary:
+    """Counts by status, what is due, the oldest pending event and recent lags."""
+    now = utcnow()
+    pending = col(WebhookEvent.status).in_(_PENDING)
+    not_due = col(WebhookEvent.next_attempt_at) > now
+    async with services.db.read() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(col(WebhookEvent.status), func.count()).group_by(
+                        col(WebhookEvent.status)
+                    )
+                )
+            ).all()
+        )
+        waiting = (
+            await session.execute(
+                select(func.count(), func.min(WebhookEvent.next_attempt_at))
+                .where(pending)
+                .where(not_due)
+            )
+        ).one()
+        oldest = (
+            await session.execute(
+                select(col(WebhookEvent.id), col(WebhookEvent.type), col(WebhookEvent.received_at))
+                .where(pending)
+                .order_by(col(WebhookEvent.received_at))
+                .limit(1)
+            )
+        ).first()
+        lags = (
+            await session.execute(
+                select(col(WebhookEvent.lag_ms))
+                .where(col(WebhookEvent.processed_at) >= now - LAG_WINDOW)
+                .where(col(WebhookEvent.lag_ms).is_not(None))
+            )
+        ).scalars()
+        recent = sorted(int(lag) for lag in lags if lag is not None)
+    pending_count = sum(n for status, n in counts.items() if status in _PENDING)
+    return Summary(
+        counts={str(k): int(v) for k, v in counts.items()},
+        due_now=pending_count - int(waiting[0]),
+        next_retry_at=_aware(waiting[1]) if waiting[1] else None,
+        oldest_pending=(oldest[0], oldest[1], _aware(oldest[2])) if oldest else None,
+        recent_lags_ms=recent,
     )
-    return outcome

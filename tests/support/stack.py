@@ -32,6 +32,9 @@ def suite_settings(**overrides: Any) -> Settings:
         "stripe_timeout": 2.0,
         "stripe_max_retries": 1,
         "billing_rate_limit": 1000,
+        # The suite drives hundreds of journeys against the emulator; the tests about Stripe's
+        # rate limit set their own.
+        "stripe_rate_limit": 1000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

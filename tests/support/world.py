@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 
 from emulator.server import EmulatorServer
-from tests.support.db import fresh_database
+from tests.support.db import fresh_database, rows
 from tests.support.servers import ApiProcess, settings_env
 from tests.support.signing import post_signed
 from tests.support.stack import Stack, seed
 from tests.support.stripe_side import SUITE_KEY, stripe_sdk
+from tests.support.timing import eventually
 
 CONCURRENCY = 16
 
@@ -40,6 +41,20 @@ class World:
         self.api.stop()
         self.emulator.stop()
         self._drop()
+
+
+PENDING_SQL = "SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'failed')"
+
+
+async def settled(url: str, timeout: float = 120.0) -> None:
+    """Wait until the applier has applied every stored event (none received or failed)."""
+
+    async def pending() -> int:
+        return int((await rows(url, PENDING_SQL))[0]["n"])
+
+    await eventually(
+        pending, lambda n: n == 0, timeout=timeout, interval=0.1, what="no pending event"
+    )
 
 
 async def all_events(world: World) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from tests.support.api import Api
 from tests.support.db import rows
 from tests.support.journeys import click
 from tests.support.stack import Stack
-from tests.support.world import CONCURRENCY, World, all_events, deliver
+from tests.support.world import CONCURRENCY, PENDING_SQL, World, all_events, deliver, settled
 
 ORGS = 200
 DUPLICATES = 0.3
@@ -100,9 +100,12 @@ async def test_convergence(world: World, stack: Stack, crash: bool) -> None:
             world.api.kill()
             unacknowledged = await task
             assert unacknowledged, "the crash should have cut some deliveries"
+            [left] = await rows(world.settings.database_url, PENDING_SQL)
+            assert left["n"] > 0, "the crash should have left stored events unapplied"
             world.restart_api()
             bodies = unacknowledged
         assert await deliver(world.api.url, bodies) == []
+        await settled(world.settings.database_url)
 
         accounts = await rows(
             world.settings.database_url, "SELECT org_id, stripe_customer_id FROM billing_accounts"

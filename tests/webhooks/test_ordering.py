@@ -1,5 +1,5 @@
 """Order cannot matter: an older event whose Stripe read lands late never overwrites the
-state a newer event wrote (the re-read happens under the account's lock)."""
+state a newer event wrote (each re-read and its write happen under the customer's claim)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import httpx
 from emulator.client import EmulatorControl
 from tests.support.api import Api
 from tests.support.journeys import click
-from tests.support.world import World, all_events, deliver
+from tests.support.world import World, all_events, deliver, settled
 
 DELAY = 2.0
 
@@ -36,6 +36,7 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(world: World) -> N
         customer, subscription = str(session.customer), str(session.subscription)
         seen: set[str] = set()
         assert await deliver(world.api.url, await _new_events(world, customer, seen)) == []
+        await settled(world.settings.database_url)
         before = await api.entitlement()
         assert before["plan"] == "pro" and before["cancelAtPeriodEnd"] is False
 
@@ -59,6 +60,7 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(world: World) -> N
         assert newer
         assert await deliver(world.api.url, newer) == []
         assert await first == []
+        await settled(world.settings.database_url)
 
         after = await api.entitlement()
     assert after["plan"] == "pro" and after["status"] == "ACTIVE"

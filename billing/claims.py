@@ -1,0 +1,175 @@
+"""Exclusive claims on one Stripe customer, across every process: one applier at a time.
+
+A customer's entitlement is projected from a re-read of Stripe. Two processes re-reading and
+writing the same customer at once would spend Stripe calls twice, and the older read could be
+written last. A claim makes each re-read and its write one exclusive step, and a crashed
+holder never keeps it: on PostgreSQL it is a session advisory lock on the connection that
+then writes (the server drops it with the connection); on SQLite a byte-range lock on a file
+beside the database (the kernel drops it with the process)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+if TYPE_CHECKING:
+    from billing.db import Database
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 0.05
+"""How often a waiting claimant tries again."""
+LOCK_SPACE = 1 << 20
+"""SQLite: customers map onto this many bytes of the lock file (a collision only serializes)."""
+
+
+def _key(customer_id: str) -> int:
+    """A stable signed 64-bit key for a customer."""
+    digest = hashlib.blake2b(f"billing-customer:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Claim:
+    """The exclusive right to apply one customer, until the claim's block ends."""
+
+    def __init__(self, db: Database, connection: AsyncConnection | None = None) -> None:
+        self._db = db
+        self._connection = connection
+
+    def write(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """The write transaction of the claimed work (on the claim's connection, if any)."""
+        return self._db.write(on=self._connection)
+
+
+class CustomerClaims:
+    """Claims on customers; `hold` yields None when another holder keeps it past `wait`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def hold(
+        self, customer_id: str, *, wait: float = 0.0
+    ) -> AbstractAsyncContextManager[Claim | None]:
+        """Claim a customer, trying for up to `wait` seconds."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the claims keep open."""
+
+
+class PostgresClaims(CustomerClaims):
+    """Session advisory locks, held on the connection that writes the claimed work."""
+
+    @asynccontextmanager
+    async def hold(self, customer_id: str, *, wait: float = 0.0) -> AsyncIterator[Claim | None]:
+        """Claim a customer, trying for up to `wait` seconds."""
+        key = _key(customer_id)
+        until = time.monotonic() + wait
+        async with self._db.engine.connect() as conn:
+            while True:
+                held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+                await conn.commit()
+                if held or time.monotonic() >= until:
+                    break
+                await asyncio.sleep(RETRY_SECONDS)
+            if not held:
+                yield None
+                return
+            try:
+                yield Claim(self._db, conn)
+            finally:
+                await self._release(conn, key)
+
+    @staticmethod
+    async def _release(conn: AsyncConnection, key: int) -> None:
+        """Unlock; a connection that cannot is discarded, which unlocks it too."""
+        try:
+            await conn.rollback()
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            await conn.commit()
+        except BaseException:
+            await asyncio.shield(conn.invalidate())
+            raise
+
+
+class SQLiteClaims(CustomerClaims):
+    """Byte-range locks on `<database>-claims` (per process), and a set within the process."""
+
+    def __init__(self, db: Database, lock_file: Path | None) -> None:
+        super().__init__(db)
+        self._lock_file = lock_file
+        self._fd: int | None = None
+        self._held: set[int] = set()
+
+    @asynccontextmanager
+    async def hold(self, customer_id: str, *, wait: float = 0.0) -> AsyncIterator[Claim | None]:
+        """Claim a customer, trying for up to `wait` seconds."""
+        offset = _key(customer_id) % LOCK_SPACE
+        until = time.monotonic() + wait
+        while not self._try(offset):
+            if time.monotonic() >= until:
+                yield None
+                return
+            await asyncio.sleep(RETRY_SECONDS)
+        try:
+            yield Claim(self._db)
+        finally:
+            self._release(offset)
+
+    def _try(self, offset: int) -> bool:
+        """Take the byte at `offset` for this process and this holder, without waiting."""
+        if offset in self._held:
+            return False
+        fd = self._open()
+        if fd is not None:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except OSError:
+                return False
+        self._held.add(offset)
+        return True
+
+    def _release(self, offset: int) -> None:
+        """Give the byte back."""
+        self._held.discard(offset)
+        if self._fd is not None:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+
+    def _open(self) -> int | None:
+        """The lock file, opened once: closing any descriptor of it drops all our locks."""
+        if self._fd is None and self._lock_file is not None:
+            self._fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    def close(self) -> None:
+        """Close the lock file (every claim of this process goes with it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._held.clear()
+
+
+def lock_file_for(url: str) -> Path | None:
+    """`<database>-claims` beside a SQLite file; None for in-memory and `file:` URIs."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(f"{database}-claims")
+
+
+def claims_for(db: Database) -> CustomerClaims:
+    """The claims of a database's backend."""
+    if db.url.startswith("sqlite"):
+        return SQLiteClaims(db, lock_file_for(db.url))
+    return PostgresClaims(db)

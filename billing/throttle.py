@@ -1,0 +1,57 @@
+"""The pace of this process's Stripe requests: spaced under STRIPE_RATE_LIMIT, slower after 429s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST = 0.5
+"""Seconds every request waits after a 429 (without a Retry-After); doubles per 429 in a row."""
+BACKOFF_MAX = 16.0
+"""The longest pause a run of 429s causes."""
+
+
+class StripeThrottle:
+    """A token bucket of capacity one: requests start at least 1/rate seconds apart.
+
+    Each request reserves the next free start time, so concurrent callers queue in order and a
+    late caller never makes a burst. A 429 from Stripe pauses every caller with a doubling
+    backoff, and the first success ends the run."""
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("the Stripe request rate must be positive")
+        self.rate = rate
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._refusals = 0
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn."""
+        now = time.monotonic()
+        start = max(now, self._next, self._paused_until)
+        self._next = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+    def rate_limited(self, retry_after: float | None) -> float:
+        """Stripe answered 429: pause every request; returns the pause in seconds."""
+        self._refusals += 1
+        backoff = min(BACKOFF_FIRST * 2.0 ** (self._refusals - 1), BACKOFF_MAX)
+        pause = max(retry_after or 0.0, backoff)
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        log.warning("stripe rate limited this process (429): pausing requests for %.1fs", pause)
+        return pause
+
+    def succeeded(self) -> None:
+        """A request went through: a later 429 starts the backoff afresh."""
+        self._refusals = 0
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until requests may start again after a 429 (0 when not paused)."""
+        return max(0.0, self._paused_until - time.monotonic())
