@@ -38,6 +38,7 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/emulator_roundtrip.py
 	$(BIN)/python bench/entitlement.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache

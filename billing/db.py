@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -72,6 +71,46 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class WriterQueue:
+    """SQLite: one writer at a time in this process, storing webhook deliveries first.
+
+    SQLite has one write lock per database; connections of one process that wait for it sleep
+    in SQLite's busy handler (up to 100 ms a turn), so they queue here instead. A delivery
+    waits for its commit before it is acknowledged, so it goes ahead of background work, which
+    lets at most `PATIENCE` of them pass before it takes its turn. PostgreSQL: no queue."""
+
+    PATIENCE = 3
+
+    def __init__(self, enabled: bool) -> None:
+        self._lock = asyncio.Lock() if enabled else None
+        self._urgent = 0
+
+    @asynccontextmanager
+    async def turn(self, urgent: bool = False) -> AsyncIterator[None]:
+        """Hold the process's write turn for the block."""
+        if self._lock is None:
+            yield
+            return
+        if urgent:
+            self._urgent += 1
+            try:
+                await self._lock.acquire()
+            finally:
+                self._urgent -= 1
+        else:
+            for _ in range(self.PATIENCE):
+                await self._lock.acquire()
+                if not self._urgent:
+                    break
+                self._lock.release()
+            else:
+                await self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 class Database:
     """The engine and its session factory."""
 
@@ -81,9 +120,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.changes = feed_for(url)
         self.claims = claims_for(self)
-        # SQLite has one write lock per database; connections of one process that wait for it
-        # sleep in SQLite's busy handler (up to 100 ms a turn), so they queue here instead.
-        self._one_writer = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
+        self.writers = WriterQueue(enabled=is_sqlite(url))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -99,7 +136,7 @@ class Database:
         marked (`billing.changes.mark_changed`) are reported to `changes`, so caches of their
         entitlements go at once."""
         opened = self._sessions() if on is None else AsyncSession(bind=on, expire_on_commit=False)
-        async with self._one_writer, opened as session:
+        async with self.writers.turn(), opened as session:
             await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             try:
                 yield session

@@ -314,12 +314,17 @@ class StripeGateway:
         return CustomerState(customer, [_subscription_view(sub) for sub in subscriptions])
 
     async def _all_subscriptions(self, params: SubscriptionListParams) -> list[Any]:
-        """Every page of a subscription list."""
+        """Every page of a subscription list, as plain JSON.
+
+        A raw request: the applier's one call per customer, so the SDK's object model (a few
+        milliseconds of CPU per page) is skipped; the params stay the SDK's typed ones."""
         found: list[Any] = []
         while True:
-            page = await self._call(
-                "subscriptions.list", self._client.v1.subscriptions.list_async(params)
+            response = await self._call(
+                "subscriptions.list",
+                self._client.raw_request_async("get", "/v1/subscriptions", **params),
             )
+            page = response.data
             found.extend(page["data"])
             if not page.get("has_more"):
                 return found

@@ -17,9 +17,9 @@ BACKOFF_MAX = 16.0
 class StripeThrottle:
     """A token bucket of capacity one: requests start at least 1/rate seconds apart.
 
-    Each request reserves the next free start time, so concurrent callers queue in order and a
-    late caller never makes a burst. A 429 from Stripe pauses every caller with a doubling
-    backoff, and the first success ends the run."""
+    Callers queue in order; each waits for its turn and the next turn is counted from the
+    moment it actually went, so callers woken late by a busy event loop never leave together.
+    A 429 from Stripe pauses every caller with a doubling backoff; the first success ends it."""
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
@@ -29,14 +29,15 @@ class StripeThrottle:
         self._next = 0.0
         self._paused_until = 0.0
         self._refusals = 0
+        self._queue = asyncio.Lock()
 
     async def acquire(self) -> None:
         """Wait for this request's turn."""
-        now = time.monotonic()
-        start = max(now, self._next, self._paused_until)
-        self._next = start + self._interval
-        if start > now:
-            await asyncio.sleep(start - now)
+        async with self._queue:
+            # A loop, not one sleep: a 429 during the wait moves the turn later.
+            while (wait := max(self._next, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+            self._next = time.monotonic() + self._interval
 
     def rate_limited(self, retry_after: float | None) -> float:
         """Stripe answered 429: pause every request; returns the pause in seconds."""

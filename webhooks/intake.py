@@ -113,7 +113,8 @@ class Intake:
         if self._thread_engine is not None and self._thread is not None:
             engine = self._thread_engine
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, _insert_on_thread, engine, rows)
+            async with self.services.db.writers.turn(urgent=True):
+                return await loop.run_in_executor(self._thread, _insert_on_thread, engine, rows)
         async with self.services.db.engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return set((await auto.execute(STATEMENTS["postgresql"], rows)).scalars())

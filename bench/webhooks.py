@@ -1,0 +1,761 @@
+"""The webhook: deliveries acknowledged per second, and a burst drained under Stripe's rate limit.
+
+Acknowledgements: `python main.py serve` on CPU 0, `wrk` (1 thread, 16 connections) on CPU 1
+over 40,000 distinct pre-signed `customer.subscription.updated` deliveries for 2,000 customers
+the emulator knows (so the applier works while acks are measured), against a hand-written
+Starlette route (`baseline_app` below: the same `verify_webhook`, then one INSERT with the raw
+driver, one transaction per delivery) under the same uvicorn flags.
+
+Burst: 10,000 deliveries (7,000 distinct events over the 2,000 customers, 3,000 duplicates,
+shuffled) at concurrency 16 against a fresh service with STRIPE_RATE_LIMIT=20 and the emulator
+answering 429 above 25/s; then until nothing is pending: Stripe requests per customer, 429s,
+the busiest second, the drain time against its floor (2,000 customers / 20 per second) and
+every org's entitlement against Stripe.
+
+Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql]`` (PostgreSQL too when
+TEST_DATABASE_URL is set; needs ``wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import make_url, text  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from billing.stripe_api import InvalidSignature, verify_webhook  # noqa: E402
+
+CUSTOMERS = 2_000
+ACK_EVENTS = 40_000
+"""Distinct deliveries wrk cycles through while measured (more than 5 s can take)."""
+WARM_EVENTS = 4_000
+BURST_DISTINCT = 7_000
+BURST_DUPLICATES = 3_000
+CONNECTIONS = 16
+SECONDS = 5
+SERVICE_RATE = 20.0
+"""STRIPE_RATE_LIMIT of the service."""
+EMULATOR_RATE = 25.0
+"""The emulator's 429 token bucket (Stripe's test-mode limit)."""
+ACK_GOAL = 1_000
+REQUESTS_GOAL = 1.5
+DRAIN_GOAL = 1.5
+WEBHOOK_PATH = "/webhooks/stripe"
+PENDING_SQL = "SELECT count(*) FROM webhook_events WHERE status IN ('received', 'failed')"
+PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+DELIVER_LUA = """\
+-- Cycles through pre-signed webhook deliveries, one line "signature<TAB>body" each.
+local requests = {}
+local index = 0
+function init(args)
+  local path = args[1]
+  local offset, stride = tonumber(args[2] or "0"), tonumber(args[3] or "1")
+  local n = 0
+  for line in io.lines(path) do
+    if n % stride == offset then
+      local tab = line:find("\\t", 1, true)
+      local headers = {
+        ["Content-Type"] = "application/json", ["Stripe-Signature"] = line:sub(1, tab - 1)
+      }
+      requests[#requests + 1] = wrk.format("POST", "/webhooks/stripe", headers, line:sub(tab + 1))
+    end
+    n = n + 1
+  end
+end
+function request()
+  index = index % #requests + 1
+  return requests[index]
+end
+"""
+
+
+# --- the baseline: verify, then one INSERT per delivery with the raw driver -------------------
+
+BASELINE_INSERT = (
+    "INSERT INTO webhook_events (id, type, created, customer_id, payload, status, attempts,"
+    " received_at) VALUES ({}) ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A timestamp as SQLAlchemy stores it in SQLite."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def baseline_app() -> Starlette:
+    """`uvicorn --factory bench.webhooks:baseline_app`: POST /webhooks/stripe verified with the
+    service's `verify_webhook`, stored with aiosqlite or asyncpg, one transaction each.
+
+    Configured by BENCH_DATABASE_URL (the service's SQLAlchemy URL) and BENCH_WEBHOOK_SECRET."""
+    import aiosqlite
+    import asyncpg
+
+    url = os.environ["BENCH_DATABASE_URL"]
+    secrets = [os.environ["BENCH_WEBHOOK_SECRET"]]
+    sqlite = url.startswith("sqlite")
+    db: dict[str, Any] = {}
+    lock = asyncio.Lock()  # one aiosqlite connection: one transaction at a time
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if sqlite:
+            conn = await aiosqlite.connect(url.split(":///", 1)[1])
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
+                await conn.execute(f"PRAGMA {pragma}")
+            db["sqlite"] = conn
+        else:
+            dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+            db["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=10)
+        yield
+        if sqlite:
+            await db["sqlite"].close()
+        else:
+            await db["pool"].close()
+
+    sqlite_sql = BASELINE_INSERT.format(", ".join("?" * 8))
+    postgres_sql = BASELINE_INSERT.format(", ".join(f"${n}" for n in range(1, 9)))
+
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            event = verify_webhook(body, request.headers.get("stripe-signature"), secrets, 300)
+        except InvalidSignature as exc:
+            return JSONResponse({"error": f"invalid signature: {exc}"}, status_code=400)
+        customer = event["data"]["object"].get("customer")
+        created = datetime.fromtimestamp(event["created"], UTC)
+        now = datetime.now(UTC)
+        values = [event["id"], event["type"], created, customer, body.decode(), "received", 0, now]
+        if sqlite:
+            values[2], values[7] = _sqlite_time(created), _sqlite_time(now)
+            async with lock:
+                cursor = await db["sqlite"].execute(sqlite_sql, values)
+                new = await cursor.fetchone() is not None
+                await cursor.close()
+                await db["sqlite"].commit()
+        else:
+            new = await db["pool"].fetchval(postgres_sql, *values) is not None
+        return JSONResponse({"received": True, "duplicate": not new})
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route(WEBHOOK_PATH, webhook, methods=["POST"]), Route("/healthz", healthz)],
+        lifespan=lifespan,
+    )
+
+
+# --- processes: the emulator, the service, the baseline, wrk ----------------------------------
+
+
+@dataclass
+class Proc:
+    """A running server: its URL, process and stderr file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    stderr: Path
+
+    def alive(self) -> None:
+        """Raise with the tail of its stderr if it exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.url} exited: {self.stderr.read_text()[-2000:]}")
+
+
+@contextmanager
+def process(
+    cmd: list[str], env: dict[str, str], cpu: int, stderr: Path, probe: str
+) -> Iterator[Proc]:
+    """A server pinned to a CPU (when pinning is possible), up until the block ends."""
+    from tests.support.servers import free_port
+
+    port = free_port()
+    pin = ["taskset", "-c", str(cpu)] if PINNED else []
+    with stderr.open("wb") as err:
+        popen = subprocess.Popen(
+            [*pin, *(arg.replace("{port}", str(port)) for arg in cmd)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    proc = Proc(f"http://127.0.0.1:{port}", popen, stderr)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            proc.alive()
+            try:
+                if httpx.get(f"{proc.url}{probe}", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{cmd} never answered {probe}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
+def emulator(tmp: Path) -> Any:
+    """The Stripe emulator in a process of its own (its request log's times are then not
+    skewed by this process's GIL), on CPU 1 with wrk and the burst's client."""
+    cmd = [sys.executable, "-m", "emulator", "--port", "{port}", "--log-level", "warning"]
+    return process(cmd, {}, 1, tmp / "emulator.stderr", "/_emulator/clock")
+
+
+def service(env: dict[str, str], stderr: Path) -> Any:
+    """`python main.py serve --no-access-log` on CPU 0."""
+    cmd = [sys.executable, "main.py", "serve", "--port", "{port}", "--no-access-log"]
+    return process(cmd, env, 0, stderr, "/healthz")
+
+
+def baseline(env: dict[str, str], stderr: Path) -> Any:
+    """`baseline_app` under uvicorn with the service's flags (uvloop, httptools, no access log)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.webhooks:baseline_app",
+        "--port",
+        "{port}",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
+    return process(cmd, env, 0, stderr, "/healthz")
+
+
+def complaints(stderr: Path) -> list[str]:
+    """The lines of a server's stderr that are warnings, errors or tracebacks."""
+    found = []
+    for line in stderr.read_text(errors="replace").splitlines():
+        if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback", line):
+            found.append(line)
+    return found
+
+
+@dataclass
+class Round:
+    """One wrk run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    cpu: float = float("nan")
+    """Share of one CPU the server used during the run."""
+
+
+def _percentile_ms(out: str, percent: int) -> float:
+    """A latency percentile of wrk's `--latency` report ('812.00us', '3.21ms', '1.02s')."""
+    found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no {percent}% latency in wrk's report:\n{out}")
+    number, unit = found.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process used so far (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, lua: Path, lines: Path, seconds: int) -> Round:
+    """One wrk run cycling through the signed deliveries in `lines`."""
+    pin = ["taskset", "-c", "1"] if PINNED else []
+    cmd = [*pin, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(lua)]
+    out = subprocess.run(
+        [*cmd, f"{url}{WEBHOOK_PATH}", "--", str(lines)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None:
+        raise RuntimeError(f"no throughput in wrk's report:\n{out}")
+    return Round(
+        float(rps.group(1)), _percentile_ms(out, 50), _percentile_ms(out, 99), int(total.group(1))
+    )
+
+
+# --- Stripe's side: 2,000 customers with a Pro subscription -----------------------------------
+
+
+@dataclass(frozen=True)
+class Customer:
+    """An org's customer in the emulator and its subscription as Stripe returned it."""
+
+    org: str
+    id: str
+    subscription: dict[str, Any]
+
+
+def make_customers(api: str, tmp: Path) -> list[Customer]:
+    """Seed the catalog, then one customer (metadata org_id) with a Pro subscription per org."""
+    from billing.migrate import migrate
+    from tests.support.stack import seed, suite_settings
+    from tests.support.stripe_side import price_id, stripe_sdk
+
+    url = f"sqlite+aiosqlite:///{tmp / 'seed.db'}"  # the catalog sync opens a database
+    migrate(url)
+    seed(suite_settings(database_url=url, stripe_api_base=api))
+    sdk = stripe_sdk(api)
+    price = price_id(sdk, "pro_monthly")
+
+    def create(i: int) -> Customer:
+        org = f"org_bench_{i}"
+        customer = sdk.v1.customers.create(params={"metadata": {"org_id": org}})
+        sub = sdk.v1.subscriptions.create(
+            params={"customer": customer.id, "items": [{"price": price}]}
+        )
+        assert sub.last_response is not None
+        return Customer(org, customer.id, json.loads(sub.last_response.body))
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(create, range(CUSTOMERS)))
+
+
+def stripe_subscriptions(api: str) -> dict[str, tuple[str, str]]:
+    """Every subscription in the emulator: customer -> (plan slug, status)."""
+    from tests.support.stripe_side import stripe_sdk
+
+    plans = tomllib.loads((ROOT / "plans.toml").read_text())["plans"]
+    slugs = {
+        price["lookup_key"]: slug
+        for slug, plan in plans.items()
+        for price in plan.get("prices", {}).values()
+    }
+    found = {}
+    listing = stripe_sdk(api).v1.subscriptions.list(params={"status": "all", "limit": 100})
+    for sub in listing.auto_paging_iter():
+        key = sub["items"].data[0].price.lookup_key
+        found[str(sub.customer)] = (slugs.get(key, str(key)), str(sub.status))
+    return found
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+def _invoice(customer: Customer) -> dict[str, Any]:
+    """The paid invoice of a customer's subscription, in Stripe's shape (what invoice.paid
+    carries: its customer and subscription)."""
+    sub = customer.subscription
+    return {
+        "id": sub.get("latest_invoice") or f"in_{uuid.uuid4().hex[:24]}",
+        "object": "invoice",
+        "customer": customer.id,
+        "status": "paid",
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": sub["id"], "metadata": {}},
+        },
+    }
+
+
+def ack_bodies(customers: list[Customer], n: int) -> list[bytes]:
+    """`customer.subscription.updated` events, round robin over the customers."""
+    from tests.support.signing import event_body
+
+    return [
+        event_body("customer.subscription.updated", customers[i % len(customers)].subscription)
+        for i in range(n)
+    ]
+
+
+def burst_bodies(customers: list[Customer], rng: random.Random) -> list[bytes]:
+    """BURST_DISTINCT events: one per customer at least, the rest spread at random; a
+    customer's events share a `created` second or follow it by one."""
+    from tests.support.signing import event_body
+
+    counts = Counter(range(len(customers)))
+    counts.update(rng.choices(range(len(customers)), k=BURST_DISTINCT - len(customers)))
+    base = int(time.time()) - 120
+    bodies = []
+    for index, count in counts.items():
+        customer = customers[index]
+        second = base + rng.randrange(60)
+        for k in range(count):
+            kind = (
+                "customer.subscription.created"
+                if k == 0
+                else rng.choice(["customer.subscription.updated", "invoice.paid"])
+            )
+            obj = _invoice(customer) if kind == "invoice.paid" else customer.subscription
+            bodies.append(event_body(kind, obj, created=second + rng.choice([0, 0, 1])))
+    return bodies
+
+
+def write_signed(bodies: list[bytes], path: Path) -> None:
+    """One "signature<TAB>body" line per delivery, signed now, for deliver.lua."""
+    from tests.support.signing import WEBHOOK_SECRET, sign
+
+    with path.open("w") as out:
+        for body in bodies:
+            out.write(f"{sign(body, WEBHOOK_SECRET)}\t{body.decode()}\n")
+
+
+@dataclass
+class Delivered:
+    """What the burst's client saw."""
+
+    started: float
+    last_ack: float
+    duplicates: int
+
+
+async def deliver(url: str, deliveries: list[tuple[str, bytes]]) -> Delivered:
+    """Every delivery once over CONNECTIONS keep-alive connections; when the last one was
+    acknowledged.
+
+    A few lines of HTTP/1.1 on asyncio streams rather than httpx.AsyncClient: with 16
+    requests in flight httpx (0.28, httpcore 1.0) spends about 6 ms of CPU per request here,
+    which caps the client near 170 deliveries/s, far below what the service acknowledges."""
+    host, port = url.removeprefix("http://").split(":")
+    pending = iter(deliveries)
+    seen = {"duplicates": 0, "last": 0.0}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for signature, body in pending:
+                writer.write(
+                    f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"Content-Type: application/json\r\nStripe-Signature: {signature}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                fields = dict(line.lower().split(":", 1) for line in head[1:] if ":" in line)
+                answer = await reader.readexactly(int(fields["content-length"]))
+                status = int(head[0].split()[1])
+                if status != 200:
+                    raise RuntimeError(f"delivery answered {status}: {answer[:300]!r}")
+                seen["last"] = max(seen["last"], time.time())
+                seen["duplicates"] += bool(json.loads(answer)["duplicate"])
+        finally:
+            writer.close()
+
+    started = time.time()
+    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    return Delivered(started, seen["last"], int(seen["duplicates"]))
+
+
+async def drained(url: str, server: Proc, within: float) -> None:
+    """Wait until no stored event is pending."""
+    engine = create_async_engine(url)
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            async with engine.connect() as conn:
+                pending = (await conn.execute(text(PENDING_SQL))).scalar_one()
+            if pending == 0:
+                return
+            server.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{pending} events still pending after {within:.0f} s")
+            await asyncio.sleep(0.25)
+    finally:
+        await engine.dispose()
+
+
+async def query(url: str, sql: str) -> list[dict[str, Any]]:
+    """Rows of one query."""
+    from tests.support.db import rows
+
+    return await rows(url, sql)
+
+
+def _utc(value: Any) -> datetime:
+    """A timestamp from either backend (SQLite hands back naive text) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most requests in any sliding 1-second window."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+# --- databases ------------------------------------------------------------------------------
+
+
+async def _admin(url: str, statement: str) -> None:
+    """CREATE/DROP DATABASE outside a transaction."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(statement))
+    await engine.dispose()
+
+
+@contextmanager
+def database(backend: str, tmp: Path, label: str) -> Iterator[str]:
+    """A fresh, migrated database of this backend, dropped (PostgreSQL) when the block ends."""
+    from billing.migrate import migrate
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / f'{label}.db'}"
+        admin = None
+    else:
+        server_url = make_url(os.environ["TEST_DATABASE_URL"])
+        name = f"billing_bench_{label}_{uuid.uuid4().hex[:12]}"
+        admin = server_url.render_as_string(hide_password=False)
+        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        url = server_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        if admin is not None:
+            asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def service_env(url: str, api: str) -> dict[str, str]:
+    """The service's environment: the suite's settings on this database and emulator."""
+    from tests.support.servers import settings_env
+    from tests.support.stack import suite_settings
+
+    settings = suite_settings(database_url=url, stripe_api_base=api, stripe_rate_limit=SERVICE_RATE)
+    return settings_env(settings)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report_stderr(label: str, stderr: Path) -> None:
+    """One line: what a server complained about (the first few lines, if any)."""
+    lines = complaints(stderr)
+    print(f"{label}: {len(lines)} warning/error lines in stderr", flush=True)
+    for line in lines[:5]:
+        print(f"    {line[:300]}", flush=True)
+
+
+# --- the two measurements -------------------------------------------------------------------
+
+
+def run_backend(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
+    """Both measurements on one backend."""
+    from emulator.client import EmulatorControl
+
+    control = EmulatorControl(api)
+    control.rate_limit(EMULATOR_RATE)
+    lua = tmp / "deliver.lua"
+    lua.write_text(DELIVER_LUA)
+    warm, lines = tmp / "warm.txt", tmp / "deliveries.txt"
+    write_signed(ack_bodies(customers, WARM_EVENTS), warm)
+    write_signed(ack_bodies(customers, ACK_EVENTS), lines)
+
+    results: dict[str, Round] = {}
+    for side in ("service", "baseline"):
+        with database(backend, tmp, f"{side}_acks") as url:
+            stderr = tmp / f"{backend}_{side}_acks.stderr"
+            if side == "service":
+                start = service(service_env(url, api), stderr)
+            else:
+                from tests.support.signing import WEBHOOK_SECRET
+
+                env = {"BENCH_DATABASE_URL": url, "BENCH_WEBHOOK_SECRET": WEBHOOK_SECRET}
+                start = baseline(env, stderr)
+            with start as server:
+                wrk(server.url, lua, warm, 1)
+                used, started = cpu_seconds(server.process.pid), time.monotonic()
+                results[side] = wrk(server.url, lua, lines, SECONDS)
+                elapsed = time.monotonic() - started
+                results[side].cpu = (cpu_seconds(server.process.pid) - used) / elapsed
+                server.alive()
+            if results[side].requests > ACK_EVENTS:
+                print(f"  ({side}: {results[side].requests:,} requests > {ACK_EVENTS:,} events)")
+            if side == "service":
+                report_stderr(f"{backend} service (acks)", stderr)
+    ours, base = results["service"], results["baseline"]
+    print(
+        f"{backend} acks: service {ours.rps:>7,.0f} req/s  p50 {ours.p50_ms:6.2f} ms"
+        f"  p99 {ours.p99_ms:6.2f} ms (CPU {ours.cpu:.0%})   | baseline {base.rps:>7,.0f} req/s"
+        f"  p50 {base.p50_ms:6.2f} ms  p99 {base.p99_ms:6.2f} ms (CPU {base.cpu:.0%})"
+        f"   | ratio {ours.rps / base.rps:4.2f}x req/s, {ours.p99_ms / base.p99_ms:4.2f}x p99"
+        f"   | goal >= {ACK_GOAL:,}/s: {_met(ours.rps >= ACK_GOAL)}",
+        flush=True,
+    )
+    burst(backend, tmp, api, customers, control)
+    control.close()
+
+
+def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
+    """10,000 deliveries, then the drain, on a fresh database and service."""
+    rng = random.Random(20_000)
+    with database(backend, tmp, "burst") as url:
+        stderr = tmp / f"{backend}_burst.stderr"
+        with service(service_env(url, api), stderr) as server:
+            from tests.support.signing import WEBHOOK_SECRET, sign
+
+            bodies = burst_bodies(customers, rng)
+            signed = [(sign(body, WEBHOOK_SECRET), body) for body in bodies]
+            deliveries = signed + rng.sample(signed, BURST_DUPLICATES)
+            rng.shuffle(deliveries)
+            control.rate_limit(EMULATOR_RATE)
+            control.clear_requests()
+            delivered = asyncio.run(deliver(server.url, deliveries))
+            floor = CUSTOMERS / SERVICE_RATE
+            asyncio.run(drained(url, server, within=max(600.0, 5 * floor)))
+            log = [r for r in control.requests() if str(r["path"]).startswith("/v1/")]
+        report_stderr(f"{backend} service (burst)", stderr)
+        control.rate_limit(0)
+        stripe = stripe_subscriptions(api)
+        events = asyncio.run(
+            query(
+                url,
+                "SELECT status, attempts, count(*) AS n FROM webhook_events"
+                " GROUP BY status, attempts",
+            )
+        )
+        last = asyncio.run(query(url, "SELECT max(processed_at) AS at FROM webhook_events"))
+        rows = asyncio.run(
+            query(url, "SELECT org_id, plan, status, stripe_customer_id FROM entitlements")
+        )
+
+    seconds = delivered.last_ack - delivered.started
+    print(
+        f"{backend} burst: {len(deliveries):,} deliveries ({BURST_DISTINCT:,} distinct,"
+        f" {BURST_DUPLICATES:,} duplicates; {delivered.duplicates:,} answered duplicate)"
+        f" acknowledged in {seconds:.2f} s: {len(deliveries) / seconds:,.0f}/s",
+        flush=True,
+    )
+    kinds = Counter(
+        "GET /v1/subscriptions"
+        if r["method"] == "GET" and r["path"] == "/v1/subscriptions"
+        else "GET /v1/customers/{id}"
+        if r["method"] == "GET" and str(r["path"]).startswith("/v1/customers/")
+        else f"{r['method']} {r['path']}"
+        for r in log
+    )
+    per_customer = len(log) / CUSTOMERS
+    throttled = sum(1 for r in log if r["status"] == 429)
+    print(
+        f"{backend} burst: {len(log):,} Stripe requests ("
+        + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common())
+        + f"): {per_customer:.2f} per customer (goal <= {REQUESTS_GOAL}:"
+        f" {_met(per_customer <= REQUESTS_GOAL)}); 429s: {throttled}",
+        flush=True,
+    )
+    times = [float(r["time"]) for r in log]
+    during = busiest_second([t for t in times if t <= delivered.last_ack])
+    after = busiest_second([t for t in times if t > delivered.last_ack])
+    print(
+        f"{backend} burst: at most {busiest_second(times)} Stripe requests in any 1 s window"
+        f" ({during} while deliveries arrived, {after} after the last ack;"
+        f" STRIPE_RATE_LIMIT {SERVICE_RATE:g}/s, emulator 429 above {EMULATOR_RATE:g}/s)",
+        flush=True,
+    )
+    finished = _utc(last[0]["at"]).timestamp()
+    drain, whole = finished - delivered.last_ack, finished - delivered.started
+    print(
+        f"{backend} burst: drained {drain:.1f} s after the last ack; floor {CUSTOMERS:,}"
+        f" / {SERVICE_RATE:g} per s = {floor:.0f} s: {drain / floor:.2f}x"
+        f" (goal <= {DRAIN_GOAL}x: {_met(drain / floor <= DRAIN_GOAL)});"
+        f" {whole:.1f} s from the first delivery ({whole / floor:.2f}x)",
+        flush=True,
+    )
+    ours = {r["org_id"]: (r["plan"], r["status"], r["stripe_customer_id"]) for r in rows}
+    mismatches = sum(
+        1
+        for c in customers
+        if ours.get(c.org) != (*stripe.get(c.id, ("?", "?")), c.id)
+        or stripe.get(c.id) != ("pro", "active")
+    )
+    counts = {(r["status"], int(r["attempts"])): int(r["n"]) for r in events}
+    clean = counts == {("processed", 1): BURST_DISTINCT}
+    print(
+        f"{backend} burst: entitlements vs Stripe: {mismatches} mismatches of {CUSTOMERS:,}"
+        f" (goal 0: {_met(mismatches == 0)}); events: "
+        + ", ".join(f"{n:,} {s} (attempts {a})" for (s, a), n in sorted(counts.items()))
+        + ("" if clean else f"  <- expected {BURST_DISTINCT:,} processed with attempts 1"),
+        flush=True,
+    )
+
+
+def main() -> None:
+    """Run on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/webhooks.py needs wrk: apt-get install wrk")
+    backends = args.backend or (
+        ["sqlite", "postgresql"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
+    )
+    if PINNED:
+        os.sched_setaffinity(0, {1})  # the burst's client and the emulator stay off CPU 0
+    print(
+        f"{os.cpu_count()} CPUs; server pinned to CPU 0; wrk (1 thread, {CONNECTIONS}"
+        f" connections, {SECONDS} s), the emulator and the burst's client on CPU 1"
+        + ("" if PINNED else " (not pinned: taskset or a 2nd CPU missing)")
+        + f"; load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp_name, emulator(Path(tmp_name)) as emu:
+        tmp = Path(tmp_name)
+        started = time.monotonic()
+        customers = make_customers(emu.url, tmp)
+        print(
+            f"setup: {CUSTOMERS:,} customers with a Pro subscription in the emulator in"
+            f" {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        for backend in backends:
+            run_backend(backend, tmp, emu.url, customers)
+
+
+if __name__ == "__main__":
+    main()
