@@ -261,7 +261,11 @@ class StripeGateway:
         self._portal_config: tuple[float, str | None] | None = None
 
     async def _call(self, what: str, coro: Any) -> Any:
-        """Await one SDK call within the deadline, sorting failures into transient or not."""
+        """Await one SDK call within the deadline, sorting failures into transient or not.
+
+        A pause after a 429 is waited out first: it slows the call down, it does not count
+        against the call's own deadline."""
+        await self.throttle.paused()
         try:
             async with asyncio.timeout(self.deadline):
                 result = await coro

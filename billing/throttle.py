@@ -39,6 +39,11 @@ class StripeThrottle:
                 await asyncio.sleep(wait)
             self._next = time.monotonic() + self._interval
 
+    async def paused(self) -> None:
+        """Wait while requests are paused after a 429."""
+        while (wait := self.paused_for) > 0:  # noqa: ASYNC110  (a new 429 extends it)
+            await asyncio.sleep(wait)
+
     def rate_limited(self, retry_after: float | None) -> float:
         """Stripe answered 429: pause every request; returns the pause in seconds."""
         self._refusals += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, deque
 
 from billing.errors import StripeRateLimited
@@ -34,6 +35,8 @@ CONCURRENCY = 8
 Stripe; the rest of the pool (10 + 10 on PostgreSQL) stays free for the API."""
 BATCH = 256
 """Due customers fetched per query."""
+ELSEWHERE_COOLDOWN = 1.0
+"""Seconds a customer another process holds is left alone before this one looks again."""
 IDLE_POLL = 1.0
 """Seconds between looks for due work when nothing wakes the applier (other processes'
 events, retries coming due)."""
@@ -95,6 +98,7 @@ class Applier:
         self._wake = asyncio.Event()
         self._queue: deque[str] = deque()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._elsewhere: dict[str, float] = {}
         self._loop: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -135,18 +139,24 @@ class Applier:
         """Start applies for due customers while slots are free."""
         while len(self._inflight) < self.concurrency:
             if not self._queue:
-                found = await due_customers(self.services, set(self._inflight), BATCH)
+                now = time.monotonic()
+                self._elsewhere = {c: t for c, t in self._elsewhere.items() if t > now}
+                busy = set(self._inflight) | set(self._elsewhere)
+                found = await due_customers(self.services, busy, BATCH)
                 self._queue.extend(found)
                 if not found:
                     return
             customer = self._queue.popleft()
-            if customer not in self._inflight:
+            if customer not in self._inflight and customer not in self._elsewhere:
                 self._inflight[customer] = asyncio.create_task(self._apply(customer))
 
     async def _apply(self, customer_id: str) -> None:
-        """One customer's apply; its slot is freed and the loop woken either way."""
+        """One customer's apply; its slot is freed and the loop woken either way.
+
+        A customer another process holds is skipped for a moment rather than retried at once."""
         try:
-            await apply_customer(self.services, customer_id)
+            if await apply_customer(self.services, customer_id) is None:
+                self._elsewhere[customer_id] = time.monotonic() + ELSEWHERE_COOLDOWN
         except Exception:
             log.exception("webhook applier: customer %s", customer_id)
         finally:

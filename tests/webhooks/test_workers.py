@@ -1,0 +1,288 @@
+"""Appliers in other processes: `python main.py worker` applies what a server stored, and two
+servers on one PostgreSQL database share a burst without ever applying a customer together."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emulator.client import EmulatorControl
+from tests.support.api import Api
+from tests.support.cli import ROOT
+from tests.support.db import rows
+from tests.support.journeys import click
+from tests.support.servers import ApiProcess
+from tests.support.stack import Stack
+from tests.support.timing import eventually
+from tests.support.world import CONCURRENCY, World, all_events, deliver, settled
+from tests.webhooks.test_applier import (
+    EVENTS_SQL,
+    LoggedApi,
+    bodies_of,
+    customer_of,
+    customers_by_org,
+    subscribe_orgs,
+    subscription_reads,
+)
+from tests.webhooks.test_convergence import expected, live_through
+
+APPLIED = re.compile(r"applied customer (\S+) org=(\S+) events=(\d+) (\S+)$")
+"""The applier's line per apply (webhooks.applier._log_applied)."""
+
+
+def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """(customer, event ids) of each apply a process logged."""
+    found = []
+    for line in lines:
+        if match := APPLIED.search(line):
+            ids = match.group(4).split(",")
+            assert len(ids) == int(match.group(3)), line
+            found.append((match.group(1), ids))
+    return found
+
+
+class Worker:
+    """`python main.py worker` in a child process, its output kept in files."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.stdout, self.stderr = logs / "worker.out", logs / "worker.err"
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "main.py", "worker"],
+                cwd=ROOT,
+                env={**ApiProcess(env)._env},
+                stdout=out,
+                stderr=err,
+            )
+
+    def lines(self) -> list[str]:
+        """What it logged so far."""
+        return self.stderr.read_text().splitlines()
+
+    def terminate(self, timeout: float) -> tuple[int, float]:
+        """SIGTERM; its exit code and how long it took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        """Make sure it is gone."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: Path) -> None:
+    orgs = await subscribe_orgs(world, 6)
+    events = await all_events(world)
+    pending = {e["id"] for e in events if customer_of(e)}
+    control = EmulatorControl(world.emulator.url)
+    url = world.settings.database_url
+    control.clear_requests()
+    # A server that stores every delivery but whose applier never gets Stripe's answer: each
+    # re-read hangs (and it would wait a minute for it), then the server dies mid-apply.
+    control.fail("/v1/subscriptions", method="GET", mode="hang", hang_seconds=60, count=1000)
+    try:
+        world.api.stop()
+        world.api = ApiProcess({**world.env, "STRIPE_TIMEOUT": "60"}, port=world.api.port).start()
+        assert await deliver(world.api.url, bodies_of(events)) == []
+        await eventually(
+            lambda: asyncio.to_thread(control.requests, path="/v1/subscriptions", method="GET"),
+            what="the server's applier waiting for Stripe",
+        )
+        stored = await rows(url, EVENTS_SQL)
+        assert {r["id"] for r in stored} == {e["id"] for e in events}
+        assert {(r["status"], r["attempts"]) for r in stored if r["id"] in pending} == {
+            ("received", 0)
+        }
+        world.api.kill()
+    finally:
+        control.clear_faults()
+
+    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    try:
+        await settled(url, timeout=30)
+        stored = await rows(url, EVENTS_SQL)
+        assert {r["status"] for r in stored} <= {"processed", "ignored"}
+        assert {r["attempts"] for r in stored} == {1}
+        applied = [i for _, ids in applies(worker.lines()) for i in ids]
+        assert sorted(applied) == sorted(pending)  # the worker applied each, once
+        code, took = await asyncio.to_thread(worker.terminate, 15)
+    finally:
+        worker.kill()
+    assert code == 0, worker.stderr.read_text()[-2000:]
+    assert took < 5, took
+    assert "applying stored webhook events" in worker.stdout.read_text()
+
+    world.restart_api()
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        for api in orgs:
+            got = await Api(client, api.org).entitlement()
+            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+    control.close()
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time a child process used so far (user + system, from /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+HOLD = 4.0
+"""Seconds the first process holds a customer (Stripe answers its re-read that late)."""
+
+
+async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
+    world: World, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        api = Api(client)
+        await click((await api.upgrade("pro"))["url"], "pay")
+    customer = (await customers_by_org(world))[api.org]
+    events = [e for e in await all_events(world) if customer_of(e) == customer]
+    assert len(events) >= 2
+    url = world.settings.database_url
+    control = EmulatorControl(world.emulator.url)
+    control.clear_requests()
+    world.api.stop()  # the holder waits for Stripe's late answer instead of timing out
+    world.api = ApiProcess({**world.env, "STRIPE_TIMEOUT": "30"}, port=world.api.port).start()
+    other = LoggedApi(world.env, tmp_path / "other.log").start()
+    try:
+        idle_from = cpu_seconds(other.process)
+        await asyncio.sleep(2)
+        idle = cpu_seconds(other.process) - idle_from
+        control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=HOLD)
+        assert await deliver(world.api.url, bodies_of(events[:1])) == []
+        await eventually(
+            lambda: asyncio.to_thread(subscription_reads, control, customer),
+            what="the holder's re-read in flight",
+        )
+        # The other process stores the rest: the customer is due, but claimed elsewhere.
+        waiting_from = cpu_seconds(other.process)
+        assert await deliver(other.url, bodies_of(events[1:])) == []
+        await asyncio.sleep(HOLD - 1.5)
+        waiting = cpu_seconds(other.process) - waiting_from
+        assert len(subscription_reads(control, customer)) == 1  # still held by the first
+        await settled(url, timeout=30)
+    finally:
+        control.clear_faults()
+        other.stop()
+    stored = await rows(url, EVENTS_SQL + " WHERE customer_id = :c", c=customer)
+    assert {(r["status"], r["attempts"]) for r in stored} == {("processed", 1)}
+    # Waiting for another process's claim should cost about as little as idling, not a core's
+    # worth of looking for due work and trying the claim again.
+    assert waiting < 0.5, f"{waiting:.2f} s of CPU in {HOLD - 1.5:.1f} s (idle: {idle:.2f} s)"
+    control.close()
+
+
+ORGS = 60
+DUPLICATES = 0.3
+STRIPE_DELAY = 0.05
+"""Seconds Stripe takes to answer each re-read: two overlapping reads of a customer would
+arrive closer together than this."""
+
+
+async def test_two_servers_never_apply_one_customer_at_once(
+    stack: Stack, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if stack.backend != "postgresql":
+        pytest.skip("two API processes share a database on PostgreSQL only")
+    world: World = request.getfixturevalue("world")
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=60) as client:
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def guarded(i: int) -> Api:
+            async with gate:
+                return await live_through(world, client, i)
+
+        orgs = await asyncio.gather(*(guarded(i) for i in range(ORGS)))
+    control = EmulatorControl(world.emulator.url)
+    control.advance(35 * 86_400)
+    events = await all_events(world)
+    rng = random.Random(4321)
+    bodies = bodies_of(events)
+    bodies += rng.sample(bodies, int(len(bodies) * DUPLICATES))
+    rng.shuffle(bodies)
+    url = world.settings.database_url
+
+    world.api.stop()
+    first = LoggedApi(world.env, tmp_path / "first.log", port=world.api.port).start()
+    world.api = first
+    second = LoggedApi(world.env, tmp_path / "second.log").start()
+    control.clear_requests()
+    control.fail(
+        "/v1/subscriptions", method="GET", mode="delay", hang_seconds=STRIPE_DELAY, count=10**6
+    )
+    try:
+        half = len(bodies) // 2
+        unacknowledged = await asyncio.gather(
+            deliver(first.url, bodies[:half]), deliver(second.url, bodies[half:])
+        )
+        assert [len(u) for u in unacknowledged] == [0, 0]
+        await settled(url, timeout=60)
+        reads = control.requests(path="/v1/subscriptions", method="GET")
+    finally:
+        control.clear_faults()
+        second.stop()
+
+    # Every org equals Stripe; every event applied exactly once.
+    customers = await customers_by_org(world)
+    async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
+        for api in orgs:
+            want = await asyncio.to_thread(expected, world, api.org, customers[api.org])
+            got = await Api(client, api.org).entitlement()
+            assert {k: got[k] for k in want} == want, (api.org, customers[api.org])
+    stored = await rows(url, EVENTS_SQL)
+    assert sorted(r["id"] for r in stored) == sorted(e["id"] for e in events)
+    assert {r["status"] for r in stored} <= {"processed", "ignored"}
+    assert {r["attempts"] for r in stored} == {1}
+
+    # Each process logged its applies: every event is in exactly one of them, on one process
+    # (two overlapping applies would both log the events they read).
+    logged = {"first": applies(first.lines()), "second": applies(second.lines())}
+    assert logged["first"] and logged["second"], "both processes applied events"
+    where: dict[str, list[str]] = defaultdict(list)
+    rounds: Counter[str] = Counter()
+    appliers: dict[str, set[str]] = defaultdict(set)
+    for name, done in logged.items():
+        for customer, ids in done:
+            rounds[customer] += 1
+            appliers[customer].add(name)
+            for event_id in ids:
+                where[event_id].append(name)
+    pending = {e["id"] for e in events if customer_of(e)}
+    assert set(where) == pending
+    assert {i: w for i, w in where.items() if len(w) != 1} == {}
+    shared = [c for c, names in appliers.items() if len(names) == 2]
+    assert shared, "some customers were applied by both processes (in turn)"
+
+    # One Stripe re-read per apply, and a customer's re-reads never overlapped: each arrived
+    # after the one before had been answered.
+    times: dict[str, list[float]] = defaultdict(list)
+    for read in reads:
+        times[read["params"]["customer"]].append(read["time"])
+    assert {c: len(t) for c, t in times.items()} == dict(rounds)
+    closest = min(
+        (b - a for t in times.values() for a, b in itertools.pairwise(sorted(t))),
+        default=STRIPE_DELAY,
+    )
+    assert closest >= STRIPE_DELAY * 0.9, closest
+    print(
+        f"{len(reads)} re-reads for {len(pending)} events of {len(times)} customers; "
+        f"rounds per customer {sorted(Counter(rounds.values()).items())}; "
+        f"{len(shared)} customers applied by both processes; closest re-reads {closest:.3f}s"
+    )
+    control.close()
