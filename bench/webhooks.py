@@ -2,9 +2,11 @@
 
 Acknowledgements: `python main.py serve` on CPU 0, `wrk` (1 thread, 16 connections) on CPU 1
 over 40,000 distinct pre-signed `customer.subscription.updated` deliveries for 2,000 customers
-the emulator knows (so the applier works while acks are measured), against a hand-written
-Starlette route (`baseline_app` below: the same `verify_webhook`, then one INSERT with the raw
-driver, one transaction per delivery) under the same uvicorn flags.
+the emulator knows, so events are applied while acks are measured: in two shapes, the default
+(the API process applies them too, on the same CPU) and WEBHOOK_APPLIER=worker with
+`python main.py worker` on CPU 1; against a hand-written Starlette route (`baseline_app`
+below: the same `verify_webhook`, then one INSERT with the raw driver, one transaction per
+delivery) under the same uvicorn flags.
 
 Burst: 10,000 deliveries (7,000 distinct events over the 2,000 customers, 3,000 duplicates,
 shuffled) at concurrency 16 against a fresh service with STRIPE_RATE_LIMIT=20 and the emulator
@@ -12,8 +14,8 @@ answering 429 above 25/s; then until nothing is pending: Stripe requests per cus
 the busiest second, the drain time against its floor (2,000 customers / 20 per second) and
 every org's entitlement against Stripe.
 
-Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql]`` (PostgreSQL too when
-TEST_DATABASE_URL is set; needs ``wrk``).
+Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql] [--part acks|burst]``
+(PostgreSQL too when TEST_DATABASE_URL is set; needs ``wrk``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +72,7 @@ REQUESTS_GOAL = 1.5
 DRAIN_GOAL = 1.5
 WEBHOOK_PATH = "/webhooks/stripe"
 PENDING_SQL = "SELECT count(*) FROM webhook_events WHERE status IN ('received', 'failed')"
+APPLIED_SQL = "SELECT count(*) AS n FROM webhook_events WHERE status = 'processed'"
 PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 DELIVER_LUA = """\
 -- Cycles through pre-signed webhook deliveries, one line "signature<TAB>body" each.
@@ -243,6 +246,29 @@ def service(env: dict[str, str], stderr: Path) -> Any:
     return process(cmd, env, 0, stderr, "/healthz")
 
 
+@contextmanager
+def worker(env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python main.py worker` on CPU 1, stopped (SIGTERM) when the block ends."""
+    pin = ["taskset", "-c", "1"] if PINNED else []
+    with stderr.open("wb") as err:
+        popen = subprocess.Popen(
+            [*pin, sys.executable, "main.py", "worker"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        yield popen
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
 def baseline(env: dict[str, str], stderr: Path) -> Any:
     """`baseline_app` under uvicorn with the service's flags (uvloop, httptools, no access log)."""
     cmd = [
@@ -281,6 +307,8 @@ class Round:
     requests: int
     cpu: float = float("nan")
     """Share of one CPU the server used during the run."""
+    applied: int = 0
+    """Events the service applied by the end of the run."""
 
 
 def _percentile_ms(out: str, percent: int) -> float:
@@ -585,12 +613,32 @@ def report_stderr(label: str, stderr: Path) -> None:
 # --- the two measurements -------------------------------------------------------------------
 
 
-def run_backend(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
-    """Both measurements on one backend."""
+def run_backend(
+    backend: str, tmp: Path, api: str, customers: list[Customer], parts: list[str]
+) -> None:
+    """The measurements asked for on one backend."""
     from emulator.client import EmulatorControl
 
     control = EmulatorControl(api)
     control.rate_limit(EMULATOR_RATE)
+    if "acks" in parts:
+        acks(backend, tmp, api, customers)
+    if "burst" in parts:
+        burst(backend, tmp, api, customers, control)
+    control.close()
+
+
+SIDES = {
+    "service": "applier in the server",
+    "split": "WEBHOOK_APPLIER=worker, `main.py worker` on CPU 1",
+    "baseline": "",
+}
+"""The shapes measured: the default (the API process applies too), the API with the applier
+in a worker process of its own, and the hand-written route."""
+
+
+def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
+    """Deliveries acknowledged per second by the service (both shapes) and by the baseline."""
     lua = tmp / "deliver.lua"
     lua.write_text(DELIVER_LUA)
     warm, lines = tmp / "warm.txt", tmp / "deliveries.txt"
@@ -598,38 +646,46 @@ def run_backend(backend: str, tmp: Path, api: str, customers: list[Customer]) ->
     write_signed(ack_bodies(customers, ACK_EVENTS), lines)
 
     results: dict[str, Round] = {}
-    for side in ("service", "baseline"):
-        with database(backend, tmp, f"{side}_acks") as url:
+    for side in SIDES:
+        with database(backend, tmp, f"{side}_acks") as url, ExitStack() as stack:
             stderr = tmp / f"{backend}_{side}_acks.stderr"
-            if side == "service":
-                start = service(service_env(url, api), stderr)
-            else:
+            if side == "baseline":
                 from tests.support.signing import WEBHOOK_SECRET
 
                 env = {"BENCH_DATABASE_URL": url, "BENCH_WEBHOOK_SECRET": WEBHOOK_SECRET}
-                start = baseline(env, stderr)
-            with start as server:
-                wrk(server.url, lua, warm, 1)
-                used, started = cpu_seconds(server.process.pid), time.monotonic()
-                results[side] = wrk(server.url, lua, lines, SECONDS)
-                elapsed = time.monotonic() - started
-                results[side].cpu = (cpu_seconds(server.process.pid) - used) / elapsed
-                server.alive()
-            if results[side].requests > ACK_EVENTS:
-                print(f"  ({side}: {results[side].requests:,} requests > {ACK_EVENTS:,} events)")
-            if side == "service":
-                report_stderr(f"{backend} service (acks)", stderr)
-    ours, base = results["service"], results["baseline"]
-    print(
-        f"{backend} acks: service {ours.rps:>7,.0f} req/s  p50 {ours.p50_ms:6.2f} ms"
-        f"  p99 {ours.p99_ms:6.2f} ms (CPU {ours.cpu:.0%})   | baseline {base.rps:>7,.0f} req/s"
-        f"  p50 {base.p50_ms:6.2f} ms  p99 {base.p99_ms:6.2f} ms (CPU {base.cpu:.0%})"
-        f"   | ratio {ours.rps / base.rps:4.2f}x req/s, {ours.p99_ms / base.p99_ms:4.2f}x p99"
-        f"   | goal >= {ACK_GOAL:,}/s: {_met(ours.rps >= ACK_GOAL)}",
-        flush=True,
-    )
-    burst(backend, tmp, api, customers, control)
-    control.close()
+                server = stack.enter_context(baseline(env, stderr))
+            else:
+                env = service_env(url, api)
+                if side == "split":
+                    env["WEBHOOK_APPLIER"] = "worker"
+                    stack.enter_context(worker(env, tmp / f"{backend}_worker.stderr"))
+                server = stack.enter_context(service(env, stderr))
+            wrk(server.url, lua, warm, 1)
+            used, started = cpu_seconds(server.process.pid), time.monotonic()
+            results[side] = wrk(server.url, lua, lines, SECONDS)
+            elapsed = time.monotonic() - started
+            results[side].cpu = (cpu_seconds(server.process.pid) - used) / elapsed
+            server.alive()
+            applied = asyncio.run(query(url, APPLIED_SQL))[0]["n"] if side != "baseline" else 0
+        if results[side].requests > ACK_EVENTS:
+            print(f"  ({side}: {results[side].requests:,} requests > {ACK_EVENTS:,} events)")
+        if side != "baseline":
+            report_stderr(f"{backend} {side} (acks)", stderr)
+            results[side].applied = int(applied)
+    base = results["baseline"]
+    for side, shape in SIDES.items():
+        if side == "baseline":
+            continue
+        ours = results[side]
+        print(
+            f"{backend} acks ({shape}): {ours.rps:>7,.0f} req/s  p50 {ours.p50_ms:6.2f} ms"
+            f"  p99 {ours.p99_ms:6.2f} ms (CPU {ours.cpu:.0%}; {ours.applied:,} events applied"
+            f" meanwhile)   | baseline {base.rps:>7,.0f} req/s  p50 {base.p50_ms:6.2f} ms"
+            f"  p99 {base.p99_ms:6.2f} ms (CPU {base.cpu:.0%})"
+            f"   | ratio {ours.rps / base.rps:4.2f}x req/s, {ours.p99_ms / base.p99_ms:4.2f}x p99"
+            f"   | goal >= {ACK_GOAL:,}/s: {_met(ours.rps >= ACK_GOAL)}",
+            flush=True,
+        )
 
 
 def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
@@ -729,6 +785,7 @@ def main() -> None:
     """Run on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--part", choices=["acks", "burst"], action="append")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/webhooks.py needs wrk: apt-get install wrk")
@@ -754,7 +811,7 @@ def main() -> None:
             flush=True,
         )
         for backend in backends:
-            run_backend(backend, tmp, emu.url, customers)
+            run_backend(backend, tmp, emu.url, customers, args.part or ["acks", "burst"])
 
 
 if __name__ == "__main__":

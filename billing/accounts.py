@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from functools import partial
+
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from billing.changes import mark_changed
@@ -33,15 +35,19 @@ async def ensure_customer(services: Services, org_id: str) -> str:
     previous = account.stripe_customer_id if account else "first"
     key = f"org:{org_id}:customer:{previous}"
     customer_id = await services.stripe.create_customer(org_id, key)
-    async with services.db.write() as session:
-        await link_account(session, org_id, customer_id)
-        stored = await session.scalar(
-            select(BillingAccount.stripe_customer_id).where(col(BillingAccount.org_id) == org_id)
-        )
+    return await services.db.write(partial(_link_and_read, org_id, customer_id))
+
+
+def _link_and_read(org_id: str, customer_id: str, session: Session) -> str:
+    """Link the customer unless the org has a live one; the org's customer after that."""
+    link_account(session, org_id, customer_id)
+    stored = session.scalar(
+        select(BillingAccount.stripe_customer_id).where(col(BillingAccount.org_id) == org_id)
+    )
     return str(stored)
 
 
-async def link_account(session: AsyncSession, org_id: str, customer_id: str) -> None:
+def link_account(session: Session, org_id: str, customer_id: str) -> None:
     """Record the org's customer unless the org already has a live one."""
     table = BillingAccount.__table__  # type: ignore[attr-defined]
     stmt = insert(session, table).values(
@@ -52,7 +58,7 @@ async def link_account(session: AsyncSession, org_id: str, customer_id: str) -> 
         set_={"stripe_customer_id": customer_id, "deleted_at": None},
         where=table.c.deleted_at.is_not(None),
     )
-    await session.execute(stmt)
+    session.execute(stmt)
     mark_changed(session, org_id)
 
 

@@ -2,7 +2,7 @@
 
 Three sources feed one generation counter:
 
-- in this process, `Database.write()` reports the orgs a committed transaction touched
+- in this process, `Database.write` reports the orgs a committed transaction touched
   (`mark_changed`), right after the commit;
 - on SQLite, any other process's commit (a `resync`, `events replay`, a worker, a hand-made
   fix) moves `PRAGMA data_version`, which `poll()` reads on every cached read;
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ Listener = Callable[[str | None], None]
 """Called with the org whose entitlement changed, or None when any may have."""
 
 
-def mark_changed(session: AsyncSession, org_id: str) -> None:
+def mark_changed(session: Session, org_id: str) -> None:
     """Note that this transaction writes the org's entitlement or billing account."""
     session.info.setdefault("changed_orgs", set()).add(org_id)
 

@@ -18,13 +18,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
-    from billing.db import Database
+    from billing.db import Database, Work
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,9 @@ class Claim:
         self._db = db
         self._connection = connection
 
-    def write(self) -> AbstractAsyncContextManager[AsyncSession]:
+    async def write(self, work: Work[T]) -> T:
         """The write transaction of the claimed work (on the claim's connection, if any)."""
-        return self._db.write(on=self._connection)
+        return await self._db.write(work, on=self._connection)
 
 
 class CustomerClaims:

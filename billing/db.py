@@ -1,11 +1,20 @@
-"""The async database engine: SQLite (WAL, busy timeout) or PostgreSQL (asyncpg)."""
+"""The database: SQLite (WAL, busy timeout) or PostgreSQL (asyncpg).
+
+Reads are async sessions. Writes are synchronous functions of a `Session` run whole in one
+transaction (`Database.write`): on PostgreSQL through the async driver, on SQLite on the
+process's one writer thread. SQLite has one write lock per database; a transaction driven
+from a busy event loop would hold it across every hop between the loop and the driver's
+thread, and other writers of the process would sleep in SQLite's busy handler. The writer
+thread runs each transaction from BEGIN to COMMIT without returning to the loop, and its
+queue is the process's queue of writers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
@@ -16,11 +25,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from billing.changes import feed_for
 from billing.claims import claims_for
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+Work = Callable[[Session], T]
+"""A write: synchronous ORM code given the transaction's session."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -38,7 +52,7 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 def make_thread_engine(url: str) -> Engine:
-    """A synchronous engine on the same SQLite file, for work done whole on one thread."""
+    """A synchronous engine on the same SQLite file, for the writer thread."""
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
     engine = create_engine(
         sync_url,
@@ -71,48 +85,8 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class WriterQueue:
-    """SQLite: one writer at a time in this process, storing webhook deliveries first.
-
-    SQLite has one write lock per database; connections of one process that wait for it sleep
-    in SQLite's busy handler (up to 100 ms a turn), so they queue here instead. A delivery
-    waits for its commit before it is acknowledged, so it goes ahead of background work, which
-    lets at most `PATIENCE` of them pass before it takes its turn. PostgreSQL: no queue."""
-
-    PATIENCE = 3
-
-    def __init__(self, enabled: bool) -> None:
-        self._lock = asyncio.Lock() if enabled else None
-        self._urgent = 0
-
-    @asynccontextmanager
-    async def turn(self, urgent: bool = False) -> AsyncIterator[None]:
-        """Hold the process's write turn for the block."""
-        if self._lock is None:
-            yield
-            return
-        if urgent:
-            self._urgent += 1
-            try:
-                await self._lock.acquire()
-            finally:
-                self._urgent -= 1
-        else:
-            for _ in range(self.PATIENCE):
-                await self._lock.acquire()
-                if not self._urgent:
-                    break
-                self._lock.release()
-            else:
-                await self._lock.acquire()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-
 class Database:
-    """The engine and its session factory."""
+    """The engine, its session factory, and the way writes run."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -120,7 +94,9 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.changes = feed_for(url)
         self.claims = claims_for(self)
-        self.writers = WriterQueue(enabled=is_sqlite(url))
+        sqlite = is_sqlite(url)
+        self._writer_engine = make_thread_engine(url) if sqlite else None
+        self._writer = ThreadPoolExecutor(1, "sqlite-writer") if sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -128,24 +104,27 @@ class Database:
         async with self._sessions() as session:
             yield session
 
-    @asynccontextmanager
-    async def write(self, on: AsyncConnection | None = None) -> AsyncIterator[AsyncSession]:
-        """A session in one write transaction: committed on success, rolled back on error.
+    async def write(self, work: Work[T], on: AsyncConnection | None = None) -> T:
+        """Run `work` in one write transaction: committed if it returns, rolled back if it raises.
 
-        `on` runs it on a connection the caller holds (a claim's). Once committed, the orgs it
-        marked (`billing.changes.mark_changed`) are reported to `changes`, so caches of their
-        entitlements go at once."""
-        opened = self._sessions() if on is None else AsyncSession(bind=on, expire_on_commit=False)
-        async with self.writers.turn(), opened as session:
-            await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        `on` runs it on a connection the caller holds (a claim's, PostgreSQL). Once committed,
+        the orgs it marked (`billing.changes.mark_changed`) are reported to `changes`, so
+        caches of their entitlements go at once."""
+        if self._writer is not None and self._writer_engine is not None:
+            loop = asyncio.get_running_loop()
+            done = loop.run_in_executor(self._writer, _write_whole, self._writer_engine, work)
             try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
+                result, changed = await asyncio.shield(done)
+            except asyncio.CancelledError:
+                await asyncio.wait([done])  # the transaction ends before its caller does
                 raise
-            for org_id in session.info.pop("changed_orgs", ()):
-                self.changes.changed(org_id)
+        else:
+            session = self._sessions() if on is None else AsyncSession(on, expire_on_commit=False)
+            async with session:
+                result, changed = await session.run_sync(_write_whole_in, work)
+        for org_id in changed:
+            self.changes.changed(org_id)
+        return result
 
     async def ping(self) -> bool:
         """True when the database answers and has been migrated."""
@@ -159,7 +138,29 @@ class Database:
         return True
 
     async def dispose(self) -> None:
-        """Stop watching changes; close every pooled connection and the claims' lock file."""
+        """Stop watching changes; close every connection, the writer and the claims' lock file."""
         await self.changes.stop()
         self.claims.close()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+        if self._writer_engine is not None:
+            self._writer_engine.dispose()
         await self.engine.dispose()
+
+
+def _write_whole(engine: Engine, work: Work[T]) -> tuple[T, set[str]]:
+    """SQLite, on the writer thread: BEGIN IMMEDIATE, the work, COMMIT (or ROLLBACK)."""
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        return _write_whole_in(session, work)
+
+
+def _write_whole_in(session: Session, work: Work[T]) -> tuple[T, set[str]]:
+    """The work and its commit; the orgs it marked changed."""
+    try:
+        result = work(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result, session.info.pop("changed_orgs", set())

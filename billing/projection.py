@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from billing.accounts import link_account
@@ -42,14 +43,14 @@ def entitlement_columns(services: Services, sub: SubscriptionView | None) -> dic
     }
 
 
-async def _locked_account(session: AsyncSession, customer_id: str) -> BillingAccount | None:
+def _locked_account(session: Session, customer_id: str) -> BillingAccount | None:
     """The account of a customer, row-locked until the transaction ends."""
     stmt = (
         select(BillingAccount)
         .where(col(BillingAccount.stripe_customer_id) == customer_id)
         .with_for_update()
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return session.execute(stmt).scalar_one_or_none()
 
 
 async def read_customer(services: Services, customer_id: str) -> CustomerState:
@@ -60,17 +61,15 @@ async def read_customer(services: Services, customer_id: str) -> CustomerState:
         return CustomerState(CustomerView(id=customer_id, deleted=True, metadata={}), [])
 
 
-async def _link(
-    session: AsyncSession, state: CustomerState, org_hint: str | None
-) -> BillingAccount | None:
+def _link(session: Session, state: CustomerState, org_hint: str | None) -> BillingAccount | None:
     """Link an unknown customer to its org (customer metadata first, then the hint)."""
     customer = state.customer
     org_id = customer.metadata.get("org_id") or org_hint
     if customer.deleted or not org_id:
         log.info("ignoring customer %s: %s", customer.id, "deleted" if org_id else "no org")
         return None
-    await link_account(session, org_id, customer.id)
-    account = await _locked_account(session, customer.id)
+    link_account(session, org_id, customer.id)
+    account = _locked_account(session, customer.id)
     if account is None:
         log.warning("org %s already has another live customer; ignoring %s", org_id, customer.id)
     return account
@@ -92,20 +91,20 @@ def _gone(services: Services, had_subscription: bool) -> dict[str, Any]:
     return values
 
 
-async def project_customer(
-    services: Services, session: AsyncSession, state: CustomerState, org_hint: str | None = None
+def project_customer(
+    services: Services, session: Session, state: CustomerState, org_hint: str | None = None
 ) -> str | None:
     """Make the org's entitlement equal this read of Stripe; returns the org, None if unknown.
 
     The caller holds the customer's claim (`billing.claims`) from before the read until this
     transaction commits, so no older read is ever written over a newer one."""
     customer_id = state.customer.id
-    account = await _locked_account(session, customer_id)
+    account = _locked_account(session, customer_id)
     if account is None:
-        account = await _link(session, state, org_hint)
+        account = _link(session, state, org_hint)
         if account is None:
             return None
-    existing = await session.get(Entitlement, account.org_id)
+    existing = session.get(Entitlement, account.org_id)
     if state.customer.deleted:
         account.deleted_at = account.deleted_at or utcnow()
         session.add(account)
@@ -122,7 +121,7 @@ async def project_customer(
     row.updated_at = utcnow()
     session.add(row)
     mark_changed(session, account.org_id)
-    await session.flush()
+    session.flush()
     return account.org_id
 
 
@@ -136,5 +135,4 @@ async def resync_customer(services: Services, customer_id: str) -> str | None:
         if claim is None:
             raise TimeoutError(f"customer {customer_id} stayed claimed for {CLAIM_WAIT:.0f}s")
         state = await read_customer(services, customer_id)
-        async with claim.write() as session:
-            return await project_customer(services, session, state)
+        return await claim.write(partial(project_customer, services, state=state))

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     webhook_tolerance: int = Field(default=300, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_applier: Literal["server", "worker"] = "server"
+    """Where stored events are applied: in every API process, or only by `main.py worker`."""
 
     _split_lists = field_validator("billing_roles", "cors_origins", mode="before")(_split)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:
@@ -13,6 +13,6 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
-def insert(session: AsyncSession, table: Any) -> Any:
+def insert(session: Session, table: Any) -> Any:
     """The session's dialect's insert with ON CONFLICT support."""
     return dialect_insert(session.get_bind().dialect.name, table)

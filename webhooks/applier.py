@@ -13,10 +13,14 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
+from functools import partial
+
+from sqlalchemy.orm import Session
 
 from billing.errors import StripeRateLimited
 from billing.projection import project_customer, read_customer
 from billing.services import Services
+from billing.stripe_api import CustomerState
 from webhooks.store import (
     Outcome,
     StoredEvent,
@@ -63,9 +67,7 @@ async def apply_customer(
         hint = next((e.target.org_hint for e in events if e.target and e.target.org_hint), None)
         try:
             state = await read_customer(services, customer_id)
-            async with claim.write() as session:
-                org_id = await project_customer(services, session, state, hint)
-                await mark_applied(session, events, org_id)
+            org_id = await claim.write(partial(_project_and_mark, services, state, hint, events))
         except StripeRateLimited:
             log.info("customer %s: Stripe asked us to slow down; its events stay due", customer_id)
             return {e.id: Outcome.DEFERRED for e in events}
@@ -76,6 +78,19 @@ async def apply_customer(
     outcome = Outcome.PROCESSED if org_id else Outcome.IGNORED
     _log_applied(customer_id, org_id, events)
     return {e.id: outcome for e in events}
+
+
+def _project_and_mark(
+    services: Services,
+    state: CustomerState,
+    hint: str | None,
+    events: list[StoredEvent],
+    session: Session,
+) -> str | None:
+    """The apply's one transaction: the projection and its events marked applied."""
+    org_id = project_customer(services, session, state, hint)
+    mark_applied(session, events, org_id)
+    return org_id
 
 
 def _log_applied(customer_id: str, org_id: str | None, events: list[StoredEvent]) -> None:

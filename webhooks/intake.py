@@ -5,21 +5,20 @@ deliveries arriving meanwhile wait and go into the next one, so a burst costs on
 per batch instead of a transaction per delivery, and a quiet webhook waits for nobody.
 
 Each batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING id (SQLAlchemy's
-"insertmanyvalues"), committed at once. On
-PostgreSQL it is one round trip, and a few batches may be in flight at once. On SQLite the
-whole transaction runs in one call on a thread of its own (the async driver would hop
-between threads for every step, and each hop waits for a busy event loop)."""
+"insertmanyvalues"), committed at once. On PostgreSQL it is one round trip in autocommit,
+and a few batches may be in flight at once. On SQLite it is one transaction on the writer
+thread (`Database.write`), one batch at a time."""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from billing.db import is_sqlite, make_thread_engine
+from billing.db import is_sqlite
 from billing.models import EventStatus, WebhookEvent
 from billing.services import Services
 from billing.upsert import dialect_insert
@@ -29,6 +28,9 @@ MAX_BATCH = 500
 """Events per statement at most."""
 IN_FLIGHT = 4
 """PostgreSQL: batches committing at once per process."""
+SQLITE_IN_FLIGHT = 2
+"""SQLite: batches handed to the writer thread at once (the next waits in its queue, so the
+thread goes on without waiting for the event loop between two)."""
 
 Waiter = tuple[dict[str, Any], asyncio.Future[bool]]
 
@@ -65,10 +67,8 @@ class Intake:
         self._waiting: list[Waiter] = []
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        url = services.db.url
-        self._thread_engine: Engine | None = make_thread_engine(url) if is_sqlite(url) else None
-        self._thread = ThreadPoolExecutor(1, "webhook-intake") if self._thread_engine else None
-        self._most = 1 if self._thread_engine else IN_FLIGHT
+        self._sqlite = is_sqlite(services.db.url)
+        self._most = SQLITE_IN_FLIGHT if self._sqlite else IN_FLIGHT
 
     async def store(self, event: dict[str, Any], body: bytes) -> Stored:
         """Store one event; returns once it is committed (raises if the commit failed)."""
@@ -110,24 +110,13 @@ class Intake:
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         """Run the batch's statement and commit it."""
-        if self._thread_engine is not None and self._thread is not None:
-            engine = self._thread_engine
-            loop = asyncio.get_running_loop()
-            async with self.services.db.writers.turn(urgent=True):
-                return await loop.run_in_executor(self._thread, _insert_on_thread, engine, rows)
+        if self._sqlite:
+            return await self.services.db.write(partial(_insert_sqlite, rows))
         async with self.services.db.engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return set((await auto.execute(STATEMENTS["postgresql"], rows)).scalars())
 
-    def close(self) -> None:
-        """Release the SQLite thread and its connection."""
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-        if self._thread_engine is not None:
-            self._thread_engine.dispose()
 
-
-def _insert_on_thread(engine: Engine, rows: list[dict[str, Any]]) -> set[str]:
-    """The SQLite batch, whole, on the intake's thread."""
-    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        return set(conn.execute(STATEMENTS["sqlite"], rows).scalars())
+def _insert_sqlite(rows: list[dict[str, Any]], session: Session) -> set[str]:
+    """The SQLite batch's statement, in the writer thread's transaction."""
+    return set(session.connection().execute(STATEMENTS["sqlite"], rows).scalars())

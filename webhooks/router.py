@@ -1,7 +1,8 @@
 """POST /webhooks/stripe: verify over the raw bytes, store, acknowledge; the applier applies.
 
-A plain ASGI endpoint rather than a FastAPI route: a renewal burst is thousands of these a
-second, and routing, dependency solving and response models cost more than the work."""
+A plain ASGI endpoint rather than a FastAPI route, served right inside the request guard
+(`server.direct`): a renewal burst is thousands of these a second, and routing, dependency
+solving, response models and middleware cost more than the work."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _well_formed(event: Any) -> bool:
 class StripeWebhook:
     """Receive one Stripe event: 2xx once it is stored (a 5xx only if storing failed)."""
 
-    def __init__(self, services: Services, intake: Intake, applier: Applier) -> None:
+    def __init__(self, services: Services, intake: Intake, applier: Applier | None) -> None:
         self.services = services
         self.intake = intake
         self.applier = applier
@@ -70,11 +71,11 @@ class StripeWebhook:
         if not _well_formed(event):
             return JSONResponse({"error": "not a Stripe event"}, status_code=400)
         stored = await self.intake.store(event, body)
-        if stored.pending:
+        if stored.pending and self.applier is not None:
             self.applier.wake()
         return JSONResponse({"received": True, "duplicate": not stored.new})
 
 
-def webhook_route(services: Services, intake: Intake, applier: Applier) -> Route:
+def webhook_route(services: Services, intake: Intake, applier: Applier | None) -> Route:
     """The route of the webhook endpoint."""
     return Route(WEBHOOK_PATH, StripeWebhook(services, intake, applier), methods=["POST"])

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from billing.models import APPLIED_STATUSES, PENDING_STATUSES, EventStatus, WebhookEvent, utcnow
@@ -127,13 +127,11 @@ async def pending_of(
         ]
 
 
-async def mark_applied(
-    session: AsyncSession, events: list[StoredEvent], org_id: str | None
-) -> None:
+def mark_applied(session: Session, events: list[StoredEvent], org_id: str | None) -> None:
     """Mark events applied in the apply's own transaction: processed for an org, else ignored."""
     now = utcnow()
     status = (EventStatus.PROCESSED if org_id else EventStatus.IGNORED).value
-    await session.execute(
+    session.execute(
         update(WebhookEvent),
         [
             {
@@ -159,20 +157,17 @@ async def mark_failed(services: Services, events: list[StoredEvent], error: Exce
     """Keep failed events with their error, due again after their backoff."""
     now = utcnow()
     message = f"{type(error).__name__}: {str(error)[:500]}"
-    async with services.db.write() as session:
-        await session.execute(
-            update(WebhookEvent),
-            [
-                {
-                    "id": event.id,
-                    "status": EventStatus.FAILED.value,
-                    "attempts": event.attempts + 1,
-                    "last_error": message,
-                    "next_attempt_at": now + timedelta(seconds=retry_delay(event.attempts + 1)),
-                }
-                for event in events
-            ],
-        )
+    rows = [
+        {
+            "id": event.id,
+            "status": EventStatus.FAILED.value,
+            "attempts": event.attempts + 1,
+            "last_error": message,
+            "next_attempt_at": now + timedelta(seconds=retry_delay(event.attempts + 1)),
+        }
+        for event in events
+    ]
+    await services.db.write(lambda session: session.execute(update(WebhookEvent), rows))
 
 
 async def replay_targets(
@@ -195,16 +190,16 @@ async def replay_targets(
 
 async def mark_ignored_again(services: Services, event_ids: list[str]) -> None:
     """A forced replay of events that name no customer: nothing to do, counted as an attempt."""
-    async with services.db.write() as session:
-        await session.execute(
-            update(WebhookEvent)
-            .where(col(WebhookEvent.id).in_(event_ids))
-            .values(
-                status=EventStatus.IGNORED.value,
-                attempts=WebhookEvent.attempts + 1,
-                processed_at=utcnow(),
-            )
+    stmt = (
+        update(WebhookEvent)
+        .where(col(WebhookEvent.id).in_(event_ids))
+        .values(
+            status=EventStatus.IGNORED.value,
+            attempts=WebhookEvent.attempts + 1,
+            processed_at=utcnow(),
         )
+    )
+    await services.db.write(lambda session: session.execute(stmt))
 
 
 @dataclass(frozen=True)

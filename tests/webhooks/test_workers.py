@@ -135,6 +135,37 @@ async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: P
     control.close()
 
 
+async def test_with_the_applier_in_a_worker_servers_only_store(
+    world: World, tmp_path: Path
+) -> None:
+    orgs = await subscribe_orgs(world, 4)
+    events = await all_events(world)
+    pending = {e["id"] for e in events if customer_of(e)}
+    control = EmulatorControl(world.emulator.url)
+    url = world.settings.database_url
+    world.api.stop()
+    world.api = ApiProcess({**world.env, "WEBHOOK_APPLIER": "worker"}, port=world.api.port).start()
+    control.clear_requests()
+    assert await deliver(world.api.url, bodies_of(events)) == []
+    await asyncio.sleep(2.5)  # more than two of an applier's idle polls
+    stored = await rows(url, EVENTS_SQL)
+    assert {(r["status"], r["attempts"]) for r in stored if r["id"] in pending} == {("received", 0)}
+    assert control.requests(path="/v1/subscriptions", method="GET") == []
+
+    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    try:
+        await settled(url, timeout=30)
+        applied = [i for _, ids in applies(worker.lines()) for i in ids]
+        assert sorted(applied) == sorted(pending)
+    finally:
+        worker.kill()
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        for api in orgs:
+            got = await Api(client, api.org).entitlement()
+            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+    control.close()
+
+
 def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     """CPU time a child process used so far (user + system, from /proc)."""
     fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
