@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if applier is not None:
             await applier.stop()
+        await intake.close()
         await services.db.dispose()
 
     dev = not settings.production

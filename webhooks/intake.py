@@ -5,17 +5,22 @@ deliveries arriving meanwhile wait and go into the next one, so a burst costs on
 per batch instead of a transaction per delivery, and a quiet webhook waits for nobody.
 
 Each batch is one INSERT ... ON CONFLICT DO NOTHING RETURNING id (SQLAlchemy's
-"insertmanyvalues"), committed at once. On PostgreSQL it is one round trip in autocommit,
-and a few batches may be in flight at once. On SQLite it is one transaction on the writer
-thread (`Database.write`), one batch at a time."""
+"insertmanyvalues"), committed at once. On PostgreSQL it is one round trip in autocommit on
+the intake's own few connections, and a few batches may be in flight at once; those
+connections skip the pool's ping (a round trip per batch): one found dead is replaced and its
+batch sent again, which the ON CONFLICT makes harmless. On SQLite it is one transaction on
+the writer thread (`Database.write`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from billing.db import is_sqlite
@@ -24,9 +29,11 @@ from billing.services import Services
 from billing.upsert import dialect_insert
 from webhooks.store import row_of
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 500
 """Events per statement at most."""
-IN_FLIGHT = 4
+IN_FLIGHT = 2
 """PostgreSQL: batches committing at once per process."""
 SQLITE_IN_FLIGHT = 2
 """SQLite: batches handed to the writer thread at once (the next waits in its queue, so the
@@ -69,6 +76,16 @@ class Intake:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sqlite = is_sqlite(services.db.url)
         self._most = SQLITE_IN_FLIGHT if self._sqlite else IN_FLIGHT
+        self._engine: AsyncEngine | None = (
+            None
+            if self._sqlite
+            else create_async_engine(
+                services.db.url,
+                pool_size=IN_FLIGHT,
+                max_overflow=0,
+                isolation_level="AUTOCOMMIT",
+            )
+        )
 
     async def store(self, event: dict[str, Any], body: bytes) -> Stored:
         """Store one event; returns once it is committed (raises if the commit failed)."""
@@ -110,13 +127,28 @@ class Intake:
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
         """Run the batch's statement and commit it."""
-        if self._sqlite:
+        if self._engine is None:
             return await self.services.db.write(partial(_insert_sqlite, rows))
-        async with self.services.db.engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return set((await auto.execute(STATEMENTS["postgresql"], rows)).scalars())
+        try:
+            return await _insert_postgres(self._engine, rows)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("webhook intake: a database connection was lost; sending the batch again")
+            return await _insert_postgres(self._engine, rows)
+
+    async def close(self) -> None:
+        """Close the intake's own connections (PostgreSQL)."""
+        if self._engine is not None:
+            await self._engine.dispose()
 
 
 def _insert_sqlite(rows: list[dict[str, Any]], session: Session) -> set[str]:
     """The SQLite batch's statement, in the writer thread's transaction."""
     return set(session.connection().execute(STATEMENTS["sqlite"], rows).scalars())
+
+
+async def _insert_postgres(engine: AsyncEngine, rows: list[dict[str, Any]]) -> set[str]:
+    """The PostgreSQL batch's statement, in autocommit on one of the intake's connections."""
+    async with engine.connect() as conn:
+        return set((await conn.execute(STATEMENTS["postgresql"], rows)).scalars())
