@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from tests.support.cli import MAIN, run_cli
 from tests.support.journeys import subscribe
 from tests.support.servers import free_port, wait_healthy
 from tests.support.stack import PLANS
+from tests.support.world import settled
 
 
 class Dev:
@@ -58,10 +60,12 @@ class Dev:
         wait_healthy(self.url, self.process, timeout=60)
         return log.read_text()
 
-    def settle(self) -> None:
-        """Wait until the emulator has delivered every webhook it owes the API."""
+    async def settle(self) -> None:
+        """Wait until the emulator has delivered every webhook it owes the API, and the API
+        has applied them."""
         with EmulatorControl(self.emulator) as control:
-            control.wait_idle(timeout=30)
+            await asyncio.to_thread(control.wait_idle, timeout=30)
+        await settled(f"sqlite+aiosqlite:///{self.folder / 'billing.db'}", timeout=30)
 
     def stop(self) -> None:
         """Ctrl-C, as a developer stops it."""
@@ -91,7 +95,7 @@ async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: Dev) -> No
         await subscribe(paying, "pro")
         upgraded_only = dev_api(http, "org_checkout_only")
         assert (await upgraded_only.upgrade("pro"))["__typename"] == "CheckoutSession"
-        dev.settle()
+        await dev.settle()
         before = await paying.entitlement()
     async with AsyncEmulatorControl(dev.emulator) as control:
         advanced = await control.advance(3 * 86400)

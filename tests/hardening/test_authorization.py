@@ -3,6 +3,7 @@ and no way for one org to reach another's billing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -46,6 +47,7 @@ from tests.support.journeys import subscribe
 from tests.support.stack import Stack
 from tests.support.stripe_side import stripe_calls
 from tests.support.timing import eventually
+from tests.support.world import settled
 
 # HS512 with the (short for SHA-512) suite secret is one of the refused tokens: no warning.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -350,9 +352,10 @@ async def test_org_a_can_never_read_open_or_change_org_b(
     await subscribe(a, "pro")
     a_customer = await customer_id(stack.settings.database_url, a.org)
     assert a_customer is not None
-    # Let the webhooks of A's checkout settle: processing them reads A's customer from Stripe,
-    # and those reads must not be mistaken for B's.
-    stack.control.wait_idle(timeout=30)
+    # Let the webhooks of A's checkout land and be applied: applying them reads A's customer
+    # from Stripe in the background, and those reads must not be mistaken for B's.
+    await asyncio.to_thread(stack.control.wait_idle, timeout=30)
+    await settled(stack.settings.database_url, timeout=30)
     log_mark = len(stack.control.requests())
 
     b = Api(client)
