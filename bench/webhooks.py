@@ -193,6 +193,16 @@ class Proc:
             raise RuntimeError(f"{self.url} exited: {self.stderr.read_text()[-2000:]}")
 
 
+def stop(popen: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    popen.terminate()
+    try:
+        popen.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
 @contextmanager
 def process(
     cmd: list[str], env: dict[str, str], cpu: int, stderr: Path, probe: str
@@ -225,12 +235,7 @@ def process(
             time.sleep(0.05)
         yield proc
     finally:
-        popen.terminate()
-        try:
-            popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        stop(popen)
 
 
 def emulator(tmp: Path) -> Any:
@@ -261,12 +266,7 @@ def worker(env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen[bytes
     try:
         yield popen
     finally:
-        popen.terminate()
-        try:
-            popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        stop(popen)
 
 
 def baseline(env: dict[str, str], stderr: Path) -> Any:
