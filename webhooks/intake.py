@@ -74,16 +74,13 @@ class Intake:
         self._waiting: list[Waiter] = []
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sqlite = is_sqlite(services.db.url)
-        self._most = SQLITE_IN_FLIGHT if self._sqlite else IN_FLIGHT
+        sqlite = is_sqlite(services.db.url)
+        self._most = SQLITE_IN_FLIGHT if sqlite else IN_FLIGHT
         self._engine: AsyncEngine | None = (
             None
-            if self._sqlite
+            if sqlite
             else create_async_engine(
-                services.db.url,
-                pool_size=IN_FLIGHT,
-                max_overflow=0,
-                isolation_level="AUTOCOMMIT",
+                services.db.url, pool_size=IN_FLIGHT, max_overflow=0, isolation_level="AUTOCOMMIT"
             )
         )
 

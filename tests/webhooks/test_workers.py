@@ -53,6 +53,14 @@ def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
     return found
 
 
+async def all_on_pro(world: World, orgs: list[Api]) -> None:
+    """Every org's entitlement, read through the API, is Pro and active."""
+    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+        for api in orgs:
+            got = await Api(client, api.org).entitlement()
+            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+
+
 class Worker:
     """`python main.py worker` in a child process, its output kept in files."""
 
@@ -128,10 +136,7 @@ async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: P
     assert "applying stored webhook events" in worker.stdout.read_text()
 
     world.restart_api()
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
-        for api in orgs:
-            got = await Api(client, api.org).entitlement()
-            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+    await all_on_pro(world, orgs)
     control.close()
 
 
@@ -159,10 +164,7 @@ async def test_with_the_applier_in_a_worker_servers_only_store(
         assert sorted(applied) == sorted(pending)
     finally:
         worker.kill()
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
-        for api in orgs:
-            got = await Api(client, api.org).entitlement()
-            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+    await all_on_pro(world, orgs)
     control.close()
 
 
