@@ -14,7 +14,12 @@ answering 429 above 25/s; then until nothing is pending: Stripe requests per cus
 the busiest second, the drain time against its floor (2,000 customers / 20 per second) and
 every org's entitlement against Stripe.
 
-Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql] [--part acks|burst]``
+Crash: the same burst, the server SIGKILLed once half the deliveries were answered and again
+once half the stored events were applied, restarted each time on the same database; what got
+no answer is sent again (as Stripe would). Then: acknowledged events missing, every org against
+Stripe, and every event applied exactly once.
+
+Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql] [--part acks|burst|crash]``
 (PostgreSQL too when TEST_DATABASE_URL is set; needs ``wrk``).
 """
 
@@ -71,7 +76,7 @@ ACK_GOAL = 1_000
 REQUESTS_GOAL = 1.5
 DRAIN_GOAL = 1.5
 WEBHOOK_PATH = "/webhooks/stripe"
-PENDING_SQL = "SELECT count(*) FROM webhook_events WHERE status IN ('received', 'failed')"
+PENDING_SQL = "SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'failed')"
 APPLIED_SQL = "SELECT count(*) AS n FROM webhook_events WHERE status = 'processed'"
 PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 DELIVER_LUA = """\
@@ -473,61 +478,93 @@ class Delivered:
     started: float
     last_ack: float
     duplicates: int
+    unacknowledged: list[tuple[str, bytes]]
+    """Deliveries that got no answer (the server died): Stripe would send them again."""
 
 
-async def deliver(url: str, deliveries: list[tuple[str, bytes]]) -> Delivered:
+async def deliver(
+    url: str, deliveries: list[tuple[str, bytes]], kill_after: Proc | None = None
+) -> Delivered:
     """Every delivery once over CONNECTIONS keep-alive connections; when the last one was
-    acknowledged.
+    acknowledged. With `kill_after`, that server is SIGKILLed once half the deliveries were
+    acknowledged, and the rest are returned unacknowledged.
 
     A few lines of HTTP/1.1 on asyncio streams rather than httpx.AsyncClient: with 16
     requests in flight httpx (0.28, httpcore 1.0) spends about 6 ms of CPU per request here,
     which caps the client near 170 deliveries/s, far below what the service acknowledges."""
     host, port = url.removeprefix("http://").split(":")
     pending = iter(deliveries)
-    seen = {"duplicates": 0, "last": 0.0}
+    seen = {"duplicates": 0, "last": 0.0, "acks": 0}
+    unacknowledged: list[tuple[str, bytes]] = []
+
+    async def post(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, signature: str, body: bytes
+    ) -> None:
+        """One delivery on an open connection, answered 200."""
+        writer.write(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nStripe-Signature: {signature}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = dict(line.lower().split(":", 1) for line in head[1:] if ":" in line)
+        answer = await reader.readexactly(int(fields["content-length"]))
+        status = int(head[0].split()[1])
+        if status != 200:
+            raise RuntimeError(f"delivery answered {status}: {answer[:300]!r}")
+        seen["last"] = max(seen["last"], time.time())
+        seen["duplicates"] += bool(json.loads(answer)["duplicate"])
+        seen["acks"] += 1
+        if kill_after is not None and seen["acks"] == len(deliveries) // 2:
+            kill_after.process.kill()
+            kill_after.process.wait()
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            if kill_after is None:
+                raise
+            return
         try:
             for signature, body in pending:
-                writer.write(
-                    f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                    f"Content-Type: application/json\r\nStripe-Signature: {signature}\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                fields = dict(line.lower().split(":", 1) for line in head[1:] if ":" in line)
-                answer = await reader.readexactly(int(fields["content-length"]))
-                status = int(head[0].split()[1])
-                if status != 200:
-                    raise RuntimeError(f"delivery answered {status}: {answer[:300]!r}")
-                seen["last"] = max(seen["last"], time.time())
-                seen["duplicates"] += bool(json.loads(answer)["duplicate"])
+                try:
+                    await post(reader, writer, signature, body)
+                except (OSError, asyncio.IncompleteReadError):
+                    if kill_after is None:
+                        raise
+                    unacknowledged.append((signature, body))
+                    return
         finally:
             writer.close()
 
     started = time.time()
     await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
-    return Delivered(started, seen["last"], int(seen["duplicates"]))
+    unacknowledged.extend(pending)
+    return Delivered(started, seen["last"], int(seen["duplicates"]), unacknowledged)
+
+
+async def pending_count(url: str) -> int:
+    """Stored events not applied yet."""
+    return int((await query(url, PENDING_SQL))[0]["n"])
+
+
+async def until_pending(url: str, most: int, server: Proc) -> None:
+    """Wait until at most `most` stored events are pending."""
+    while await pending_count(url) > most:
+        server.alive()
+        await asyncio.sleep(0.1)
 
 
 async def drained(url: str, server: Proc, within: float) -> None:
     """Wait until no stored event is pending."""
-    engine = create_async_engine(url)
     deadline = time.monotonic() + within
-    try:
-        while True:
-            async with engine.connect() as conn:
-                pending = (await conn.execute(text(PENDING_SQL))).scalar_one()
-            if pending == 0:
-                return
-            server.alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{pending} events still pending after {within:.0f} s")
-            await asyncio.sleep(0.25)
-    finally:
-        await engine.dispose()
+    while (pending := await pending_count(url)) > 0:
+        server.alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pending} events still pending after {within:.0f} s")
+        await asyncio.sleep(0.25)
 
 
 async def query(url: str, sql: str) -> list[dict[str, Any]]:
@@ -625,6 +662,8 @@ def run_backend(
         acks(backend, tmp, api, customers)
     if "burst" in parts:
         burst(backend, tmp, api, customers, control)
+    if "crash" in parts:
+        crash(backend, tmp, api, customers, control)
     control.close()
 
 
@@ -688,38 +727,36 @@ def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
         )
 
 
+def burst_deliveries(customers: list[Customer], rng: random.Random) -> list[tuple[str, bytes]]:
+    """The burst: BURST_DISTINCT signed events plus BURST_DUPLICATES of them again, shuffled."""
+    from tests.support.signing import WEBHOOK_SECRET, sign
+
+    signed = [(sign(body, WEBHOOK_SECRET), body) for body in burst_bodies(customers, rng)]
+    deliveries = signed + rng.sample(signed, BURST_DUPLICATES)
+    rng.shuffle(deliveries)
+    return deliveries
+
+
+def stripe_requests(control: Any) -> list[dict[str, Any]]:
+    """The emulator's log of Stripe API requests since it was last cleared."""
+    return [r for r in control.requests() if str(r["path"]).startswith("/v1/")]
+
+
 def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
     """10,000 deliveries, then the drain, on a fresh database and service."""
-    rng = random.Random(20_000)
+    deliveries = burst_deliveries(customers, random.Random(20_000))
+    floor = CUSTOMERS / SERVICE_RATE
     with database(backend, tmp, "burst") as url:
         stderr = tmp / f"{backend}_burst.stderr"
         with service(service_env(url, api), stderr) as server:
-            from tests.support.signing import WEBHOOK_SECRET, sign
-
-            bodies = burst_bodies(customers, rng)
-            signed = [(sign(body, WEBHOOK_SECRET), body) for body in bodies]
-            deliveries = signed + rng.sample(signed, BURST_DUPLICATES)
-            rng.shuffle(deliveries)
             control.rate_limit(EMULATOR_RATE)
             control.clear_requests()
             delivered = asyncio.run(deliver(server.url, deliveries))
-            floor = CUSTOMERS / SERVICE_RATE
             asyncio.run(drained(url, server, within=max(600.0, 5 * floor)))
-            log = [r for r in control.requests() if str(r["path"]).startswith("/v1/")]
+            log = stripe_requests(control)
         report_stderr(f"{backend} service (burst)", stderr)
-        control.rate_limit(0)
-        stripe = stripe_subscriptions(api)
-        events = asyncio.run(
-            query(
-                url,
-                "SELECT status, attempts, count(*) AS n FROM webhook_events"
-                " GROUP BY status, attempts",
-            )
-        )
         last = asyncio.run(query(url, "SELECT max(processed_at) AS at FROM webhook_events"))
-        rows = asyncio.run(
-            query(url, "SELECT org_id, plan, status, stripe_customer_id FROM entitlements")
-        )
+        outcome = converged(url, api, customers, control)
 
     seconds = delivered.last_ack - delivered.started
     print(
@@ -728,30 +765,16 @@ def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control:
         f" acknowledged in {seconds:.2f} s: {len(deliveries) / seconds:,.0f}/s",
         flush=True,
     )
-    kinds = Counter(
-        "GET /v1/subscriptions"
-        if r["method"] == "GET" and r["path"] == "/v1/subscriptions"
-        else "GET /v1/customers/{id}"
-        if r["method"] == "GET" and str(r["path"]).startswith("/v1/customers/")
-        else f"{r['method']} {r['path']}"
-        for r in log
-    )
-    per_customer = len(log) / CUSTOMERS
-    throttled = sum(1 for r in log if r["status"] == 429)
-    print(
-        f"{backend} burst: {len(log):,} Stripe requests ("
-        + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common())
-        + f"): {per_customer:.2f} per customer (goal <= {REQUESTS_GOAL}:"
-        f" {_met(per_customer <= REQUESTS_GOAL)}); 429s: {throttled}",
-        flush=True,
-    )
+    report_requests(f"{backend} burst", log)
     times = [float(r["time"]) for r in log]
     during = busiest_second([t for t in times if t <= delivered.last_ack])
     after = busiest_second([t for t in times if t > delivered.last_ack])
+    most = busiest_second(times)
     print(
-        f"{backend} burst: at most {busiest_second(times)} Stripe requests in any 1 s window"
+        f"{backend} burst: at most {most} Stripe requests in any 1 s window at the emulator"
         f" ({during} while deliveries arrived, {after} after the last ack;"
-        f" STRIPE_RATE_LIMIT {SERVICE_RATE:g}/s, emulator 429 above {EMULATOR_RATE:g}/s)",
+        f" STRIPE_RATE_LIMIT {SERVICE_RATE:g}/s, emulator 429 above {EMULATOR_RATE:g}/s;"
+        f" goal <= {SERVICE_RATE:g}: {_met(most <= SERVICE_RATE)})",
         flush=True,
     )
     finished = _utc(last[0]["at"]).timestamp()
@@ -763,6 +786,87 @@ def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control:
         f" {whole:.1f} s from the first delivery ({whole / floor:.2f}x)",
         flush=True,
     )
+    print(f"{backend} burst: {outcome}", flush=True)
+
+
+def crash(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
+    """The burst with two SIGKILLs: once half the deliveries were acknowledged (the restarted
+    server is sent what got no answer, as Stripe would), and once half the stored events were
+    applied (applies in flight die with it); a third server drains what is left."""
+    deliveries = burst_deliveries(customers, random.Random(30_000))
+    floor = CUSTOMERS / SERVICE_RATE
+    with database(backend, tmp, "crash") as url:
+        env = service_env(url, api)
+        control.rate_limit(EMULATOR_RATE)
+        control.clear_requests()
+        with service(env, tmp / f"{backend}_crash_1.stderr") as first:
+            cut = asyncio.run(deliver(first.url, deliveries, kill_after=first))
+        unanswered = Counter(body for _, body in cut.unacknowledged)
+        sent = Counter(body for _, body in deliveries)
+        acknowledged = {json.loads(body)["id"] for body in sent if sent[body] > unanswered[body]}
+        stored = {r["id"] for r in asyncio.run(query(url, "SELECT id FROM webhook_events"))}
+        lost = len(acknowledged - stored)
+        with service(env, tmp / f"{backend}_crash_2.stderr") as second:
+            again = asyncio.run(deliver(second.url, cut.unacknowledged))
+            pending = asyncio.run(pending_count(url))
+            asyncio.run(until_pending(url, pending // 2, second))
+            second.process.kill()
+            second.process.wait()
+        left = asyncio.run(pending_count(url))
+        stderr = tmp / f"{backend}_crash_3.stderr"
+        with service(env, stderr) as third:
+            asyncio.run(drained(url, third, within=max(600.0, 5 * floor)))
+            log = stripe_requests(control)
+        report_stderr(f"{backend} service (crash, after the restarts)", stderr)
+        outcome = converged(url, api, customers, control)
+
+    print(
+        f"{backend} crash: SIGKILL after {len(deliveries) - len(cut.unacknowledged):,} of"
+        f" {len(deliveries):,} deliveries answered; {lost} acknowledged events missing"
+        f" (goal 0: {_met(lost == 0)}); the {len(cut.unacknowledged):,} unanswered sent again"
+        f" to the restarted server ({len(again.unacknowledged)} unanswered there); SIGKILL again"
+        f" with {left:,} of {pending:,} events pending; a third server drained the rest",
+        flush=True,
+    )
+    report_requests(f"{backend} crash", log)
+    print(f"{backend} crash: {outcome}", flush=True)
+
+
+def report_requests(label: str, log: list[dict[str, Any]]) -> None:
+    """One line: the Stripe requests by kind, per customer, and the 429s among them."""
+    kinds = Counter(
+        "GET /v1/subscriptions"
+        if r["method"] == "GET" and r["path"] == "/v1/subscriptions"
+        else "GET /v1/customers/{id}"
+        if r["method"] == "GET" and str(r["path"]).startswith("/v1/customers/")
+        else f"{r['method']} {r['path']}"
+        for r in log
+    )
+    per_customer = len(log) / CUSTOMERS
+    throttled = sum(1 for r in log if r["status"] == 429)
+    print(
+        f"{label}: {len(log):,} Stripe requests ("
+        + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common())
+        + f"): {per_customer:.2f} per customer (goal <= {REQUESTS_GOAL}:"
+        f" {_met(per_customer <= REQUESTS_GOAL)}); 429s: {throttled}",
+        flush=True,
+    )
+
+
+def converged(url: str, api: str, customers: list[Customer], control: Any) -> str:
+    """Every org's entitlement against Stripe, and the stored events by status and attempts."""
+    control.rate_limit(0)
+    stripe = stripe_subscriptions(api)
+    control.rate_limit(EMULATOR_RATE)
+    events = asyncio.run(
+        query(
+            url,
+            "SELECT status, attempts, count(*) AS n FROM webhook_events GROUP BY status, attempts",
+        )
+    )
+    rows = asyncio.run(
+        query(url, "SELECT org_id, plan, status, stripe_customer_id FROM entitlements")
+    )
     ours = {r["org_id"]: (r["plan"], r["status"], r["stripe_customer_id"]) for r in rows}
     mismatches = sum(
         1
@@ -772,12 +876,15 @@ def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control:
     )
     counts = {(r["status"], int(r["attempts"])): int(r["n"]) for r in events}
     clean = counts == {("processed", 1): BURST_DISTINCT}
-    print(
-        f"{backend} burst: entitlements vs Stripe: {mismatches} mismatches of {CUSTOMERS:,}"
+    return (
+        f"entitlements vs Stripe: {mismatches} mismatches of {CUSTOMERS:,}"
         f" (goal 0: {_met(mismatches == 0)}); events: "
         + ", ".join(f"{n:,} {s} (attempts {a})" for (s, a), n in sorted(counts.items()))
-        + ("" if clean else f"  <- expected {BURST_DISTINCT:,} processed with attempts 1"),
-        flush=True,
+        + (
+            f" (goal: {BURST_DISTINCT:,} processed once: met)"
+            if clean
+            else f"  <- expected {BURST_DISTINCT:,} processed with attempts 1: NOT met"
+        )
     )
 
 
@@ -785,7 +892,7 @@ def main() -> None:
     """Run on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
-    parser.add_argument("--part", choices=["acks", "burst"], action="append")
+    parser.add_argument("--part", choices=["acks", "burst", "crash"], action="append")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/webhooks.py needs wrk: apt-get install wrk")
@@ -811,7 +918,7 @@ def main() -> None:
             flush=True,
         )
         for backend in backends:
-            run_backend(backend, tmp, emu.url, customers, args.part or ["acks", "burst"])
+            run_backend(backend, tmp, emu.url, customers, args.part or ["acks", "burst", "crash"])
 
 
 if __name__ == "__main__":

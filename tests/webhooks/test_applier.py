@@ -284,7 +284,8 @@ async def test_the_throttle_keeps_the_process_under_its_stripe_rate_limit(
         assert len(log) >= 40  # at least one re-read per customer: enough to exceed 10/s
         times = [r["time"] for r in log]
         most, gaps = densest_second(times)
-        assert most <= 10 + 1, f"{most} requests within one second, {gaps} s apart"
+        # Counted where Stripe counts, at the receiving end (billing.throttle.SPACING_MARGIN).
+        assert most <= 10, f"{most} requests within one second, {gaps} s apart"
         # ... and not by sending in bursts with pauses: starts are spread out evenly.
         assert max(times) - min(times) >= (len(times) - 1) / 10 - 0.5
         assert {r["status"] for r in log} == {200}, Counter(r["status"] for r in log)
