@@ -197,6 +197,11 @@ class Proc:
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.url} exited: {self.stderr.read_text()[-2000:]}")
 
+    def kill(self) -> None:
+        """SIGKILL (a crash: no shutdown of any kind), and wait until it is gone."""
+        self.process.kill()
+        self.process.wait()
+
 
 def stop(popen: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 15 s."""
@@ -517,8 +522,7 @@ async def deliver(
         seen["duplicates"] += bool(json.loads(answer)["duplicate"])
         seen["acks"] += 1
         if kill_after is not None and seen["acks"] == len(deliveries) // 2:
-            kill_after.process.kill()
-            kill_after.process.wait()
+            kill_after.kill()
 
     async def connection() -> None:
         try:
@@ -550,21 +554,23 @@ async def pending_count(url: str) -> int:
     return int((await query(url, PENDING_SQL))[0]["n"])
 
 
-async def until_pending(url: str, most: int, server: Proc) -> None:
-    """Wait until at most `most` stored events are pending."""
-    while await pending_count(url) > most:
-        server.alive()
-        await asyncio.sleep(0.1)
-
-
-async def drained(url: str, server: Proc, within: float) -> None:
-    """Wait until no stored event is pending."""
+async def until_pending(url: str, most: int, server: Proc, within: float) -> None:
+    """Wait until at most `most` stored events are pending, polling on one engine (a new
+    PostgreSQL connection per poll would cost the database, which shares the CPUs, a fork)."""
+    engine = create_async_engine(url)
     deadline = time.monotonic() + within
-    while (pending := await pending_count(url)) > 0:
-        server.alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{pending} events still pending after {within:.0f} s")
-        await asyncio.sleep(0.25)
+    try:
+        while True:
+            async with engine.connect() as conn:
+                pending = (await conn.execute(text(PENDING_SQL))).scalar_one()
+            if pending <= most:
+                return
+            server.alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{pending} events still pending after {within:.0f} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
 
 
 async def query(url: str, sql: str) -> list[dict[str, Any]]:
@@ -752,7 +758,7 @@ def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control:
             control.rate_limit(EMULATOR_RATE)
             control.clear_requests()
             delivered = asyncio.run(deliver(server.url, deliveries))
-            asyncio.run(drained(url, server, within=max(600.0, 5 * floor)))
+            asyncio.run(until_pending(url, 0, server, within=max(600.0, 5 * floor)))
             log = stripe_requests(control)
         report_stderr(f"{backend} service (burst)", stderr)
         last = asyncio.run(query(url, "SELECT max(processed_at) AS at FROM webhook_events"))
@@ -809,13 +815,12 @@ def crash(backend: str, tmp: Path, api: str, customers: list[Customer], control:
         with service(env, tmp / f"{backend}_crash_2.stderr") as second:
             again = asyncio.run(deliver(second.url, cut.unacknowledged))
             pending = asyncio.run(pending_count(url))
-            asyncio.run(until_pending(url, pending // 2, second))
-            second.process.kill()
-            second.process.wait()
+            asyncio.run(until_pending(url, pending // 2, second, within=5 * floor))
+            second.kill()
         left = asyncio.run(pending_count(url))
         stderr = tmp / f"{backend}_crash_3.stderr"
         with service(env, stderr) as third:
-            asyncio.run(drained(url, third, within=max(600.0, 5 * floor)))
+            asyncio.run(until_pending(url, 0, third, within=max(600.0, 5 * floor)))
             log = stripe_requests(control)
         report_stderr(f"{backend} service (crash, after the restarts)", stderr)
         outcome = converged(url, api, customers, control)
