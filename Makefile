@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/emulator_roundtrip.py
 	$(BIN)/python bench/entitlement.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/subscriptions.py
 
 clean:
 	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache

@@ -127,6 +127,10 @@ def serve(
         access_log=access_log,
         loop="uvloop",
         http="httptools",
+        # entitlementChanged messages are a few hundred bytes: compressing them saves little
+        # and its zlib state costs about 40 KiB per open WebSocket.
+        ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_message_bytes,
     )
 
 
@@ -346,7 +350,9 @@ def dev(port: int = 8000, emulator_port: int = 12111) -> None:
         "Get a development token:\n"
         f"  AUTH_JWT_SECRET={'<yours>' if 'auth_jwt_secret' not in overrides else DEV_JWT_SECRET}"
         " .venv/bin/python main.py dev-token --org org_demo\n"
-        "and send it as the header  Authorization: Bearer <token>\n",
+        "and send it as the header  Authorization: Bearer <token>\n"
+        f"Live entitlement: ws://127.0.0.1:{port}/graphql (graphql-transport-ws; the token goes"
+        ' in connection_init as {"authorization": "Bearer <token>"})\n',
         highlight=False,
         markup=False,
     )

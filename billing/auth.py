@@ -70,6 +70,8 @@ class Principal:
     user_id: str
     org_id: str
     role: str
+    expires_at: float
+    """The token's `exp` (Unix time): a WebSocket signed in with it closes then."""
 
 
 def _pinned(key: jwt.PyJWK) -> bool:
@@ -203,22 +205,17 @@ class Authenticator:
             del self._verified[token]
         claims = await self._verify(token)
         principal = self._principal(claims)
-        self._remember(token, principal, claims, now)
+        self._remember(token, principal, now)
         return principal
 
     def _key_epoch(self) -> float:
         """The JWKS epoch (0 without one): a refreshed key set re-checks remembered tokens."""
         return self._jwks.epoch if self._jwks is not None else 0.0
 
-    def _remember(
-        self, token: str, principal: Principal, claims: dict[str, object], now: float
-    ) -> None:
+    def _remember(self, token: str, principal: Principal, now: float) -> None:
         """Keep a verified token until its `exp` (with leeway), at most VERIFIED_FOR, and
         only while the key set it was checked against stays the one in use."""
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float):
-            return
-        until = min(exp + TOKEN_LEEWAY, now + VERIFIED_FOR)
+        until = min(principal.expires_at + TOKEN_LEEWAY, now + VERIFIED_FOR)
         self._verified[token] = (principal, until, self._key_epoch())
 
     async def _verify(self, token: str) -> dict[str, object]:
@@ -267,13 +264,16 @@ class Authenticator:
         org = claims.get(self._settings.auth_org_claim)
         role = claims.get(self._settings.auth_role_claim)
         sub = claims.get("sub")
+        exp = claims.get("exp")
         if not isinstance(org, str) or not ORG_ID.fullmatch(org):
             raise AuthError("token has no valid org claim")
         if not isinstance(role, str) or not role:
             raise AuthError("token has no role claim")
         if not isinstance(sub, str) or not sub:
             raise AuthError("token has no subject")
-        return Principal(user_id=sub, org_id=org, role=role)
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise AuthError("token has no valid expiry")
+        return Principal(user_id=sub, org_id=org, role=role, expires_at=float(exp))
 
 
 def dev_token(settings: Settings, org: str, role: str, user: str, ttl: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlmodel import col, select
 from billing.accounts import link_account
 from billing.changes import mark_changed
 from billing.errors import StripeNotFound
-from billing.models import BillingAccount, Entitlement, SubscriptionStatus, utcnow
+from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc, utcnow
 from billing.services import Services
 from billing.stripe_api import CustomerState, CustomerView, SubscriptionView
 from billing.subscriptions import ENDED, is_paid, pick_current
@@ -106,23 +107,38 @@ def project_customer(
             return None
     existing = session.get(Entitlement, account.org_id)
     if state.customer.deleted:
-        account.deleted_at = account.deleted_at or utcnow()
-        session.add(account)
+        if account.deleted_at is None:
+            account.deleted_at = utcnow()
+            session.add(account)
+            mark_changed(session, account.org_id)
         had = bool(state.subscriptions) or (
             existing is not None and existing.status != SubscriptionStatus.NONE.value
         )
         values = _gone(services, had)
     else:
         values = entitlement_columns(services, pick_current(state.subscriptions))
-    row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
-    for column, value in values.items():
-        setattr(row, column, value)
-    row.stripe_customer_id = customer_id
-    row.updated_at = utcnow()
-    session.add(row)
-    mark_changed(session, account.org_id)
+    values["stripe_customer_id"] = customer_id
+    if existing is None or _differs(existing, values):
+        row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
+        for column, value in values.items():
+            setattr(row, column, value)
+        row.updated_at = utcnow()
+        session.add(row)
+        mark_changed(session, account.org_id)
     session.flush()
     return account.org_id
+
+
+def _differs(row: Entitlement, values: dict[str, Any]) -> bool:
+    """True when writing `values` would change the row (a re-read that changes nothing writes
+    nothing: `updatedAt` stays, and no `entitlementChanged` message goes out)."""
+    for column, value in values.items():
+        stored = getattr(row, column)
+        if isinstance(stored, datetime):
+            stored = as_utc(stored)
+        if stored != value:
+            return True
+    return False
 
 
 CLAIM_WAIT = 60.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
 
 from billing.auth import Authenticator
 from billing.db import Database
@@ -13,12 +14,16 @@ from billing.plans import Catalog, load_catalog
 from billing.settings import Settings
 from billing.stripe_api import StripeGateway, deadline
 
+if TYPE_CHECKING:
+    from billing.live import LiveEntitlements
+
 T = TypeVar("T")
 
 
 @dataclass
 class Services:
-    """Settings, database, catalog, authenticator and (when configured) the Stripe gateway."""
+    """Settings, database, catalog, authenticator, (when configured) the Stripe gateway, and
+    the live entitlements."""
 
     settings: Settings
     db: Database
@@ -36,6 +41,13 @@ class Services:
             auth=Authenticator(settings),
             stripe_gateway=StripeGateway(settings) if settings.stripe_secret_key else None,
         )
+
+    @cached_property
+    def live(self) -> LiveEntitlements:
+        """The entitlements someone watches (`entitlementChanged`), as they change."""
+        from billing.live import LiveEntitlements  # it reads through this module's Services
+
+        return LiveEntitlements(self)
 
     @property
     def deadline(self) -> float:

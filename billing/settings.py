@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_applier: Literal["server", "worker"] = "server"
     """Where stored events are applied: in every API process, or only by `main.py worker`."""
+    ws_max_connections: int = Field(default=5000, ge=1)
+    """Open WebSocket connections one process accepts; more are refused with 503."""
+    ws_max_subscriptions: int = Field(default=10, ge=1, le=1000)
+    """Subscriptions one WebSocket connection may run at once."""
+    ws_max_message_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """Largest message a client may send over the WebSocket; a larger one closes it (1009)."""
+    ws_keepalive: float = Field(default=20.0, gt=0, le=600)
+    """Seconds between keepalive pings; a client that answers no ping, or takes no message,
+    within as long again is dropped."""
 
     _split_lists = field_validator("billing_roles", "cors_origins", mode="before")(_split)
 

@@ -1,4 +1,4 @@
-"""The per-request GraphQL context: the service, the request id and the caller."""
+"""The GraphQL context: the service and the caller, per HTTP request or per WebSocket."""
 
 from __future__ import annotations
 
@@ -20,11 +20,27 @@ class Context(BaseContext):
         self.services = services
         self._principal: Principal | None = None
 
+    @property
+    def over_websocket(self) -> bool:
+        """True for a WebSocket connection (subscriptions), False for an HTTP request."""
+        return self.request is not None and self.request.scope["type"] == "websocket"
+
+    async def sign_in(self) -> Principal:
+        """Authenticate a WebSocket from its `connection_init` payload's `authorization`."""
+        params = self.connection_params if isinstance(self.connection_params, dict) else {}
+        bearer = next((v for k, v in params.items() if str(k).lower() == "authorization"), None)
+        self._principal = await self.services.auth.authenticate(
+            bearer if isinstance(bearer, str) else None
+        )
+        return self._principal
+
     async def principal(self) -> Principal:
         """The authenticated caller, or an UNAUTHENTICATED GraphQL error."""
         if self._principal is None:
-            header = self.request.headers.get("authorization") if self.request else None
             try:
+                if self.over_websocket:
+                    raise AuthError("not signed in")  # a WebSocket signs in at connection_init
+                header = self.request.headers.get("authorization") if self.request else None
                 self._principal = await self.services.auth.authenticate(header)
             except AuthError as exc:
                 raise GraphQLError(

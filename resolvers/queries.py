@@ -6,7 +6,7 @@ from typing import cast
 
 from strawberry.scalars import JSON
 
-from billing.entitlements import read_entitlement
+from billing.entitlements import EntitlementView, read_entitlement
 from resolvers.context import GraphQLInfo
 from schema.types import BillingInterval, Entitlement, Plan, PlanPrice
 
@@ -14,7 +14,11 @@ from schema.types import BillingInterval, Entitlement, Plan, PlanPrice
 async def entitlement(info: GraphQLInfo) -> Entitlement:
     """The caller's org entitlement."""
     principal = await info.context.principal()
-    view = await read_entitlement(info.context.services, principal.org_id)
+    return entitlement_of(await read_entitlement(info.context.services, principal.org_id))
+
+
+def entitlement_of(view: EntitlementView) -> Entitlement:
+    """The GraphQL type of an entitlement view."""
     return Entitlement(
         org_id=view.org_id,
         plan=view.plan,

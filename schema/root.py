@@ -1,10 +1,12 @@
-"""The root Query and Mutation types, bound to their resolvers."""
+"""The root Query, Mutation and Subscription types, bound to their resolvers."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 
-from resolvers import mutations, queries
+from resolvers import mutations, queries, subscriptions
 from schema.types import Entitlement, OpenPortalResult, Plan, UpgradeResult
 
 
@@ -31,4 +33,16 @@ class Mutation:
     upgrade: UpgradeResult = strawberry.mutation(
         resolver=mutations.upgrade_resolver,
         description="Checkout for a new subscriber; a confirmed plan switch for a subscriber.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    """Pushes, over the graphql-transport-ws WebSocket on /graphql."""
+
+    entitlement_changed: AsyncGenerator[Entitlement, None] = strawberry.subscription(
+        resolver=subscriptions.entitlement_changed,
+        description=(
+            "The caller's org entitlement: the current value first, then one message per change."
+        ),
     )

@@ -10,10 +10,11 @@ from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.types import ExecutionContext
 
-from schema.root import Mutation, Query
+from schema.root import Mutation, Query, Subscription
 from server.masking import HideSuggestions, MaskUnexpectedErrors, is_unexpected
 from server.prepared import DocumentStore, PreparedDocuments
 from server.validation import document_limits
+from server.websocket import OperationsByTransport
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,11 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: PreparedDocuments(documents),
         *document_limits(),
+        OperationsByTransport,
         MaskUnexpectedErrors,
     ]
     if production:
         extensions.extend([DisableIntrospection, HideSuggestions])
-    return BillingSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return BillingSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

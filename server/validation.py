@@ -15,14 +15,10 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
 )
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 MAX_DEPTH = 5
 MAX_TOKENS = 1000
@@ -70,11 +66,18 @@ class OneMutationField(ValidationRule):
                     yield from self._root_keys(fragment.selection_set, seen)
 
 
+RULES: tuple[type[ValidationRule], ...] = (
+    depth_validator(MAX_DEPTH, _ignore_introspection, None),
+    aliases_validator(MAX_ALIASES),
+    OneMutationField,
+)
+"""Strawberry's depth and alias limits as validation rules, built once: their extensions build
+a new rule class per operation, which a subscription would keep for as long as it runs."""
+
+
 def document_limits() -> list[Callable[[], SchemaExtension]]:
     """The limiting extensions, as factories (one instance per operation)."""
     return [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH, should_ignore=_ignore_introspection),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: AddValidationRules([OneMutationField]),
+        lambda: AddValidationRules(list(RULES)),
     ]

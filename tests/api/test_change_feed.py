@@ -11,6 +11,8 @@ import pytest
 from billing.changes import APPLICATION_NAME
 from tests.support.api import ENTITLEMENT, Api
 from tests.support.db import execute, rows
+from tests.support.freshness import put_entitlement
+from tests.support.live import subscribed
 from tests.support.stack import Stack
 from tests.support.timing import eventually
 
@@ -75,3 +77,23 @@ async def test_a_lost_listen_connection_neither_loses_a_change_nor_stays_lost(
     assert again != pid
     await execute(url, "UPDATE entitlements SET plan = 'pro' WHERE org_id = :org", org=api.org)
     await api.wait_for(lambda e: e["plan"] == "pro", timeout=1)
+
+
+async def test_a_subscriber_misses_no_change_across_a_lost_listen_connection(
+    api: Api, stack: Stack
+) -> None:
+    """While LISTEN is down other processes' writes go unheard; re-established, the feed
+    counts everything as changed, so the subscriber is sent what it missed."""
+    if stack.backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    url = stack.settings.database_url
+    async with subscribed(stack.api.url, api.org) as live:
+        assert (await live.next())["plan"] == "free"
+        [pid] = await eventually(lambda: _listeners(url), what="one LISTEN connection")
+        await execute(url, "SELECT pg_terminate_backend(:pid)", pid=pid)
+        await put_entitlement(url, api.org, "team", "active")
+        assert (await live.next(timeout=5))["plan"] == "team"
+        await eventually(lambda: _listeners(url), lambda pids: pids not in ([], [pid]))
+        await execute(url, "UPDATE entitlements SET plan = 'pro' WHERE org_id = :org", org=api.org)
+        assert (await live.next(timeout=2))["plan"] == "pro"
+        await live.nothing_within(0.3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -25,26 +25,7 @@ from tests.support.freshness import (
 from tests.support.journeys import click
 from tests.support.servers import ApiProcess
 from tests.support.signing import post_signed
-from tests.support.stack import Stack
 from tests.support.world import World, all_events
-
-
-@pytest.fixture
-def world(stack: Stack) -> Iterator[World]:
-    """A private emulator (its events wait for us), a fresh database and API process A."""
-    if stack.backend == "sqlite":
-        pytest.skip("SQLite runs a single API process")
-    w = World(stack)
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def second(world: World) -> Iterator[ApiProcess]:
-    """API process B: the world's settings, database and emulator."""
-    process = ApiProcess(world.env).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

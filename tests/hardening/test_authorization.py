@@ -4,9 +4,6 @@ and no way for one org to reach another's billing."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -17,7 +14,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from billing.auth import JWKS_REFRESH_COOLDOWN
 from tests.support.api import (
@@ -37,7 +33,6 @@ from tests.support.db import customer_id
 from tests.support.identity import (
     AUDIENCE,
     JwksServer,
-    SigningKey,
     claims,
     ec_key,
     idp_settings,
@@ -47,37 +42,11 @@ from tests.support.journeys import subscribe
 from tests.support.stack import Stack
 from tests.support.stripe_side import stripe_calls
 from tests.support.timing import eventually
+from tests.support.tokens import BAD_TOKENS, ec_of, hs256_with, public_pem, rsa_of
 from tests.support.world import settled
 
 # HS512 with the (short for SHA-512) suite secret is one of the refused tokens: no warning.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def forged(header: dict[str, Any], body: dict[str, Any], signature: bytes = b"") -> str:
-    """A JWT assembled by hand (for headers a library would refuse to produce)."""
-    head = b64(json.dumps(header).encode())
-    payload = b64(json.dumps(body).encode())
-    return f"{head}.{payload}.{b64(signature)}"
-
-
-def hs256_with(secret: bytes, body: dict[str, Any], **header: Any) -> str:
-    """An HS256 token with any bytes as the secret (PyJWT refuses a PEM as HMAC secret)."""
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", **header}).encode())
-    payload = b64(json.dumps(body).encode())
-    signing_input = f"{head}.{payload}".encode()
-    return f"{head}.{payload}.{b64(hmac.new(secret, signing_input, hashlib.sha256).digest())}"
-
-
-def public_pem(key: SigningKey) -> bytes:
-    return bytes(
-        key.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
 
 
 @pytest.fixture(scope="module")
@@ -86,75 +55,6 @@ def jwks() -> Iterator[JwksServer]:
     server = JwksServer([rsa_key("rsa-1"), ec_key("ec-1")]).start()
     yield server
     server.stop()
-
-
-BadToken = Callable[[str, JwksServer], str | None]
-
-
-def _rsa(jwks: JwksServer) -> SigningKey:
-    return jwks.keys[0]
-
-
-def _ec(jwks: JwksServer) -> SigningKey:
-    return jwks.keys[1]
-
-
-BAD_TOKENS: dict[str, BadToken] = {
-    "no token": lambda org, j: None,
-    "not a jwt": lambda org, j: "not-a-jwt",
-    "alg none, no signature": lambda org, j: forged({"alg": "none", "typ": "JWT"}, claims(org)),
-    "alg None with signature": lambda org, j: forged({"alg": "None"}, claims(org), b"sig"),
-    "alg NONE": lambda org, j: forged({"alg": "NONE"}, claims(org)),
-    "HS256 signed with the RSA public key PEM": lambda org, j: hs256_with(
-        public_pem(_rsa(j)), claims(org), kid="rsa-1"
-    ),
-    "HS256 signed with the RSA JWK as text": lambda org, j: hs256_with(
-        json.dumps(_rsa(j).jwk()).encode(), claims(org), kid="rsa-1"
-    ),
-    "HS512 with the right secret": lambda org, j: jwt.encode(
-        claims(org), JWT_SECRET, algorithm="HS512"
-    ),
-    "HS256 with a wrong secret": lambda org, j: jwt.encode(
-        claims(org), "another-secret-of-at-least-32-chars!", algorithm="HS256"
-    ),
-    "RS256 signed by a key the IdP does not publish": lambda org, j: rsa_key("rsa-1").sign(
-        claims(org)
-    ),
-    "RS256 header on the EC key's kid": lambda org, j: rsa_key("x").sign(claims(org), kid="ec-1"),
-    "ES256 header on the RSA key's kid": lambda org, j: ec_key("x").sign(claims(org), kid="rsa-1"),
-    "unknown kid": lambda org, j: rsa_key("rsa-404").sign(claims(org)),
-    "no kid": lambda org, j: jwt.encode(claims(org), _rsa(j).private, algorithm="RS256"),
-    "wrong iss": lambda org, j: _rsa(j).sign(claims(org, iss="https://evil.example.test/")),
-    "no iss": lambda org, j: _rsa(j).sign(claims(org, iss=None)),
-    "wrong aud": lambda org, j: _rsa(j).sign(claims(org, aud="another-api")),
-    "no aud": lambda org, j: _rsa(j).sign(claims(org, aud=None)),
-    "HS256 with wrong aud": lambda org, j: jwt.encode(
-        claims(org, aud="another-api"), JWT_SECRET, algorithm="HS256"
-    ),
-    "expired": lambda org, j: _rsa(j).sign(claims(org, ttl=-120)),
-    "HS256 expired": lambda org, j: jwt.encode(claims(org, ttl=-120), JWT_SECRET, "HS256"),
-    "no exp": lambda org, j: _ec(j).sign(claims(org, exp=None)),
-    "exp not a number": lambda org, j: _rsa(j).sign(claims(org, exp="tomorrow")),
-    "nbf in the future": lambda org, j: _rsa(j).sign(claims(org, nbf=int(time.time()) + 600)),
-    "no sub": lambda org, j: _rsa(j).sign(claims(org, sub=None)),
-    "no org claim": lambda org, j: _rsa(j).sign(claims(org, org_id=None)),
-    "org claim is a list": lambda org, j: _rsa(j).sign(claims(org, org_id=[org, "org_b"])),
-    "org claim with odd characters": lambda org, j: _rsa(j).sign(claims(org, org_id=f"{org}/..")),
-    "org claim with a trailing newline": lambda org, j: _rsa(j).sign(
-        claims(org, org_id=f"{org}\n")
-    ),
-    "HS256 org claim with a trailing newline": lambda org, j: jwt.encode(
-        claims(org, org_id=f"{org}\n"), JWT_SECRET, "HS256"
-    ),
-    "no role claim": lambda org, j: _rsa(j).sign(claims(org, org_role=None)),
-    "tampered payload": lambda org, j: ".".join(
-        [
-            _rsa(j).sign(claims(org)).split(".")[0],
-            b64(json.dumps(claims(org, org_role="owner", org_id="org_other")).encode()),
-            _rsa(j).sign(claims(org)).split(".")[2],
-        ]
-    ),
-}
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
@@ -176,7 +76,7 @@ async def test_hs_rs_confusion_with_jwks_only(stack: Stack, jwks: JwksServer) ->
     settings = idp_settings(stack, jwks, auth_jwt_secret=None)
     assert settings.auth_jwt_secret is None
     org = new_org()
-    rsa = _rsa(jwks)
+    rsa = rsa_of(jwks)
     async with app_client(settings) as http:
         for secret in (public_pem(rsa), json.dumps(rsa.jwk()).encode(), JWT_SECRET.encode()):
             for operation in OPERATIONS:
@@ -188,14 +88,14 @@ async def test_hs_rs_confusion_with_jwks_only(stack: Stack, jwks: JwksServer) ->
 
 
 GOOD_TOKENS: dict[str, Callable[[str, JwksServer], str]] = {
-    "RS256 from the JWKS": lambda org, j: _rsa(j).sign(claims(org)),
-    "ES256 from the JWKS": lambda org, j: _ec(j).sign(claims(org)),
+    "RS256 from the JWKS": lambda org, j: rsa_of(j).sign(claims(org)),
+    "ES256 from the JWKS": lambda org, j: ec_of(j).sign(claims(org)),
     "HS256 with the shared secret": lambda org, j: jwt.encode(claims(org), JWT_SECRET, "HS256"),
-    "nbf in the past": lambda org, j: _rsa(j).sign(claims(org, nbf=int(time.time()) - 60)),
-    "aud as a list including ours": lambda org, j: _rsa(j).sign(
+    "nbf in the past": lambda org, j: rsa_of(j).sign(claims(org, nbf=int(time.time()) - 60)),
+    "aud as a list including ours": lambda org, j: rsa_of(j).sign(
         claims(org, aud=["other", AUDIENCE])
     ),
-    "admin role": lambda org, j: _ec(j).sign(claims(org, role="admin")),
+    "admin role": lambda org, j: ec_of(j).sign(claims(org, role="admin")),
 }
 
 
