@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -43,7 +44,9 @@ class GraphQLEndpoint(OfflineGraphiQLRouter[Context, Any]):
         return UnsetType()
 
 
-def graphql_endpoint(settings: Settings, context_getter: Any) -> GraphQLEndpoint:
+def graphql_endpoint(
+    settings: Settings, context_getter: Callable[[], Awaitable[Context]]
+) -> GraphQLEndpoint:
     """The /graphql router for these settings."""
     dev = not settings.production
     return GraphQLEndpoint(
