@@ -130,6 +130,8 @@ def serve(
         # entitlementChanged messages are a few hundred bytes: compressing them saves little
         # and its zlib state costs about 40 KiB per open WebSocket.
         ws_per_message_deflate=False,
+        # Refused while the frame arrives (server/websocket.py checks again under `uvicorn
+        # main:app`, whose default is 16 MiB).
         ws_max_size=settings.ws_max_message_bytes,
     )
 

@@ -31,8 +31,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +47,14 @@ from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.routing import Route, WebSocketRoute  # noqa: E402
 from starlette.websockets import WebSocket, WebSocketDisconnect  # noqa: E402
 
-from bench.webhooks import PINNED, database, emulator, process, report_stderr  # noqa: E402
+from bench.webhooks import (  # noqa: E402
+    PINNED,
+    database,
+    emulator,
+    report_stderr,
+    service,
+    uvicorn_factory,
+)
 
 SUBSCRIPTIONS = 1_000
 ACTIVE_ORGS = 50
@@ -102,31 +107,9 @@ def baseline_app() -> Starlette:
 
 
 def bare_server(tmp: Path) -> Any:
-    """`baseline_app` under uvicorn with the service's flags (uvloop, httptools, no access log,
-    no per-message deflate), on CPU 0."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.subscriptions:baseline_app",
-        "--port",
-        "{port}",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--ws-per-message-deflate",
-        "false",
-    ]
-    return process(cmd, {}, 0, tmp / "bare.stderr", "/healthz")
-
-
-def service(env: dict[str, str], tmp: Path, backend: str) -> Any:
-    """`python main.py serve --no-access-log` on CPU 0."""
-    cmd = [sys.executable, "main.py", "serve", "--port", "{port}", "--no-access-log"]
-    return process(cmd, env, 0, tmp / f"{backend}_service.stderr", "/healthz")
+    """`baseline_app` with the service's flags, per-message deflate off as `serve` has it."""
+    flags = ("--ws-per-message-deflate", "false")
+    return uvicorn_factory("bench.subscriptions:baseline_app", {}, tmp / "bare.stderr", *flags)
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -347,7 +330,7 @@ def run_backend(
     tokens = {s.org: token(s.org, ttl=3600) for s in subscribers}
     with database(backend, tmp, "live") as url:
         env = settings_env(suite_settings(database_url=url, stripe_api_base=api))
-        with service(env, tmp, backend) as server:
+        with service(env, tmp / f"{backend}_service.stderr") as server:
             asyncio.run(link_all(server.url, orgs, sub_json))
             time.sleep(2)  # the links applied
 
@@ -416,12 +399,10 @@ def bare_memory(tmp: Path) -> float:
         return asyncio.run(measure())
 
 
-@contextmanager
-def pinned_here() -> Iterator[None]:
-    """Run this process (the clients) on CPU 1 while measuring."""
+def pin_to_cpu1() -> None:
+    """Run this process (the clients) on CPU 1, beside the emulator, away from the server."""
     if PINNED:
         os.sched_setaffinity(0, {1})
-    yield
 
 
 def main() -> None:
@@ -434,7 +415,8 @@ def main() -> None:
     if "postgresql" in backends and not os.environ.get("TEST_DATABASE_URL"):
         raise SystemExit("--backend postgresql needs TEST_DATABASE_URL")
 
-    with tempfile.TemporaryDirectory() as folder, pinned_here():
+    pin_to_cpu1()
+    with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         with emulator(tmp) as stripe:
             from billing.migrate import migrate

@@ -279,14 +279,15 @@ def worker(env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen[bytes
         stop(popen)
 
 
-def baseline(env: dict[str, str], stderr: Path) -> Any:
-    """`baseline_app` under uvicorn with the service's flags (uvloop, httptools, no access log)."""
+def uvicorn_factory(factory: str, env: dict[str, str], stderr: Path, *flags: str) -> Any:
+    """An app factory under uvicorn with the service's flags (uvloop, httptools, no access log),
+    on CPU 0."""
     cmd = [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "bench.webhooks:baseline_app",
+        factory,
         "--port",
         "{port}",
         "--loop",
@@ -294,8 +295,14 @@ def baseline(env: dict[str, str], stderr: Path) -> Any:
         "--http",
         "httptools",
         "--no-access-log",
+        *flags,
     ]
     return process(cmd, env, 0, stderr, "/healthz")
+
+
+def baseline(env: dict[str, str], stderr: Path) -> Any:
+    """`baseline_app` under uvicorn with the service's flags."""
+    return uvicorn_factory("bench.webhooks:baseline_app", env, stderr)
 
 
 def complaints(stderr: Path) -> list[str]:

@@ -46,13 +46,11 @@ READ = select(*_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.dele
 )
 """The org's entitlement row and billing account in one query (either may be missing)."""
 
-READ_MANY = select(
-    _ROW.c.org_id, *_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.deleted_at
-).select_from(_ROW.outerjoin(_ACCOUNT, _ACCOUNT.c.org_id == _ROW.c.org_id))
-"""Entitlement rows of several orgs with their accounts (add a WHERE on `_ROW.c.org_id`)."""
+ROWS_MANY = select(_ROW.c.org_id, *_ROW_COLUMNS)
+"""Entitlement rows of several orgs (add a WHERE on `_ROW.c.org_id`)."""
 
 ACCOUNTS_MANY = select(_ACCOUNT.c.org_id, _ACCOUNT.c.deleted_at)
-"""Billing accounts of several orgs (for orgs with an account but no entitlement row yet)."""
+"""Billing accounts of several orgs (add a WHERE on `_ACCOUNT.c.org_id`)."""
 
 BATCH = 500
 """Orgs read per query by `read_entitlements` (bound parameters stay well under the limits)."""
@@ -73,7 +71,7 @@ async def read_entitlements(
     async with services.db.engine.connect() as conn:
         for start in range(0, len(org_ids), BATCH):
             batch = list(org_ids[start : start + BATCH])
-            found = await conn.execute(READ_MANY.where(_ROW.c.org_id.in_(batch)))
+            found = await conn.execute(ROWS_MANY.where(_ROW.c.org_id.in_(batch)))
             rows = {row.org_id: row for row in found}
             accounts = await conn.execute(ACCOUNTS_MANY.where(_ACCOUNT.c.org_id.in_(batch)))
             deleted = {org: deleted_at for org, deleted_at in accounts}

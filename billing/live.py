@@ -70,11 +70,6 @@ class LiveEntitlements:
         self._task: asyncio.Task[None] | None = None
         services.db.changes.subscribe(self._changed)
 
-    @property
-    def watched(self) -> int:
-        """Orgs someone watches now."""
-        return len(self._orgs)
-
     async def watch(self, org_id: str) -> AsyncGenerator[EntitlementView, None]:
         """The org's entitlement now (read after this call began), then each change of it."""
         org = self._orgs.get(org_id)

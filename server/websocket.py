@@ -30,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from resolvers.context import Context
+
 log = logging.getLogger(__name__)
 
 SOCKET = "billing_socket"
@@ -208,8 +210,7 @@ class OperationsByTransport(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         """Refuse an operation that came by the other transport (before validating it)."""
         context = self.execution_context
-        request = getattr(context.context, "request", None)
-        over_websocket = request is not None and request.scope["type"] == "websocket"
+        over_websocket = isinstance(context.context, Context) and context.context.over_websocket
         subscription = context.operation_type is OperationType.SUBSCRIPTION
         if subscription and not over_websocket:
             context.pre_execution_errors = [GraphQLError(OVER_HTTP)]
