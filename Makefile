@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Also builds and serves examples/react at APP_URL when Node.js 20.19+ and npm are present.
 run: $(STAMP)
 	$(BIN)/python main.py dev
 
@@ -43,3 +44,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache
+	rm -rf examples/react/node_modules examples/react/dist examples/react/src/gql

@@ -293,7 +293,13 @@ def worker() -> None:
 
 @cli.command()
 @one_line_errors
-def dev(port: int = 8000, emulator_port: int = 12111) -> None:
+def dev(
+    port: int = 8000,
+    emulator_port: int = 12111,
+    example: Annotated[
+        bool, typer.Option(help="build and serve the example React client at APP_URL")
+    ] = True,
+) -> None:
     """`make run`: migrate, start the emulator when STRIPE_SECRET_KEY is unset, seed, serve."""
     import uvicorn
 
@@ -305,11 +311,18 @@ def dev(port: int = 8000, emulator_port: int = 12111) -> None:
         orgs_unknown_to_stripe,
         require_free_port,
     )
+    from devstack import example as example_client
     from server.app import create_app
 
     require_free_port("127.0.0.1", port, "the API")
     overrides: dict[str, Any] = {}
     base = Settings()
+    if base.production:
+        raise ValueError(
+            "`make run` is for development only (ENVIRONMENT=production): use `main.py serve`"
+        )
+    # The example (or your own app, `npm run dev`) at APP_URL calls /graphql from the browser.
+    overrides["cors_origins"] = [*base.cors_origins, example_client.origin(base.app_url)]
     if base.auth_jwt_secret is None:
         overrides["auth_jwt_secret"] = DEV_JWT_SECRET
         os.environ["AUTH_JWT_SECRET"] = DEV_JWT_SECRET  # so `dev-token` works in children
@@ -347,6 +360,9 @@ def dev(port: int = 8000, emulator_port: int = 12111) -> None:
                 style="yellow",
                 highlight=False,
             )
+    if example:
+        say = functools.partial(console.print, highlight=False, markup=False)
+        say("\n" + example_client.start(settings, port, say))
     console.print(
         f"\nAPI on http://127.0.0.1:{port}/graphql (GraphiQL in the browser)\n"
         "Get a development token:\n"

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,65 +9,11 @@ import httpx
 import pytest
 
 from billing.settings import DEV_JWT_SECRET
-from emulator.client import AsyncEmulatorControl, EmulatorControl
-from tests.support.api import APP_URL, Api
-from tests.support.cli import MAIN, run_cli
+from emulator.client import AsyncEmulatorControl
+from tests.support.api import Api
+from tests.support.dev import Dev
 from tests.support.journeys import subscribe
-from tests.support.servers import free_port, wait_healthy
-from tests.support.stack import PLANS
-from tests.support.world import settled
-
-
-class Dev:
-    """`python main.py dev` (what `make run` runs) in a folder of its own, on free ports."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.emulator_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.emulator = f"http://127.0.0.1:{self.emulator_port}"
-        self.env = {"APP_URL": APP_URL, "PLANS_FILE": str(PLANS)}
-        self.process: subprocess.Popen[str] | None = None
-
-    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Another `python main.py ...` in the same folder and environment."""
-        return run_cli(*args, env=self.env, cwd=self.folder)
-
-    def ports(self) -> list[str]:
-        """The port options of `dev` and `reset`."""
-        return ["--port", str(self.port), "--emulator-port", str(self.emulator_port)]
-
-    def start(self) -> str:
-        """Start it and wait until the API answers; returns what it printed so far."""
-        log = self.folder / "dev.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "AUTH_"))}
-        env.pop("DATABASE_URL", None)
-        with log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, str(MAIN), "dev", *self.ports()],
-                cwd=self.folder,
-                env={**env, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        wait_healthy(self.url, self.process, timeout=60)
-        return log.read_text()
-
-    async def settle(self) -> None:
-        """Wait until the emulator has delivered every webhook it owes the API, and the API
-        has applied them."""
-        with EmulatorControl(self.emulator) as control:
-            await asyncio.to_thread(control.wait_idle, timeout=30)
-        await settled(f"sqlite+aiosqlite:///{self.folder / 'billing.db'}", timeout=30)
-
-    def stop(self) -> None:
-        """Ctrl-C, as a developer stops it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(timeout=30)
-        self.process = None
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -158,4 +99,39 @@ def test_a_port_in_use_is_named(dev: Dev) -> None:
     assert second.stderr.strip().splitlines() == [
         f"error: port {dev.port} (the API) is already in use on 127.0.0.1: stop the other "
         "process (another `make run`?) or choose another port"
+    ]
+
+
+def test_without_node_make_run_says_how_to_get_the_example(tmp_path: Path) -> None:
+    app_port = free_port()
+    dev = Dev(tmp_path, app_url=f"http://localhost:{app_port}", example=True)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    dev.env["PATH"] = str(empty)  # no node, no npm
+    try:
+        printed = dev.start()
+        lines = [line for line in printed.splitlines() if line.startswith("example client")]
+        assert lines == [
+            "example client: install Node.js 20.19+ and npm (https://nodejs.org/) and run "
+            f"`make run` again to get the billing page at http://localhost:{app_port}; "
+            "serving the API only (no node)"
+        ]
+        assert httpx.get(f"{dev.url}/healthz").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://localhost:{app_port}/")
+    finally:
+        dev.stop()
+
+
+def test_make_run_refuses_production(dev: Dev) -> None:
+    dev.env.update(
+        ENVIRONMENT="production",
+        STRIPE_SECRET_KEY="sk_test_x",
+        STRIPE_WEBHOOK_SECRET="whsec_x",
+        AUTH_JWT_SECRET="a-production-secret-of-at-least-32-characters",
+    )
+    refused = dev.command("dev", *dev.ports())
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: `make run` is for development only (ENVIRONMENT=production): use `main.py serve`"
     ]

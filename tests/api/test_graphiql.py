@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-import pytest
 
 from server.graphiql import ASSETS_DIR
 from tests.support.api import new_org, token
+from tests.support.browser import CHROMIUM_ARGS, browser_tools
 from tests.support.stack import Stack
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<ref>.*?)(?P=q)\s*\)""", re.S)
 CSS_IMPORT = re.compile(r"""@import\s+(?P<q>['"])(?P<ref>[^'"]+)(?P=q)""")
 JS_IMPORT = re.compile(
@@ -158,25 +146,6 @@ def test_every_vendored_package_has_its_license() -> None:
     packages = [p for p in ASSETS_DIR.rglob("*") if p.is_dir() and "@" in p.name[1:]]
     assert len(packages) == 5
     assert [p for p in packages if not (p / "LICENSE").is_file()] == []
-
-
-def missing(reason: str) -> NoReturn:
-    """Skip for lack of a browser; under CI (which installs one) fail instead."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must install it")
-    pytest.skip(reason)
-
-
-def browser_tools() -> tuple[ModuleType, str]:
-    """Playwright's async API and Chromium's path, or skip (fail under CI) without them."""
-    try:
-        playwright = importlib.import_module("playwright.async_api")
-    except ImportError:
-        missing("playwright is not installed (.venv/bin/pip install playwright)")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        missing("chromium is not installed (apt-get install -y chromium)")
-    return playwright, str(chromium)
 
 
 EDITOR = ".graphiql-query-editor .CodeMirror"

@@ -17,10 +17,12 @@ async def click(page_url: str, form_id: str, **fields: str) -> str:
     return str(result)
 
 
-async def subscribe(api: Api, plan: str = "pro", interval: str = "MONTH") -> dict[str, Any]:
+async def subscribe(
+    api: Api, plan: str = "pro", interval: str = "MONTH", app_url: str = APP_URL
+) -> dict[str, Any]:
     """Upgrade, pay on the Checkout page, and wait until the webhook made the plan apply."""
     session = await api.upgrade(plan, interval)
     assert session["__typename"] == "CheckoutSession", session
     landed = await click(session["url"], "pay")
-    assert landed.startswith(f"{APP_URL}/settings/billing?checkout=success"), landed
+    assert landed.startswith(f"{app_url}/settings/billing?checkout=success"), landed
     return await api.wait_for(lambda e: e["plan"] == plan and e["status"] in ("ACTIVE", "TRIALING"))

@@ -1,4 +1,5 @@
-"""The local stack of `make run`: where the emulator keeps its state, free ports, `make reset`."""
+"""The local stack of `make run`: where the emulator keeps its state, free ports, `make reset`
+(and, in `devstack.example`, the example client served at APP_URL)."""
 
 from __future__ import annotations
 

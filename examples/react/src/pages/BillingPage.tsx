@@ -1,0 +1,138 @@
+// /settings/billing: what the org has now, live, and the ways to change it through Stripe.
+import { Link } from "react-router";
+
+import { type BillingActions, useBillingActions } from "../actions";
+import { NETWORK_TROUBLE, STATUS_LABELS, SUBSCRIBED, formatDate, formatLimits } from "../format";
+import { useLiveEntitlement } from "../live";
+import { planName, usePlans } from "../plans";
+import type { PortalFlow } from "../gql/graphql";
+import { type Errand, RETURN_PATHS, syncMessage, useReturnSync } from "../returns";
+
+const OPENING = "Opening portal...";
+
+export function BillingPage() {
+  const { entitlement, error } = useLiveEntitlement();
+  const plans = usePlans();
+  const sync = useReturnSync(entitlement);
+  const actions = useBillingActions(entitlement);
+
+  if (entitlement === null) {
+    return (
+      <section className="card" aria-busy={error === undefined}>
+        <h1>Billing</h1>
+        <p>{error ? NETWORK_TROUBLE : "Loading your plan..."}</p>
+      </section>
+    );
+  }
+
+  const name = planName(plans, entitlement.plan);
+  const subscribed = SUBSCRIBED.has(entitlement.status);
+  const changeable = subscribed && !entitlement.cancelAtPeriodEnd;
+
+  return (
+    <>
+      {sync && (
+        <p className={`notice ${sync.phase}`} data-testid="sync-state" data-phase={sync.phase} role="status">
+          {syncMessage(sync, name)}
+        </p>
+      )}
+      {entitlement.cancelAtPeriodEnd && entitlement.currentPeriodEnd && (
+        <div className="banner" data-testid="cancel-banner" role="status">
+          <span>
+            Your plan ends on {formatDate(entitlement.currentPeriodEnd)}. Until then you keep
+            everything in {name}.
+          </span>
+          <PortalButton actions={actions} testId="keep-plan">
+            Keep my plan
+          </PortalButton>
+        </div>
+      )}
+      <section className="card">
+        <h1>Billing</h1>
+        <dl className="facts">
+          <dt>Current Plan</dt>
+          <dd data-testid="current-plan">{name}</dd>
+          <dt>Status</dt>
+          <dd data-testid="plan-status">{STATUS_LABELS[entitlement.status]}</dd>
+          {entitlement.trialEnd && entitlement.status === "TRIALING" && (
+            <>
+              <dt>Trial Ends</dt>
+              <dd data-testid="trial-end">{formatDate(entitlement.trialEnd)}</dd>
+            </>
+          )}
+          {entitlement.currentPeriodEnd && subscribed && (
+            <>
+              <dt>Current Period Ends</dt>
+              <dd data-testid="period-end">{formatDate(entitlement.currentPeriodEnd)}</dd>
+            </>
+          )}
+          <dt>Includes</dt>
+          <dd data-testid="plan-limits">{formatLimits(entitlement.limits)}</dd>
+        </dl>
+        {actions.error && (
+          <p className="error" data-testid="billing-error" role="alert">
+            {actions.error}
+          </p>
+        )}
+        <div className="actions">
+          {entitlement.hasBillingAccount && (
+            <PortalButton actions={actions} testId="manage-subscription" className="primary">
+              Manage Subscription
+            </PortalButton>
+          )}
+          {!subscribed && (
+            <Link
+              className={entitlement.hasBillingAccount ? "button" : "button primary"}
+              to="/pricing"
+              data-testid="view-plans"
+            >
+              View Plans
+            </Link>
+          )}
+        </div>
+        {entitlement.hasBillingAccount && (
+          <div className="deep-links">
+            {changeable && (
+              <PortalButton actions={actions} testId="change-plan" className="link" flow="SUBSCRIPTION_UPDATE" errand="switch">
+                Change plan
+              </PortalButton>
+            )}
+            <PortalButton actions={actions} testId="update-card" className="link" flow="PAYMENT_METHOD_UPDATE">
+              Update payment method
+            </PortalButton>
+            {changeable && (
+              <PortalButton actions={actions} testId="cancel-subscription" className="link danger" flow="SUBSCRIPTION_CANCEL" errand="cancel">
+                Cancel subscription
+              </PortalButton>
+            )}
+          </div>
+        )}
+      </section>
+    </>
+  );
+}
+
+/** A button to the Portal, deep-linked to `flow`; `errand` names the change to wait for. */
+function PortalButton(props: {
+  actions: BillingActions;
+  testId: string;
+  children: string;
+  className?: string;
+  flow?: PortalFlow;
+  errand?: Exclude<Errand, "checkout">;
+}) {
+  const { actions, testId, children, className, flow, errand } = props;
+  const open = (): void =>
+    actions.openPortal(testId, flow ?? null, errand ?? null, errand && RETURN_PATHS[errand]);
+  return (
+    <button
+      type="button"
+      className={className}
+      data-testid={testId}
+      disabled={actions.busy !== null}
+      onClick={open}
+    >
+      {actions.busy === testId ? OPENING : children}
+    </button>
+  );
+}

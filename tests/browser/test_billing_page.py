@@ -1,0 +1,308 @@
+"""The example client's billing page in Chromium, against `make run`'s API and Stripe emulator.
+
+A redirect back from Stripe is never proof of a change: the page waits for the webhook's
+result over `entitlementChanged` and never writes on return.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import httpx
+from playwright.async_api import Browser, Page, Request, WebSocketRoute, expect
+
+from billing.settings import DEV_JWT_SECRET
+from emulator.client import AsyncEmulatorControl
+from tests.support.api import Api, new_org
+from tests.support.dev import Dev
+from tests.support.example import (
+    BILLING,
+    Shots,
+    long_date,
+    open_page,
+    pay_on_checkout,
+    sign_in_with_token,
+    webhooks_held,
+)
+from tests.support.journeys import subscribe
+
+
+async def mark(page: Page) -> None:
+    """Tag this document; a reload or navigation loses the tag."""
+    await page.evaluate("window.__sameDocument = true")
+
+
+async def still_same_document(page: Page) -> bool:
+    """Whether the page shown is still the tagged document (no reload happened)."""
+    return bool(await page.evaluate("window.__sameDocument === true"))
+
+
+def api_writes(page: Page, api_url: str) -> list[str]:
+    """Every mutation the page sends to the API from now on, and any request to Stripe."""
+    seen: list[str] = []
+
+    def watch(request: Request) -> None:
+        """Record writes to the API and any call to Stripe's side."""
+        body = request.post_data or ""
+        if request.url.startswith(api_url) and "mutation" in body:
+            seen.append(body)
+        if "/v1/" in request.url:
+            seen.append(request.url)
+
+    page.on("request", watch)
+    return seen
+
+
+async def test_the_whole_journey_in_a_browser(example: Dev, browser: Browser, shots: Shots) -> None:
+    app = example.app_url
+    page = await open_page(browser)
+    async with (
+        AsyncEmulatorControl(example.emulator) as control,
+        httpx.AsyncClient(base_url=example.url, timeout=30) as http,
+    ):
+        demo = Api(http, "org_demo", secret=DEV_JWT_SECRET)
+
+        # Signed in with one click, as `make run`'s demo org owner: Free, no subscription.
+        await page.goto(f"{app}{BILLING}")
+        await shots.take(page, "sign-in")
+        await page.get_by_test_id("dev-sign-in").click()
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+        await expect(page.get_by_test_id("plan-status")).to_have_text("No subscription")
+        await expect(page.get_by_test_id("manage-subscription")).to_have_count(0)
+        await expect(page.get_by_test_id("period-end")).to_have_count(0)
+        await shots.take(page, "free")
+
+        # View Plans -> the catalog, monthly and yearly.
+        await page.get_by_test_id("view-plans").click()
+        await expect(page).to_have_url(f"{app}/pricing")
+        await page.get_by_test_id("interval-year").click()
+        await expect(page.get_by_test_id("plan-pro")).to_contain_text("$200 / year")
+        await expect(page.get_by_test_id("plan-team")).to_contain_text("$990 / year")
+        await shots.take(page, "pricing-yearly")
+        await page.get_by_test_id("interval-month").click()
+        await expect(page.get_by_test_id("plan-pro")).to_contain_text("$20 / month")
+        await shots.take(page, "pricing-monthly")
+
+        # Upgrade to Pro -> Checkout -> Subscribe; Stripe's webhook is late.
+        async with webhooks_held(control):
+            await page.get_by_test_id("upgrade-pro").click()
+            await pay_on_checkout(page, example)
+            await shots.take(page, "checkout")
+            await page.wait_for_url(re.compile(re.escape(app + BILLING)))
+            sync = page.get_by_test_id("sync-state")
+            await expect(sync).to_have_text("Confirming your payment...")
+            await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+            await expect(page).to_have_url(f"{app}{BILLING}")  # a reload starts no new wait
+            await mark(page)
+            writes = api_writes(page, example.url)
+            await shots.take(page, "confirming")
+        # The webhook lands: Pro, pushed to the page, which did not reload and wrote nothing.
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
+        await expect(page.get_by_test_id("plan-status")).to_have_text("Active")
+        await expect(sync).to_have_text("Payment confirmed: you are on Pro.")
+        assert await still_same_document(page)
+        assert writes == []
+        period_end = (await demo.entitlement())["currentPeriodEnd"]
+        await expect(page.get_by_test_id("period-end")).to_have_text(long_date(period_end))
+        await expect(page.get_by_test_id("view-plans")).to_have_count(0)
+        await shots.take(page, "pro")
+
+        # Change plan -> the Portal's plan list -> Team; again the webhook is late.
+        async with webhooks_held(control):
+            await page.get_by_test_id("change-plan").click()
+            await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+            await shots.take(page, "portal-change-plan")
+            team = page.locator(".box", has_text=re.compile(r"Team — 99\.00 USD / month"))
+            await team.get_by_role("button").click()
+            await page.wait_for_url(re.compile(re.escape(app + BILLING)))
+            await expect(sync).to_have_text("Applying your plan change...")
+            await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
+            await mark(page)
+            writes = api_writes(page, example.url)
+            await shots.take(page, "applying-change")
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Team")
+        await expect(sync).to_have_text("Plan change applied: you are on Team.")
+        assert await still_same_document(page)
+        assert writes == []
+        await shots.take(page, "team")
+
+        # Cancel subscription -> confirm in the Portal -> the banner names the period's end.
+        await page.get_by_test_id("cancel-subscription").click()
+        await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+        await shots.take(page, "portal-cancel")
+        await page.locator("form#confirm button").click()
+        await page.wait_for_url(re.compile(re.escape(app + BILLING)))
+        banner = page.get_by_test_id("cancel-banner")
+        period_end = (await demo.wait_for(lambda e: e["cancelAtPeriodEnd"]))["currentPeriodEnd"]
+        await expect(banner).to_contain_text(f"Your plan ends on {long_date(period_end)}.")
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Team")
+        await expect(page.get_by_test_id("cancel-subscription")).to_have_count(0)
+        await expect(page.get_by_test_id("keep-plan")).to_be_visible()
+        await shots.take(page, "cancel-scheduled")
+
+        # The clock passes the period's end: Free, Canceled, pushed without a reload.
+        await mark(page)
+        ends = int(datetime.fromisoformat(period_end).timestamp())
+        await control.advance(ends - await control.now() + 60)
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Free", timeout=30_000)
+        await expect(page.get_by_test_id("plan-status")).to_have_text("Canceled")
+        await expect(banner).to_have_count(0)
+        await expect(page.get_by_test_id("view-plans")).to_be_visible()
+        assert await still_same_document(page)
+        await shots.take(page, "canceled")
+
+        # Manage Subscription still opens the Portal, with the invoice history.
+        await page.get_by_test_id("manage-subscription").click()
+        await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+        await expect(page.locator("table#invoices")).to_contain_text("20.00")  # Pro's invoice
+        await shots.take(page, "portal-invoices")
+        await page.locator("a#return").click()
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+        await expect(page.get_by_test_id("sync-state")).to_have_count(0)
+
+
+async def test_opening_the_portal_shows_progress_and_a_double_click_mints_one_session(
+    example: Dev, browser: Browser, shots: Shots
+) -> None:
+    org = new_org()
+    async with (
+        AsyncEmulatorControl(example.emulator) as control,
+        httpx.AsyncClient(base_url=example.url, timeout=30) as http,
+    ):
+        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+        page = await open_page(browser)
+        await sign_in_with_token(page, example, org)
+        await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
+        before = len(await control.requests("/v1/billing_portal/sessions", "POST"))
+        await control.fail("/v1/billing_portal/sessions", mode="delay", hang_seconds=1.5)
+        manage = page.get_by_test_id("manage-subscription")
+        await manage.dblclick()
+        await expect(manage).to_have_text("Opening portal...")
+        await expect(manage).to_be_disabled()
+        await expect(page.get_by_test_id("cancel-subscription")).to_be_disabled()
+        await shots.take(page, "opening-portal")
+        await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+        after = await control.requests("/v1/billing_portal/sessions", "POST")
+        assert len(after) - before == 1
+
+
+async def test_without_the_socket_the_page_polls_and_subscribes_again_later(
+    example: Dev, browser: Browser
+) -> None:
+    org = new_org()
+    page = await open_page(browser)
+    refused: list[str] = []
+    passed: list[str] = []
+
+    async def socket(ws: WebSocketRoute) -> None:
+        """The WebSocket fails (a proxy that drops it) until `refused` is closed."""
+        if refused and refused[-1] == "open":
+            passed.append(ws.url)
+            ws.connect_to_server()
+            return
+        refused.append(ws.url)
+        await ws.close(code=1011)
+
+    await page.route_web_socket(re.compile(r"/graphql$"), socket)
+    await sign_in_with_token(page, example, org)
+    await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+    async with httpx.AsyncClient(base_url=example.url, timeout=30) as http:
+        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+    await expect(page.get_by_test_id("current-plan")).to_have_text("Pro", timeout=40_000)
+    assert refused, "the page never tried the WebSocket"
+
+    refused.append("open")  # the socket works again: the page subscribes again by itself
+    deadline = time.monotonic() + 30
+    while not passed and time.monotonic() < deadline:
+        await page.wait_for_timeout(200)
+    assert passed, "the page did not open the WebSocket again"
+
+
+async def test_a_confirmation_that_never_comes_is_said_plainly(
+    example: Dev, browser: Browser, shots: Shots
+) -> None:
+    page = await open_page(browser)
+    await page.clock.install()
+    await sign_in_with_token(page, example, new_org())
+    writes = api_writes(page, example.url)
+    await page.goto(f"{example.app_url}{BILLING}?checkout=success&session_id=cs_test_x")
+    sync = page.get_by_test_id("sync-state")
+    await expect(sync).to_have_text("Confirming your payment...")
+    await page.clock.fast_forward(29_000)
+    await expect(sync).to_have_text("Confirming your payment...")
+    await page.clock.fast_forward(2_000)
+    await expect(sync).to_contain_text("Stripe has not confirmed your payment after 30 seconds.")
+    await expect(sync).to_contain_text("you do not need to pay again")
+    await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+    await shots.take(page, "not-confirmed")
+    assert writes == []
+
+
+async def test_leaving_checkout_says_nothing_was_charged(example: Dev, browser: Browser) -> None:
+    page = await open_page(browser)
+    await sign_in_with_token(page, example, new_org())
+    await page.goto(f"{example.app_url}/pricing")
+    await page.get_by_test_id("upgrade-team").click()
+    await page.wait_for_url(re.compile(re.escape(example.emulator) + "/c/pay/"))
+    await page.locator("form#cancel button").click()
+    await page.wait_for_url(re.compile(re.escape(example.app_url + BILLING)))
+    await expect(page.get_by_test_id("sync-state")).to_have_text(
+        "Checkout was canceled. Nothing was charged."
+    )
+    await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
+
+
+async def test_a_member_is_told_why_and_nothing_is_created(
+    example: Dev, browser: Browser, shots: Shots
+) -> None:
+    page = await open_page(browser)
+    await sign_in_with_token(page, example, new_org(), role="member")
+    async with AsyncEmulatorControl(example.emulator) as control:
+        before = len(await control.requests("/v1/checkout/sessions", "POST"))
+        await page.goto(f"{example.app_url}/pricing")
+        await page.get_by_test_id("upgrade-pro").click()
+        await expect(page.get_by_test_id("billing-error")).to_have_text(
+            "Only an owner or admin of your organization can manage billing."
+        )
+        await expect(page.get_by_test_id("upgrade-pro")).to_be_enabled()
+        await expect(page).to_have_url(f"{example.app_url}/pricing")
+        assert len(await control.requests("/v1/checkout/sessions", "POST")) == before
+    await shots.take(page, "forbidden")
+
+
+async def test_an_expired_session_asks_to_sign_in_again(example: Dev, browser: Browser) -> None:
+    page = await open_page(browser)
+    await sign_in_with_token(page, example, new_org(), ttl=3)
+    started = time.monotonic()
+    await expect(page.get_by_test_id("signed-out-notice")).to_have_text(
+        "Your session has expired. Sign in again.", timeout=10_000
+    )
+    assert time.monotonic() - started < 8
+    await expect(page.get_by_test_id("current-plan")).to_have_count(0)
+
+
+async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
+    example: Dev, browser: Browser, shots: Shots
+) -> None:
+    org = new_org()
+    async with httpx.AsyncClient(base_url=example.url, timeout=30) as http:
+        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+    page = await open_page(browser)
+    await sign_in_with_token(page, example, org)
+    await page.get_by_test_id("cancel-subscription").click()
+    await page.locator("form#confirm button").click()
+    await page.wait_for_url(re.compile(re.escape(example.app_url + BILLING)))
+    banner = page.get_by_test_id("cancel-banner")
+    await expect(banner).to_be_visible()
+    await page.get_by_test_id("keep-plan").click()
+    await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+    await shots.take(page, "portal-renew")
+    await page.locator("form#renew button").click()  # the Portal stays open after it
+    await expect(page.locator("form#renew")).to_have_count(0)
+    await page.locator("a#return").click()
+    await page.wait_for_url(re.compile(re.escape(example.app_url + BILLING)))
+    await expect(banner).to_have_count(0)
+    await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
+    await expect(page.get_by_test_id("cancel-subscription")).to_be_visible()

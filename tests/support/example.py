@@ -1,0 +1,80 @@
+"""The example React client in a real browser: its `make run` stack, pages and screenshots."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+from playwright.async_api import Browser, Page, expect
+
+from billing.settings import DEV_JWT_SECRET as DEV_SECRET
+from emulator.client import AsyncEmulatorControl
+from tests.support.api import token
+from tests.support.dev import Dev
+
+BILLING = "/settings/billing"
+CARD = "4242 4242 4242 4242"
+
+
+class Shots:
+    """Numbered full-page screenshots of each step, in one folder."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.count = 0
+
+    async def take(self, page: Page, step: str) -> None:
+        """Save the page as it is now, as NN-step.png."""
+        self.count += 1
+        await page.screenshot(path=self.folder / f"{self.count:02d}-{step}.png", full_page=True)
+
+
+async def open_page(browser: Browser) -> Page:
+    """A fresh tab (own sessionStorage), in English and UTC, so dates read the same everywhere."""
+    context = await browser.new_context(
+        locale="en-US", timezone_id="UTC", viewport={"width": 1100, "height": 760}
+    )
+    context.set_default_timeout(15_000)
+    return await context.new_page()
+
+
+async def sign_in_with_token(
+    page: Page, dev: Dev, org: str, role: str = "owner", ttl: int = 600
+) -> None:
+    """Sign in by pasting a token, as a deployment without `make run`'s button does."""
+    await page.goto(f"{dev.app_url}{BILLING}")
+    bearer = token(org, role, secret=DEV_SECRET, ttl=ttl)
+    await page.get_by_test_id("token-input").fill(bearer)
+    await page.get_by_test_id("token-sign-in").click()
+    await expect(page.get_by_test_id("current-plan")).to_be_visible()
+
+
+async def pay_on_checkout(page: Page, dev: Dev) -> None:
+    """On the emulator's Checkout page: enter the test card and press Subscribe."""
+    await page.wait_for_url(re.compile(re.escape(dev.emulator) + r"/c/pay/"))
+    await page.locator("form#pay input[name=card]").fill(CARD)
+    await page.locator("form#pay button").click()
+
+
+def long_date(iso: str) -> str:
+    """An ISO timestamp as en-US's long date in UTC ("January 3, 2027")."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+@asynccontextmanager
+async def webhooks_held(control: AsyncEmulatorControl) -> AsyncIterator[None]:
+    """Stripe's webhooks are late: nothing is delivered inside; on leaving, every event
+    made meanwhile is delivered (and delivery is automatic again)."""
+    before = {event["id"] for event in await control.events()}
+    await control.configure(auto_deliver=False)
+    try:
+        yield
+    finally:
+        await control.configure(auto_deliver=True)
+    late = [event["id"] for event in await control.events() if event["id"] not in before]
+    await control.deliver_events(late)
