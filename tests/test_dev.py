@@ -8,10 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from billing.settings import DEV_JWT_SECRET
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import Api
-from tests.support.dev import Dev
+from tests.support.dev import Dev, dev_api
 from tests.support.journeys import subscribe
 from tests.support.servers import free_port
 
@@ -22,11 +20,6 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
     running = Dev(tmp_path)
     yield running
     running.stop()
-
-
-def dev_api(http: httpx.AsyncClient, org: str) -> Api:
-    """A client for an org, with tokens signed by the development secret `make run` uses."""
-    return Api(http, org, secret=DEV_JWT_SECRET)
 
 
 async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: Dev) -> None:

@@ -46,17 +46,24 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
+SHOTS = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
-def shots_root(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Path]:
+def shots_root(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """Where the screenshots go (SCREENSHOTS_DIR, else a temporary folder), printed at the end."""
     given = os.environ.get("SCREENSHOTS_DIR")
     root = Path(given) if given else tmp_path_factory.mktemp("screenshots")
-    yield root
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\nbrowser screenshots: {root}")
+    request.config.stash[SHOTS] = root
+    return root
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Name the screenshots' folder in the run's summary."""
+    if SHOTS in config.stash:
+        terminalreporter.write_line(f"browser screenshots: {config.stash[SHOTS]}")
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from datetime import datetime
 import httpx
 from playwright.async_api import Browser, Page, Request, WebSocketRoute, expect
 
-from billing.settings import DEV_JWT_SECRET
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import Api, new_org
-from tests.support.dev import Dev
+from tests.support.api import new_org
+from tests.support.dev import Dev, dev_api
 from tests.support.example import (
     BILLING,
     Shots,
@@ -24,6 +23,7 @@ from tests.support.example import (
     open_page,
     pay_on_checkout,
     sign_in_with_token,
+    subscribed_org,
     webhooks_held,
 )
 from tests.support.journeys import subscribe
@@ -62,7 +62,7 @@ async def test_the_whole_journey_in_a_browser(example: Dev, browser: Browser, sh
         AsyncEmulatorControl(example.emulator) as control,
         httpx.AsyncClient(base_url=example.url, timeout=30) as http,
     ):
-        demo = Api(http, "org_demo", secret=DEV_JWT_SECRET)
+        demo = dev_api(http, "org_demo")
 
         # Signed in with one click, as `make run`'s demo org owner: Free, no subscription.
         await page.goto(f"{app}{BILLING}")
@@ -166,12 +166,8 @@ async def test_the_whole_journey_in_a_browser(example: Dev, browser: Browser, sh
 async def test_opening_the_portal_shows_progress_and_a_double_click_mints_one_session(
     example: Dev, browser: Browser, shots: Shots
 ) -> None:
-    org = new_org()
-    async with (
-        AsyncEmulatorControl(example.emulator) as control,
-        httpx.AsyncClient(base_url=example.url, timeout=30) as http,
-    ):
-        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+    org, _ = await subscribed_org(example)
+    async with AsyncEmulatorControl(example.emulator) as control:
         page = await open_page(browser)
         await sign_in_with_token(page, example, org)
         await expect(page.get_by_test_id("current-plan")).to_have_text("Pro")
@@ -209,7 +205,7 @@ async def test_without_the_socket_the_page_polls_and_subscribes_again_later(
     await sign_in_with_token(page, example, org)
     await expect(page.get_by_test_id("current-plan")).to_have_text("Free")
     async with httpx.AsyncClient(base_url=example.url, timeout=30) as http:
-        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+        await subscribe(dev_api(http, org), "pro", app_url=example.app_url)
     await expect(page.get_by_test_id("current-plan")).to_have_text("Pro", timeout=40_000)
     assert refused, "the page never tried the WebSocket"
 
@@ -286,9 +282,7 @@ async def test_an_expired_session_asks_to_sign_in_again(example: Dev, browser: B
 async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
     example: Dev, browser: Browser, shots: Shots
 ) -> None:
-    org = new_org()
-    async with httpx.AsyncClient(base_url=example.url, timeout=30) as http:
-        await subscribe(Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url)
+    org, _ = await subscribed_org(example)
     page = await open_page(browser)
     await sign_in_with_token(page, example, org)
     await page.get_by_test_id("cancel-subscription").click()
@@ -311,14 +305,11 @@ async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
 async def test_a_yearly_switch_from_pricing_waits_for_the_new_period(
     example: Dev, browser: Browser, shots: Shots
 ) -> None:
-    org = new_org()
+    org, monthly = await subscribed_org(example)
     async with (
         AsyncEmulatorControl(example.emulator) as control,
         httpx.AsyncClient(base_url=example.url, timeout=30) as http,
     ):
-        monthly = await subscribe(
-            Api(http, org, secret=DEV_JWT_SECRET), "pro", app_url=example.app_url
-        )
         page = await open_page(browser)
         await sign_in_with_token(page, example, org)
         await page.goto(f"{example.app_url}/pricing")
@@ -339,7 +330,7 @@ async def test_a_yearly_switch_from_pricing_waits_for_the_new_period(
         await expect(page.get_by_test_id("sync-state")).to_have_text(
             "Plan change applied: you are on Pro."
         )
-        yearly = await Api(http, org, secret=DEV_JWT_SECRET).entitlement()
+        yearly = await dev_api(http, org).entitlement()
     assert yearly["plan"] == "pro" and yearly["updatedAt"] != monthly["updatedAt"]
     ends = datetime.fromisoformat(yearly["currentPeriodEnd"])
     assert ends > datetime.fromisoformat(monthly["currentPeriodEnd"])

@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
+from billing.settings import DEV_JWT_SECRET
 from emulator.client import EmulatorControl
-from tests.support.api import APP_URL
+from tests.support.api import APP_URL, Api
 from tests.support.cli import MAIN, run_cli
 from tests.support.servers import free_port, wait_healthy
 from tests.support.stack import PLANS
@@ -79,3 +82,8 @@ class Dev:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=30)
         self.process = None
+
+
+def dev_api(http: httpx.AsyncClient, org: str) -> Api:
+    """A client for an org, with tokens signed by the development secret `make run` uses."""
+    return Api(http, org, secret=DEV_JWT_SECRET)

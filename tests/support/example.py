@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 from playwright.async_api import Browser, Page, expect
 
 from billing.settings import DEV_JWT_SECRET as DEV_SECRET
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import token
-from tests.support.dev import Dev
+from tests.support.api import new_org, token
+from tests.support.dev import Dev, dev_api
+from tests.support.journeys import subscribe
 
 BILLING = "/settings/billing"
 CARD = "4242 4242 4242 4242"
@@ -64,6 +67,14 @@ def long_date(iso: str) -> str:
     """An ISO timestamp as en-US's long date in UTC ("January 3, 2027")."""
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+async def subscribed_org(dev: Dev, plan: str = "pro") -> tuple[str, dict[str, Any]]:
+    """A new org that paid for `plan` through the API and Checkout: its id and entitlement."""
+    org = new_org()
+    async with httpx.AsyncClient(base_url=dev.url, timeout=30) as http:
+        entitlement = await subscribe(dev_api(http, org), plan, app_url=dev.app_url)
+    return org, entitlement
 
 
 @asynccontextmanager
