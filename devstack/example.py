@@ -31,6 +31,7 @@ from starlette.types import Scope
 
 from billing.auth import dev_token
 from billing.settings import Settings
+from devstack import require_free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DIR = ROOT / "examples" / "react"
@@ -83,9 +84,10 @@ def _inputs(folder: Path) -> Iterator[Path]:
     yield from folder.glob("*.config.ts")
     yield folder / "codegen.ts"
     yield ROOT / "schema.graphql"
+    generated = folder / "src" / "gql"  # the build writes it
     for sub in ("src", "public"):
         for path in (folder / sub).rglob("*"):
-            if path.is_file() and "gql" not in path.relative_to(folder / sub).parts[:1]:
+            if path.is_file() and not path.is_relative_to(generated):
                 yield path
 
 
@@ -167,13 +169,15 @@ class PageFiles(StaticFiles):
 def site(dist: Path, app_url: str, api_url: str, mint: Callable[[], str] | None) -> Starlette:
     """The example's files, its runtime config and, with `mint`, the one-click sign-in."""
     config = {"apiUrl": api_url, "devSignIn": mint is not None}
+    config_body = f"window.BILLING_CONFIG = {json.dumps(config)};\n"
     own_origin = origin(app_url)
     own_host = urlsplit(app_url).netloc
 
     async def config_js(request: Request) -> Response:
         """window.BILLING_CONFIG for this `make run`."""
-        body = f"window.BILLING_CONFIG = {json.dumps(config)};\n"
-        return Response(body, media_type="text/javascript", headers={"cache-control": "no-store"})
+        return Response(
+            config_body, media_type="text/javascript", headers={"cache-control": "no-store"}
+        )
 
     async def sign_in(request: Request) -> Response:
         """A fresh token for the demo org's owner, to this page only (not another site's)."""
@@ -218,22 +222,14 @@ class SiteServer:
         return self
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def start(settings: Settings, api_port: int, say: Callable[[str], None] = print) -> str:
     """Build and serve the example at APP_URL; returns the line saying where, or why not."""
     port = local_port(settings.app_url)
     if port is None:
         return f"example client: not served (APP_URL {settings.app_url} is not a local http URL)"
-    if not _port_free(port):
+    try:
+        require_free_port("127.0.0.1", port, "APP_URL")
+    except ValueError:
         return f"example client: not served (port {port} of APP_URL is in use); the API is"
     prepared = prepare(settings.app_url, say=say)
     if prepared.dist is None:

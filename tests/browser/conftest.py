@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from devstack.example import missing_tools
+from devstack.example import ROOT, missing_tools
 from tests.support.browser import CHROMIUM_ARGS, browser_tools, missing
 from tests.support.dev import Dev
 from tests.support.example import Shots
 from tests.support.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from billing.settings import DEV_JWT_SECRET
-from devstack.example import EXAMPLE_DIR
+from devstack.example import EXAMPLE_DIR, ROOT
 from tests.support.dev import Dev
 from tests.support.example import open_page
 from tests.support.servers import ThreadedServer
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sign_in(dev: Dev, **headers: str) -> httpx.Response:

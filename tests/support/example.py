@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, Page, expect
 
-from billing.settings import DEV_JWT_SECRET as DEV_SECRET
+from billing.settings import DEV_JWT_SECRET
 from emulator.client import AsyncEmulatorControl
 from tests.support.api import new_org, token
 from tests.support.dev import Dev, dev_api
@@ -50,7 +50,7 @@ async def sign_in_with_token(
 ) -> None:
     """Sign in by pasting a token, as a deployment without `make run`'s button does."""
     await page.goto(f"{dev.app_url}{BILLING}")
-    bearer = token(org, role, secret=DEV_SECRET, ttl=ttl)
+    bearer = token(org, role, secret=DEV_JWT_SECRET, ttl=ttl)
     await page.get_by_test_id("token-input").fill(bearer)
     await page.get_by_test_id("token-sign-in").click()
     await expect(page.get_by_test_id("current-plan")).to_be_visible()

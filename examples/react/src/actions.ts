@@ -7,16 +7,17 @@ import { type CombinedError, useMutation } from "urql";
 import { unauthenticated } from "./client";
 import { BILLING_PATH } from "./config";
 import { ERROR_SENTENCES, NETWORK_TROUBLE } from "./format";
-import type { BillingErrorCode, BillingInterval, PortalFlow } from "./gql/graphql";
+import type {
+  BillingInterval,
+  OpenPortalMutation,
+  PortalFlow,
+  UpgradeMutation,
+} from "./gql/graphql";
 import type { Entitlement } from "./live";
 import { OpenPortal, Upgrade } from "./operations";
 import { type Errand, expectOnReturn } from "./returns";
 
-export const NO_CUSTOMER_NOTICE = ERROR_SENTENCES.NO_CUSTOMER;
-
-type Outcome =
-  | { __typename: "PortalSession" | "CheckoutSession"; url: string }
-  | { __typename: "BillingError"; code: BillingErrorCode; message: string };
+type Outcome = OpenPortalMutation["openPortal"] | UpgradeMutation["upgrade"];
 
 function problem(error: CombinedError): string {
   if (error.networkError) return NETWORK_TROUBLE;
@@ -65,7 +66,7 @@ export function useBillingActions(entitlement: Entitlement | null): BillingActio
       if (outcome?.__typename === "BillingError") {
         stop();
         if (outcome.code === "NO_CUSTOMER") {
-          navigate("/pricing", { state: { notice: NO_CUSTOMER_NOTICE } });
+          navigate("/pricing", { state: { notice: ERROR_SENTENCES.NO_CUSTOMER } });
           return;
         }
         setError(ERROR_SENTENCES[outcome.code] ?? outcome.message);

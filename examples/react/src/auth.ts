@@ -6,6 +6,9 @@ const KEY = "billing.token";
 const listeners = new Set<() => void>();
 let notice: string | null = null;
 
+/** What the sign-in screen says after the token ran out (or the API refused it). */
+export const EXPIRED = "Your session has expired. Sign in again.";
+
 /** Seconds since the epoch at which a JWT expires (0 when it cannot be read). */
 function expiry(token: string): number {
   try {
@@ -22,10 +25,14 @@ function changed(): void {
   listeners.forEach((listener) => listener());
 }
 
-/** The token when there is one that has not expired, else null. */
-export function currentToken(): string | null {
-  const token = sessionStorage.getItem(KEY);
+/** The token if it has not expired, else null. */
+function valid(token: string | null): string | null {
   return token !== null && expiry(token) * 1000 > Date.now() ? token : null;
+}
+
+/** The stored token when it has not expired, else null. */
+export function currentToken(): string | null {
+  return valid(sessionStorage.getItem(KEY));
 }
 
 export function signIn(token: string): void {
@@ -54,17 +61,14 @@ function subscribe(listener: () => void): () => void {
 /** The current valid token (re-rendering on sign-in, sign-out and expiry). */
 export function useToken(): string | null {
   const stored = useSyncExternalStore(subscribe, () => sessionStorage.getItem(KEY));
-  const token = stored !== null && expiry(stored) * 1000 > Date.now() ? stored : null;
+  const token = valid(stored);
   useEffect(() => {
     if (stored === null) return;
     if (token === null) {
-      signOut("Your session has expired. Sign in again.");
+      signOut(EXPIRED);
       return;
     }
-    const timer = window.setTimeout(
-      () => signOut("Your session has expired. Sign in again."),
-      expiry(token) * 1000 - Date.now(),
-    );
+    const timer = window.setTimeout(() => signOut(EXPIRED), expiry(token) * 1000 - Date.now());
     return () => window.clearTimeout(timer);
   }, [stored, token]);
   return token;

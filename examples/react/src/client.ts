@@ -10,7 +10,7 @@ import {
   subscriptionExchange,
 } from "urql";
 
-import { currentToken, signOut } from "./auth";
+import { EXPIRED, currentToken, signOut } from "./auth";
 import { config, wsUrl } from "./config";
 
 /** The WebSocket as the page sees it: polling stands in while it is "down". */
@@ -77,7 +77,7 @@ export function makeClient(): { client: Client; dispose: () => void } {
     exchanges: [
       mapExchange({
         onError(error) {
-          if (unauthenticated(error)) signOut("Your session has expired. Sign in again.");
+          if (unauthenticated(error)) signOut(EXPIRED);
         },
       }),
       cacheExchange,

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "react";
 import { type CombinedError, useQuery, useSubscription } from "urql";
 
-import { type SocketState, useSocketState } from "./client";
+import { useSocketState } from "./client";
 import type { EntitlementFieldsFragment } from "./gql/graphql";
 import { EntitlementChanged, EntitlementQuery } from "./operations";
 
@@ -17,7 +17,6 @@ const MAX_RESUBSCRIBE_MS = 60_000;
 export function useLiveEntitlement(): {
   entitlement: Entitlement | null;
   error: CombinedError | undefined;
-  socket: SocketState;
 } {
   const [query, reread] = useQuery({ query: EntitlementQuery });
   const [pushed, resubscribe] = useSubscription({ query: EntitlementChanged });
@@ -58,5 +57,5 @@ export function useLiveEntitlement(): {
     return () => window.clearTimeout(timer);
   }, [socket, reread]);
 
-  return { entitlement: latest, error: latest === null ? query.error : undefined, socket };
+  return { entitlement: latest, error: latest === null ? query.error : undefined };
 }

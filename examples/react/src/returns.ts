@@ -19,7 +19,7 @@ interface Expectation {
 
 const KEY = "billing.expectation";
 const STALE_MS = 24 * 3600 * 1000;
-export const CONFIRM_TIMEOUT_MS = 30_000;
+const CONFIRM_TIMEOUT_MS = 30_000;
 const DONE_SHOWN_MS = 10_000;
 
 /** Return paths that say which errand came back (the API builds Checkout's and upgrade's). */

@@ -1,14 +1,12 @@
 // /settings/billing: what the org has now, live, and the ways to change it through Stripe.
 import { Link } from "react-router";
 
-import { type BillingActions, useBillingActions } from "../actions";
+import { useBillingActions } from "../actions";
+import { PortalButton } from "../components/PortalButton";
 import { NETWORK_TROUBLE, STATUS_LABELS, SUBSCRIBED, formatDate, formatLimits } from "../format";
 import { useLiveEntitlement } from "../live";
 import { planName, usePlans } from "../plans";
-import type { PortalFlow } from "../gql/graphql";
-import { type Errand, RETURN_PATHS, syncMessage, useReturnSync } from "../returns";
-
-const OPENING = "Opening portal...";
+import { syncMessage, useReturnSync } from "../returns";
 
 export function BillingPage() {
   const { entitlement, error } = useLiveEntitlement();
@@ -109,30 +107,5 @@ export function BillingPage() {
         )}
       </section>
     </>
-  );
-}
-
-/** A button to the Portal, deep-linked to `flow`; `errand` names the change to wait for. */
-function PortalButton(props: {
-  actions: BillingActions;
-  testId: string;
-  children: string;
-  className?: string;
-  flow?: PortalFlow;
-  errand?: Exclude<Errand, "checkout">;
-}) {
-  const { actions, testId, children, className, flow, errand } = props;
-  const open = (): void =>
-    actions.openPortal(testId, flow ?? null, errand ?? null, errand && RETURN_PATHS[errand]);
-  return (
-    <button
-      type="button"
-      className={className}
-      data-testid={testId}
-      disabled={actions.busy !== null}
-      onClick={open}
-    >
-      {actions.busy === testId ? OPENING : children}
-    </button>
   );
 }

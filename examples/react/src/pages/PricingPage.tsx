@@ -2,12 +2,12 @@
 import { useState } from "react";
 import { useLocation } from "react-router";
 
-import { useBillingActions } from "../actions";
+import { type BillingActions, useBillingActions } from "../actions";
+import { PortalButton } from "../components/PortalButton";
 import { SUBSCRIBED, formatLimits, formatPrice } from "../format";
 import type { BillingInterval } from "../gql/graphql";
 import { type Entitlement, useLiveEntitlement } from "../live";
 import { type Plan, usePlans } from "../plans";
-import { RETURN_PATHS } from "../returns";
 
 const INTERVALS: [BillingInterval, string][] = [
   ["MONTH", "Monthly"],
@@ -71,57 +71,68 @@ export function PricingPage() {
   );
 }
 
+/** The label of a plan's upgrade button when the plan has a price for the interval. */
+function upgradeLabel(plan: Plan, current: boolean, subscribed: boolean): string {
+  if (!subscribed) return `Upgrade to ${plan.name}`;
+  return current ? "Your plan" : `Switch to ${plan.name}`;
+}
+
 function PlanCard(props: {
   plan: Plan;
   interval: BillingInterval;
   entitlement: Entitlement | null;
-  actions: ReturnType<typeof useBillingActions>;
+  actions: BillingActions;
 }) {
   const { plan, interval, entitlement, actions } = props;
   const price = plan.prices.find((p) => p.interval === interval);
+  const free = plan.prices.length === 0;
   const subscribed = entitlement !== null && SUBSCRIBED.has(entitlement.status);
   const current = entitlement?.plan === plan.slug;
   const key = `upgrade-${plan.slug}`;
-  const busy = actions.busy !== null;
 
   let button;
   if (price) {
-    const text = current && subscribed ? "Your plan" : subscribed ? `Switch to ${plan.name}` : `Upgrade to ${plan.name}`;
     button = (
       <button
         type="button"
         className="primary"
         data-testid={key}
-        disabled={busy || entitlement === null}
+        disabled={actions.busy !== null || entitlement === null}
         onClick={() => actions.upgrade(plan.slug, interval)}
       >
-        {actions.busy === key ? "Redirecting..." : text}
+        {actions.busy === key ? "Redirecting..." : upgradeLabel(plan, current, subscribed)}
       </button>
     );
-  } else if (plan.prices.length === 0 && subscribed) {
+  } else if (free && subscribed) {
     // The free plan is where a cancelled subscription ends: cancelling is the way there.
+    const ending = entitlement?.cancelAtPeriodEnd === true;
     button = (
-      <button
-        type="button"
-        data-testid={key}
-        disabled={busy || entitlement?.cancelAtPeriodEnd === true}
-        onClick={() => actions.openPortal(key, "SUBSCRIPTION_CANCEL", "cancel", RETURN_PATHS.cancel)}
+      <PortalButton
+        actions={actions}
+        testId={key}
+        flow="SUBSCRIPTION_CANCEL"
+        errand="cancel"
+        disabled={ending}
       >
-        {actions.busy === key ? "Opening portal..." : entitlement?.cancelAtPeriodEnd ? "Starts when your plan ends" : `Downgrade to ${plan.name}`}
-      </button>
+        {ending ? "Starts when your plan ends" : `Downgrade to ${plan.name}`}
+      </PortalButton>
     );
   } else {
     button = (
       <button type="button" data-testid={key} disabled>
-        {plan.prices.length === 0 ? "Your plan" : `Not available ${interval === "YEAR" ? "yearly" : "monthly"}`}
+        {free ? "Your plan" : `Not available ${interval === "YEAR" ? "yearly" : "monthly"}`}
       </button>
     );
   }
 
+  let shownPrice = "—";
+  if (price) shownPrice = formatPrice(price.amount, price.currency, interval);
+  else if (free) shownPrice = "Free";
+
   return (
     <article className={current ? "plan current" : "plan"} data-testid={`plan-${plan.slug}`}>
       <h2>{plan.name}</h2>
-      <p className="price">{price ? formatPrice(price.amount, price.currency, interval) : plan.prices.length === 0 ? "Free" : "—"}</p>
+      <p className="price">{shownPrice}</p>
       <p className="limits">{formatLimits(plan.limits)}</p>
       {button}
     </article>
