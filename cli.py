@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
+import shutil
 import signal
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -104,6 +107,9 @@ def _print_changes(changes: list[Change], dry_run: bool) -> None:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="server processes sharing the port (README: Production)")
+    ] = 1,
     timeout_keep_alive: Annotated[
         int, typer.Option(help="seconds an idle connection stays open (above your proxy's)")
     ] = 5,
@@ -114,13 +120,13 @@ def serve(
     """Serve the API (same app as `uvicorn main:app`) on uvloop and httptools."""
     import uvicorn
 
+    from billing.observability import uvicorn_log_config
     from devstack import require_free_port
     from server.app import create_app
 
     settings = Settings()
     require_free_port(host, port, "the API")
-    uvicorn.run(
-        create_app(settings),
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         timeout_keep_alive=timeout_keep_alive,
@@ -133,7 +139,40 @@ def serve(
         # Refused while the frame arrives (server/websocket.py checks again under `uvicorn
         # main:app`, whose default is 16 MiB).
         ws_max_size=settings.ws_max_message_bytes,
+        log_config=uvicorn_log_config(settings.log_format),
     )
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    with _worker_environment(settings, workers):
+        # Each worker builds the app from the environment (`main:app`), as `uvicorn` would.
+        uvicorn.run("main:app", workers=workers, app_dir=str(Path(__file__).parent), **options)
+
+
+@contextlib.contextmanager
+def _worker_environment(settings: Settings, workers: int) -> Iterator[None]:
+    """What several workers share: a metrics folder, and Stripe's rate split between them."""
+    from billing.metrics import MULTIPROC_ENV
+
+    made = None
+    if not os.environ.get(MULTIPROC_ENV):
+        made = tempfile.mkdtemp(prefix="billing-metrics-")
+        os.environ[MULTIPROC_ENV] = made
+    Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
+    if settings.stripe_rate_limit is None:
+        # STRIPE_RATE_LIMIT is per process: the default is the whole deployment's share.
+        os.environ["STRIPE_RATE_LIMIT"] = f"{settings.stripe_rate / workers:g}"
+    console.print(
+        f"{workers} workers, {settings.stripe_rate / workers:g} Stripe requests/s each"
+        if settings.stripe_rate_limit is None
+        else f"{workers} workers, STRIPE_RATE_LIMIT={settings.stripe_rate:g} requests/s each",
+        highlight=False,
+    )
+    try:
+        yield
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 @cli.command("schema")
@@ -234,6 +273,49 @@ def resync(org: Annotated[str | None, typer.Option(help="only this org")] = None
     console.print(f"resynced {count} org(s)")
 
 
+@cli.command()
+@one_line_errors
+def drift(
+    org: Annotated[str | None, typer.Option(help="only this org")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="re-sync the orgs that differ")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Compare every org's entitlement with Stripe's state; exit 1 when any differ.
+
+    --fix re-syncs only those and checks them again (exit 0: all repaired).
+    An org whose Stripe read fails is an error (exit 1); the others go on.
+
+    --json prints one object:
+      {"checked": N,
+       "drifted": [{"org_id", "customer_id",
+                    "differences": [{"column", "stored", "stripe"}]}],
+       "fixed": ["org_id", ...] (null without --fix),
+       "errors": [{"org_id", "customer_id", "during", "error"}]}
+    "drifted" is what the check found, before any fix. A column is one of
+    the entitlement's (no row: the default plan, "none", as the API serves),
+    or "deleted" when Stripe deleted the customer but the billing account
+    does not say so. Times are ISO 8601; "during" is "check" or "fix".
+    """
+    from billing.drift import DriftReport, find_drift, render, report, summary, tracker
+
+    async def work(services: Services) -> DriftReport:
+        # Only on a terminal: transient, so the table stays clean (a pipe would get a blank line).
+        hidden = as_json or not console.is_terminal
+        with Progress(console=console, transient=True, disable=hidden) as progress:
+            return await find_drift(services, org, fix=fix, track=tracker(progress))
+
+    found = _run(with_services(Settings(), work))
+    if as_json:
+        typer.echo(json.dumps(report(found)))
+    else:
+        if found.drifted:
+            console.print(render(found, console))
+        for line in summary(found):
+            console.print(line, highlight=False, markup=False)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
 @events_cli.command("replay")
 @one_line_errors
 def events_replay(
@@ -283,6 +365,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await services.db.changes.start()  # other processes' stored events wake it
         await applier.start()
         console.print("applying stored webhook events; Ctrl-C stops", highlight=False)
         await stop.wait()

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 CHANNEL = "billing_entitlement_changed"
 """The PostgreSQL channel; the payload is the org id, empty for "every org"."""
 
+EVENTS_CHANNEL = "billing_webhook_events"
+"""The PostgreSQL channel of webhook events stored with work for the applier (migration 0004),
+by any process; no payload. Heard on the same LISTEN connection."""
+
 APPLICATION_NAME = "billing-change-feed"
 """How the LISTEN connection names itself in `pg_stat_activity`."""
 
@@ -61,10 +65,20 @@ class ChangeFeed:
         self.generation = 0
         self.watching = watching
         self._listeners: list[Listener] = []
+        self._event_listeners: list[Callable[[], None]] = []
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` on every change."""
         self._listeners.append(listener)
+
+    def on_events_stored(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when any process stores webhook events to apply (PostgreSQL)."""
+        self._event_listeners.append(listener)
+
+    def events_stored(self) -> None:
+        """Webhook events to apply were stored (or may have been, while nobody listened)."""
+        for listener in self._event_listeners:
+            listener()
 
     def changed(self, org_id: str | None) -> None:
         """Record a change of one org's entitlement (None: of any)."""
@@ -170,7 +184,9 @@ class PostgresChangeFeed(ChangeFeed):
         try:
             connection.add_termination_listener(lambda _conn: lost.set())
             await connection.add_listener(CHANNEL, self._notified)
+            await connection.add_listener(EVENTS_CHANNEL, self._events_notified)
             self.changed(None)  # whatever happened while nobody listened
+            self.events_stored()
             self.watching = True
             while not lost.is_set():
                 try:
@@ -185,6 +201,10 @@ class PostgresChangeFeed(ChangeFeed):
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         """A committed write of the payload's org (all orgs when empty)."""
         self.changed(payload or None)
+
+    def _events_notified(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
+        """Some process committed webhook events to apply."""
+        self.events_stored()
 
     def _lost(self) -> None:
         """Stop trusting caches until LISTEN is back."""

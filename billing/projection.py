@@ -92,6 +92,26 @@ def _gone(services: Services, had_subscription: bool) -> dict[str, Any]:
     return values
 
 
+def expected_columns(
+    services: Services, state: CustomerState, existing: Entitlement | None
+) -> dict[str, Any]:
+    """The entitlement columns `project_customer` writes for this read over the `existing` row."""
+    if state.customer.deleted:
+        had = bool(state.subscriptions) or (
+            existing is not None and existing.status != SubscriptionStatus.NONE.value
+        )
+        values = _gone(services, had)
+    else:
+        values = entitlement_columns(services, pick_current(state.subscriptions))
+    values["stripe_customer_id"] = state.customer.id
+    return values
+
+
+def marks_deleted(state: CustomerState, account: BillingAccount) -> bool:
+    """True when this read makes `project_customer` mark the account deleted."""
+    return state.customer.deleted and account.deleted_at is None
+
+
 def project_customer(
     services: Services, session: Session, state: CustomerState, org_hint: str | None = None
 ) -> str | None:
@@ -99,25 +119,17 @@ def project_customer(
 
     The caller holds the customer's claim (`billing.claims`) from before the read until this
     transaction commits, so no older read is ever written over a newer one."""
-    customer_id = state.customer.id
-    account = _locked_account(session, customer_id)
+    account = _locked_account(session, state.customer.id)
     if account is None:
         account = _link(session, state, org_hint)
         if account is None:
             return None
     existing = session.get(Entitlement, account.org_id)
-    if state.customer.deleted:
-        if account.deleted_at is None:
-            account.deleted_at = utcnow()
-            session.add(account)
-            mark_changed(session, account.org_id)
-        had = bool(state.subscriptions) or (
-            existing is not None and existing.status != SubscriptionStatus.NONE.value
-        )
-        values = _gone(services, had)
-    else:
-        values = entitlement_columns(services, pick_current(state.subscriptions))
-    values["stripe_customer_id"] = customer_id
+    if marks_deleted(state, account):
+        account.deleted_at = utcnow()
+        session.add(account)
+        mark_changed(session, account.org_id)
+    values = expected_columns(services, state, existing)
     if existing is None or _differs(existing, values):
         row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
         for column, value in values.items():
@@ -129,16 +141,16 @@ def project_customer(
     return account.org_id
 
 
+def stored_value(row: Entitlement, column: str) -> Any:
+    """A column of the row as `expected_columns` states it (SQLite's naive datetimes as UTC)."""
+    value = getattr(row, column)
+    return as_utc(value) if isinstance(value, datetime) else value
+
+
 def _differs(row: Entitlement, values: dict[str, Any]) -> bool:
     """True when writing `values` would change the row (a re-read that changes nothing writes
     nothing: `updatedAt` stays, and no `entitlementChanged` message goes out)."""
-    for column, value in values.items():
-        stored = getattr(row, column)
-        if isinstance(stored, datetime):
-            stored = as_utc(stored)
-        if stored != value:
-            return True
-    return False
+    return any(stored_value(row, column) != value for column, value in values.items())
 
 
 CLAIM_WAIT = 60.0

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_applier: Literal["server", "worker"] = "server"
     """Where stored events are applied: in every API process, or only by `main.py worker`."""
+    metrics_token: SecretStr | None = None
+    """Bearer token `GET /metrics` asks for; in production it is not served while unset."""
     ws_max_connections: int = Field(default=5000, ge=1)
     """Open WebSocket connections one process accepts; more are refused with 503."""
     ws_max_subscriptions: int = Field(default=10, ge=1, le=1000)
@@ -67,6 +69,8 @@ class Settings(BaseSettings):
     ws_keepalive: float = Field(default=20.0, gt=0, le=600)
     """Seconds between keepalive pings; a client that answers no ping, or takes no message,
     within as long again is dropped."""
+    log_format: Literal["text", "json"] = "text"
+    """How log lines look on stderr: `text` for people, `json` for one JSON object per line."""
 
     _split_lists = field_validator("billing_roles", "cors_origins", mode="before")(_split)
 
@@ -78,6 +82,7 @@ class Settings(BaseSettings):
         "auth_jwks_url",
         "auth_issuer",
         "auth_audience",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -163,6 +168,8 @@ class Settings(BaseSettings):
                 raise ValueError("AUTH_JWT_SECRET is the development secret; set a real one")
             if len(secret) < 32:
                 raise ValueError("AUTH_JWT_SECRET must be at least 32 characters in production")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError("METRICS_TOKEN must be at least 16 characters in production")
         return self
 
     def _check_production_jwks(self) -> None:

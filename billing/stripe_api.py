@@ -30,6 +30,7 @@ from stripe.params.billing_portal import (
 )
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 
+from billing import metrics
 from billing.errors import StripeNotFound, StripeRateLimited, StripeRejected, StripeUnavailable
 from billing.portal_config import PortalShape
 from billing.settings import Settings
@@ -206,6 +207,15 @@ def _classify(what: str, exc: stripe.StripeError) -> Exception:
     return StripeRejected(detail)
 
 
+_OUTCOMES: dict[type[Exception], str] = {
+    StripeRateLimited: "rate_limited",
+    StripeUnavailable: "unavailable",
+    StripeNotFound: "not_found",
+    StripeRejected: "rejected",
+}
+"""The `outcome` label of a failed call, by the error it became."""
+
+
 def _retry_after(headers: Any) -> float | None:
     """Seconds a 429's Retry-After header asks for, when it is a number."""
     try:
@@ -230,6 +240,7 @@ class ThrottledHTTPClient(stripe.HTTPXClient):
             method, url, headers, post_data
         )
         if status == 429:
+            metrics.STRIPE_RATE_LIMITED.inc()
             self.throttle.rate_limited(_retry_after(response_headers))
         else:
             self.throttle.succeeded()
@@ -264,13 +275,20 @@ class StripeGateway:
         """Await one SDK call within the deadline, sorting failures into transient or not.
 
         A pause after a 429 is waited out first: it slows the call down, it does not count
-        against the call's own deadline."""
+        against the call's own deadline (nor in the call's recorded latency)."""
         await self.throttle.paused()
+        elapsed = metrics.clock()
+        outcome = "error"
         try:
             async with asyncio.timeout(self.deadline):
                 result = await coro
-                return result.to_dict() if hasattr(result, "to_dict") else result
+            outcome = "ok"
+            return result.to_dict() if hasattr(result, "to_dict") else result
+        except asyncio.CancelledError:
+            outcome = "canceled"
+            raise
         except TimeoutError as exc:
+            outcome = "timeout"
             log.warning("stripe %s timed out after %.1fs", what, self.deadline)
             raise StripeUnavailable(f"{what}: timeout") from exc
         except stripe.StripeError as exc:
@@ -282,7 +300,13 @@ class StripeGateway:
                 exc.code,
                 exc.request_id,
             )
-            raise _classify(what, exc) from exc
+            failure = _classify(what, exc)
+            outcome = _OUTCOMES[type(failure)]
+            raise failure from exc
+        finally:
+            metrics.observe(
+                metrics.STRIPE_LATENCY, metrics.STRIPE_REQUESTS, what, outcome, elapsed()
+            )
 
     # customers -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
 from billing.auth import AuthError, Principal
+from billing.observability import bind_org_id
 from billing.services import Services
 
 
@@ -19,6 +20,8 @@ class Context(BaseContext):
         super().__init__()
         self.services = services
         self._principal: Principal | None = None
+        self.billing_error = False
+        """True once a mutation answered a BillingError (the operation's metrics outcome)."""
 
     @property
     def over_websocket(self) -> bool:
@@ -32,10 +35,14 @@ class Context(BaseContext):
         self._principal = await self.services.auth.authenticate(
             bearer if isinstance(bearer, str) else None
         )
+        bind_org_id(self._principal.org_id)
         return self._principal
 
     async def principal(self) -> Principal:
-        """The authenticated caller, or an UNAUTHENTICATED GraphQL error."""
+        """The authenticated caller, or an UNAUTHENTICATED GraphQL error.
+
+        Its org goes on the log lines of the task asking (a resolver's; the request's own for
+        a mutation), until that task ends."""
         if self._principal is None:
             try:
                 if self.over_websocket:
@@ -46,6 +53,7 @@ class Context(BaseContext):
                 raise GraphQLError(
                     f"Not authenticated: {exc}", extensions={"code": "UNAUTHENTICATED"}
                 ) from None
+        bind_org_id(self._principal.org_id)
         return self._principal
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 from graphql import GraphQLError
 from strawberry import UNSET
 
+from billing import metrics
 from billing.auth import Principal
 from billing.errors import BillingErrorCode, BillingFailure, StripeNotFound, StripeUnavailable
 from billing.observability import request_id
@@ -68,12 +69,17 @@ async def _run(
         async with asyncio.timeout(services.deadline):
             return await service(services, principal)
     except TimeoutError:
+        info.context.billing_error = True
+        metrics.count(metrics.BILLING_ERRORS, BillingErrorCode.STRIPE_UNAVAILABLE.value)
         log.warning(
             "billing call for org %s passed its %.1fs deadline", principal.org_id, services.deadline
         )
         return _failure(StripeUnavailable("deadline"))
     except (BillingFailure, StripeUnavailable) as exc:
-        return _failure(exc)
+        failure = _failure(exc)
+        info.context.billing_error = True
+        metrics.count(metrics.BILLING_ERRORS, failure.code.value)
+        return failure
     except StripeNotFound as exc:
         if exc.param != "customer":
             raise

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from billing import metrics
 from billing.observability import configure_logging
 from billing.services import Services
 from billing.settings import Settings, get_settings
@@ -20,6 +21,7 @@ from server.endpoint import graphql_endpoint
 from server.graphiql import mount_graphiql_assets
 from server.guard import GRAPHQL_PATH, RequestGuard
 from server.memo import MemoizedReads
+from server.metrics import router as metrics_router
 from server.websocket import SocketGuard
 from webhooks.applier import Applier
 from webhooks.intake import Intake
@@ -29,13 +31,14 @@ from webhooks.router import webhook_route
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Wire the service for these settings (default: the environment)."""
     settings = settings or get_settings()
-    configure_logging()
+    configure_logging(fmt=settings.log_format)
     services = Services.from_settings(settings)
     applier = Applier(services) if settings.webhook_applier == "server" else None
     intake = Intake(services)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics.process_started()
         await services.db.changes.start()
         if applier is not None:
             await applier.start()
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await applier.stop()
         await intake.close()
         await services.db.dispose()
+        metrics.process_stopped()
 
     dev = not settings.production
     app = FastAPI(
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if dev:
         mount_graphiql_assets(app)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.add_middleware(MemoizedReads, services=services)
     if settings.cors_origins:
         app.add_middleware(

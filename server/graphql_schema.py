@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from schema.root import Mutation, Query, Subscription
 from server.masking import HideSuggestions, MaskUnexpectedErrors, is_unexpected
+from server.metrics import OperationMetrics
 from server.prepared import DocumentStore, PreparedDocuments
 from server.validation import document_limits
 from server.websocket import OperationsByTransport
@@ -35,6 +36,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     """The schema, with abuse limits passed as factories; production hides its shape."""
     documents = DocumentStore()
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        OperationMetrics,
         lambda: PreparedDocuments(documents),
         *document_limits(),
         OperationsByTransport,

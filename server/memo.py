@@ -25,13 +25,15 @@ from enum import Enum
 from typing import Any
 
 from cachetools import LRUCache
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, GraphQLError, OperationType, parse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billing import metrics
 from billing.auth import AuthError
 from billing.services import Services
 from server.guard import GRAPHQL_PATH, GRAPHQL_PAYLOAD
+from server.metrics import INVALID, label_of, operation_of
 from server.prepared import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from server.validation import MAX_TOKENS
 
@@ -69,25 +71,29 @@ class Answer:
     body: bytes
 
 
-def shape_of(query: str, operation_name: str | None) -> Shape:
-    """The shape of the named (or only) operation of a document."""
+Shaped = tuple[Shape, str]
+"""A document's shape and its operation's metrics label (`server.metrics.label_of`)."""
+
+
+def shape_of(query: str, operation_name: str | None) -> Shaped:
+    """The shape of the named (or only) operation of a document, and its label."""
+    other = (Shape.OTHER, INVALID)
     try:
         document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except (GraphQLError, RecursionError):
-        return Shape.OTHER
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-        return Shape.OTHER
+        return other
+    operation = operation_of(document, operation_name)
+    if operation is None or operation.operation is not OperationType.QUERY:
+        return other
     names: set[str] = set()
-    for selection in operations[0].selection_set.selections:
+    for selection in operation.selection_set.selections:
         if not isinstance(selection, FieldNode) or selection.directives:
-            return Shape.OTHER
+            return other
         names.add(selection.name.value)
     if not names <= STATIC_FIELDS | ORG_FIELDS:
-        return Shape.OTHER
-    return Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC
+        return other
+    label = label_of(operation, STATIC_FIELDS | ORG_FIELDS)
+    return (Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC), label
 
 
 Key = tuple[str, str | None]
@@ -117,7 +123,7 @@ class MemoizedReads:
         self.app = app
         self.auth = services.auth
         self.changes = services.db.changes
-        self._shapes: LRUCache[Key, Shape] = LRUCache(MAX_DOCUMENTS)
+        self._shapes: LRUCache[Key, Shaped] = LRUCache(MAX_DOCUMENTS)
         self._static: LRUCache[Key, Answer] = LRUCache(MAX_DOCUMENTS)
         self._orgs: LRUCache[str, LRUCache[Key, Answer]] = LRUCache(MAX_ORGS)
         self.changes.subscribe(self._forget)
@@ -129,8 +135,8 @@ class MemoizedReads:
         else:
             self._orgs.pop(org_id, None)
 
-    def _shape(self, key: Key) -> Shape:
-        """The remembered shape of a document, worked out on first sight."""
+    def _shape(self, key: Key) -> Shaped:
+        """The remembered shape and label of a document, worked out on first sight."""
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._shapes[key] = shape_of(*key)
@@ -141,46 +147,55 @@ class MemoizedReads:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != GRAPHQL_PATH:
             await self.app(scope, receive, send)
             return
+        elapsed = metrics.clock()
         key = _request_key(scope)
-        shape = self._shape(key) if key is not None else Shape.OTHER
+        shape, label = self._shape(key) if key is not None else (Shape.OTHER, INVALID)
         if key is None or shape is Shape.OTHER:
             await self.app(scope, receive, send)
-        elif shape is Shape.STATIC:
-            await self._static_read(key, scope, receive, send)
+            return
+        if shape is Shape.STATIC:
+            answered = await self._static_read(key, scope, receive, send)
         else:
-            await self._org_read(key, scope, receive, send)
+            answered = await self._org_read(key, scope, receive, send)
+        if answered:  # Strawberry did not run, so its extension recorded nothing
+            metrics.observe(
+                metrics.GRAPHQL_LATENCY, metrics.GRAPHQL_OPERATIONS, label, "ok", elapsed()
+            )
 
-    async def _static_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> None:
-        """A catalog-only read: the same answer for everyone."""
+    async def _static_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
+        """A catalog-only read: the same answer for everyone; True if answered from memory."""
         answer = self._static.get(key)
         if answer is not None:
             await _send(answer, send)
-            return
+            return True
         kept = await _run(self.app, scope, receive, send)
         if kept is not None:
             self._static[key] = kept
+        return False
 
-    async def _org_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> None:
-        """An entitlement read: the caller's org's answer while its rows stay unchanged."""
+    async def _org_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
+        """An entitlement read: the caller's org's answer while its rows stay unchanged; True
+        if answered from memory."""
         try:
             principal = await self.auth.authenticate(Headers(scope=scope).get("authorization"))
         except AuthError:
             await self.app(scope, receive, send)  # Strawberry answers UNAUTHENTICATED
-            return
+            return False
         org_id = principal.org_id
         before = self.changes.snapshot()
         answers = self._orgs.get(org_id) if before.watching else None
         answer = answers.get(key) if answers is not None else None
         if answer is not None:
             await _send(answer, send)
-            return
+            return True
         kept = await _run(self.app, scope, receive, send)
         if kept is None or not self.changes.still(before):
-            return
+            return False
         answers = self._orgs.get(org_id)
         if answers is None:
             answers = self._orgs[org_id] = LRUCache(MAX_ANSWERS_PER_ORG)
         answers[key] = kept
+        return False
 
 
 async def _send(answer: Answer, send: Send) -> None:

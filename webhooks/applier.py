@@ -17,7 +17,10 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
+from billing import metrics
 from billing.errors import StripeRateLimited
+from billing.models import utcnow
+from billing.observability import bind_event_id, bind_org_id, in_log_scope
 from billing.projection import project_customer, read_customer
 from billing.services import Services
 from billing.stripe_api import CustomerState
@@ -25,6 +28,7 @@ from webhooks.store import (
     Outcome,
     StoredEvent,
     due_customers,
+    lag_seconds,
     mark_applied,
     mark_failed,
     mark_ignored_again,
@@ -42,12 +46,13 @@ BATCH = 256
 ELSEWHERE_COOLDOWN = 1.0
 """Seconds a customer another process holds is left alone before this one looks again."""
 IDLE_POLL = 1.0
-"""Seconds between looks for due work when nothing wakes the applier (other processes'
-events, retries coming due)."""
+"""Seconds between looks for due work when nothing wakes the applier: retries coming due, and
+on SQLite other processes' events (on PostgreSQL their NOTIFY wakes it, `billing.changes`)."""
 STOP_GRACE = 10.0
 """Seconds `stop` lets applies in flight finish (an unfinished one rolls back and is redone)."""
 
 
+@in_log_scope
 async def apply_customer(
     services: Services,
     customer_id: str,
@@ -57,7 +62,9 @@ async def apply_customer(
 ) -> dict[str, Outcome] | None:
     """Apply a customer's pending events (and `also`) with one re-read; None if claimed elsewhere.
 
-    Returns each event's outcome ({} when none was pending); after a 429 they are DEFERRED."""
+    Returns each event's outcome ({} when none was pending); after a 429 they are DEFERRED.
+    While it runs, its log lines name the events (comma-joined) and the org (the events' hint,
+    then the org the projection found)."""
     async with services.db.claims.hold(customer_id, wait=wait) as claim:
         if claim is None:
             return None
@@ -65,18 +72,31 @@ async def apply_customer(
         if not events:
             return {}
         hint = next((e.target.org_hint for e in events if e.target and e.target.org_hint), None)
+        bind_event_id(",".join(e.id for e in events))
+        bind_org_id(hint)
         try:
             state = await read_customer(services, customer_id)
             org_id = await claim.write(partial(_project_and_mark, services, state, hint, events))
         except StripeRateLimited:
             log.info("customer %s: Stripe asked us to slow down; its events stay due", customer_id)
-            return {e.id: Outcome.DEFERRED for e in events}
+            return _counted(events, Outcome.DEFERRED)
         except Exception as exc:
             log.exception("customer %s: applying %d event(s) failed", customer_id, len(events))
             await mark_failed(services, events, exc)
-            return {e.id: Outcome.FAILED for e in events}
+            return _counted(events, Outcome.FAILED)
     outcome = Outcome.PROCESSED if org_id else Outcome.IGNORED
+    bind_org_id(org_id)
     _log_applied(customer_id, org_id, events)
+    return _counted(events, outcome)
+
+
+def _counted(events: list[StoredEvent], outcome: Outcome) -> dict[str, Outcome]:
+    """Each event's outcome, counted in the metrics (with its lag once applied)."""
+    now = utcnow()
+    for event in events:
+        metrics.count(metrics.WEBHOOK_EVENTS, event.type, outcome.value)
+        if outcome in (Outcome.PROCESSED, Outcome.IGNORED):
+            metrics.WEBHOOK_APPLY_LAG.observe(lag_seconds(event.created, now))
     return {e.id: outcome for e in events}
 
 
@@ -115,6 +135,7 @@ class Applier:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._elsewhere: dict[str, float] = {}
         self._loop: asyncio.Task[None] | None = None
+        services.db.changes.on_events_stored(self.wake)  # stored by any process (PostgreSQL)
 
     def wake(self) -> None:
         """New events were stored: look for work now."""

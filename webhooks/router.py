@@ -14,6 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from billing import metrics
+from billing.observability import bind_event_id, log_scope
 from billing.services import Services
 from billing.stripe_api import InvalidSignature, verify_webhook
 from server.guard import RAW_BODY, WEBHOOK_PATH
@@ -47,9 +49,10 @@ class StripeWebhook:
         self.applier = applier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one delivery."""
-        response = await self._answer(scope, receive)
-        await response(scope, receive, send)
+        """Answer one delivery (its lines, the access log's too, name the event once known)."""
+        with log_scope():
+            response = await self._answer(scope, receive)
+            await response(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive) -> JSONResponse:
         """Verify, store, and say so."""
@@ -67,10 +70,17 @@ class StripeWebhook:
             )
         except InvalidSignature as exc:
             log.warning("webhook refused: %s", exc)
+            metrics.count(metrics.WEBHOOK_REJECTED, "signature")
             return JSONResponse({"error": f"invalid signature: {exc}"}, status_code=400)
         if not _well_formed(event):
+            metrics.count(metrics.WEBHOOK_REJECTED, "not_an_event")
             return JSONResponse({"error": "not a Stripe event"}, status_code=400)
+        bind_event_id(event["id"])
         stored = await self.intake.store(event, body)
+        if not stored.new:
+            log.info("webhook %s %s: a duplicate, already stored", event["type"], event["id"])
+        outcome = "duplicate" if not stored.new else "stored" if stored.pending else "ignored"
+        metrics.count(metrics.WEBHOOK_EVENTS, event["type"], outcome)
         if stored.pending and self.applier is not None:
             self.applier.wake()
         return JSONResponse({"received": True, "duplicate": not stored.new})

@@ -49,9 +49,14 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def lag_seconds(created: datetime, now: datetime) -> float:
+    """Seconds from Stripe creating an event to its apply."""
+    return (now - _aware(created)).total_seconds()
+
+
 def _lag_ms(created: datetime, now: datetime) -> int:
     """Milliseconds from Stripe creating an event to its apply."""
-    return int((now - _aware(created)).total_seconds() * 1000)
+    return int(lag_seconds(created, now) * 1000)
 
 
 def row_of(event: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -200,6 +205,24 @@ async def mark_ignored_again(services: Services, event_ids: list[str]) -> None:
         )
     )
     await services.db.write(lambda session: session.execute(stmt))
+
+
+@dataclass(frozen=True)
+class PendingEvents:
+    """The backlog: events not yet applied, and when the oldest of them was received."""
+
+    count: int
+    oldest_received_at: datetime | None
+
+
+async def pending_events(services: Services) -> PendingEvents:
+    """The backlog, in one query (`GET /metrics`)."""
+    stmt = select(func.count(), func.min(WebhookEvent.received_at)).where(
+        col(WebhookEvent.status).in_(_PENDING)
+    )
+    async with services.db.read() as session:
+        count, oldest = (await session.execute(stmt)).one()
+    return PendingEvents(int(count), _aware(oldest) if oldest else None)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,9 +76,13 @@ class ThreadedServer:
 
 
 class ApiProcess:
-    """`python main.py serve` in a child process: a real server we can SIGKILL."""
+    """`python main.py serve` in a child process: a real server we can SIGKILL.
 
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+    Its stderr (the log) is discarded, or appended to the file `stderr` names."""
+
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, stderr: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._cmd = [
@@ -91,17 +96,23 @@ class ApiProcess:
         ]
         self._env = {**os.environ, **env}
         self._cwd = ROOT
+        self._stderr = stderr
         self.process: Any = None
 
     def start(self) -> ApiProcess:
         """Start and wait for /healthz."""
-        self.process = subprocess.Popen(
-            self._cmd,
-            cwd=self._cwd,
-            env=self._env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log = self._stderr.open("ab") if self._stderr is not None else None
+        try:
+            self.process = subprocess.Popen(
+                self._cmd,
+                cwd=self._cwd,
+                env=self._env,
+                stdout=subprocess.DEVNULL,
+                stderr=log if log is not None else subprocess.DEVNULL,
+            )
+        finally:
+            if log is not None:
+                log.close()  # the child has its own copy
         wait_healthy(self.url, self.process)
         return self
 

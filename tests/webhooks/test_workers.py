@@ -4,6 +4,7 @@ servers on one PostgreSQL database share a burst without ever applying a custome
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import random
@@ -164,6 +165,57 @@ async def test_with_the_applier_in_a_worker_servers_only_store(
         assert sorted(applied) == sorted(pending)
     finally:
         worker.kill()
+    await all_on_pro(world, orgs)
+    control.close()
+
+
+HEARD_WITHIN = 0.5
+"""Seconds from a server acknowledging a delivery to the worker's Stripe re-read. The
+worker's idle poll is a second: without the NOTIFY, each of 8 re-reads would land at a random
+point in it, all 8 within this with a chance of 1 in 256."""
+
+
+async def test_a_worker_hears_at_once_what_a_server_stored(
+    stack: Stack, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if stack.backend != "postgresql":
+        pytest.skip("SQLite has no NOTIFY: a worker polls for other processes' events")
+    world: World = request.getfixturevalue("world")
+    orgs = await subscribe_orgs(world, 8)
+    customers = await customers_by_org(world)
+    events = await all_events(world)
+    control = EmulatorControl(world.emulator.url)
+    world.api.stop()
+    world.api = ApiProcess({**world.env, "WEBHOOK_APPLIER": "worker"}, port=world.api.port).start()
+    listening = "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = :name"
+    url, name = world.settings.database_url, "billing-change-feed"
+    before = (await rows(url, listening, name=name))[0]["n"]
+    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    rng = random.Random(7)
+    delays = []
+    try:
+        await eventually(
+            lambda: rows(url, listening, name=name),
+            lambda found: found[0]["n"] > before,
+            what="the worker's LISTEN connection",
+        )
+        await asyncio.sleep(0.2)  # its LISTEN follows the connection
+        for api in orgs:
+            customer = customers[api.org]
+            mine = [e for e in events if customer_of(e) == customer]
+            await asyncio.sleep(rng.uniform(0, 1))  # anywhere in the worker's poll
+            assert await deliver(world.api.url, bodies_of(mine)) == []
+            acknowledged = time.time()
+            reads = await eventually(
+                functools.partial(asyncio.to_thread, subscription_reads, control, customer),
+                what="the worker's re-read",
+            )
+            delays.append(min(r["time"] for r in reads) - acknowledged)
+        await settled(url, timeout=30)
+    finally:
+        worker.kill()
+    print("acknowledged -> worker's re-read:", ", ".join(f"{d * 1000:.0f} ms" for d in delays))
+    assert max(delays) < HEARD_WITHIN, delays
     await all_on_pro(world, orgs)
     control.close()
 
