@@ -46,3 +46,18 @@ class Server(ApiProcess):
                 assert len(ids) == int(match.group(3)), record
                 found.append((match.group(1), ids))
         return found
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The server processes `serve --workers N` started (its spawned children, not
+    multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return sorted(found)

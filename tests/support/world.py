@@ -4,12 +4,15 @@ them) and the API in a child process, sharing the stack's database."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from emulator.client import EmulatorControl
 from emulator.server import EmulatorServer
 from tests.support.db import fresh_database, rows
 from tests.support.servers import ApiProcess, settings_env
@@ -98,3 +101,44 @@ async def deliver(
 
         await asyncio.gather(*(one(b) for b in bodies))
     return failed
+
+
+def with_duplicates(bodies: list[bytes], share: float, seed: int) -> list[bytes]:
+    """The bodies plus a share of them again, shuffled (Stripe's redeliveries, out of order)."""
+    rng = random.Random(seed)
+    mixed = bodies + rng.sample(bodies, int(len(bodies) * share))
+    rng.shuffle(mixed)
+    return mixed
+
+
+async def burst_to_both(
+    world: World, urls: tuple[str, str], bodies: list[bytes], delay: float, timeout: float
+) -> list[dict[str, Any]]:
+    """Deliver half the bodies to each of two servers at once while Stripe answers every
+    subscription re-read `delay` seconds late; once every event is applied, the re-reads
+    Stripe received."""
+    control = EmulatorControl(world.emulator.url)
+    control.clear_requests()
+    control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=delay, count=10**6)
+    try:
+        half = len(bodies) // 2
+        unacknowledged = await asyncio.gather(
+            deliver(urls[0], bodies[:half]), deliver(urls[1], bodies[half:])
+        )
+        assert [len(u) for u in unacknowledged] == [0, 0]
+        await settled(world.settings.database_url, timeout=timeout)
+        return control.requests(path="/v1/subscriptions", method="GET")
+    finally:
+        control.clear_faults()
+        control.close()
+
+
+def closest_rereads(reads: list[dict[str, Any]], default: float) -> float:
+    """The shortest time between two re-reads of one customer (`default` when none repeats)."""
+    times: dict[str, list[float]] = {}
+    for read in reads:
+        times.setdefault(read["params"]["customer"], []).append(read["time"])
+    return min(
+        (y - x for t in times.values() for x, y in itertools.pairwise(sorted(t))),
+        default=default,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import os
 import random
 import re
@@ -27,7 +26,16 @@ from tests.support.journeys import click
 from tests.support.servers import ApiProcess
 from tests.support.stack import Stack
 from tests.support.timing import eventually
-from tests.support.world import CONCURRENCY, World, all_events, deliver, settled
+from tests.support.world import (
+    CONCURRENCY,
+    World,
+    all_events,
+    burst_to_both,
+    closest_rereads,
+    deliver,
+    settled,
+    with_duplicates,
+)
 from tests.webhooks.test_applier import (
     EVENTS_SQL,
     LoggedApi,
@@ -226,8 +234,11 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-HOLD = 4.0
-"""Seconds the first process holds a customer (Stripe answers its re-read that late)."""
+HOLD = 10.0
+"""Seconds the first process holds a customer (Stripe answers its re-read that late): long
+enough for the other process to start and be watched while it waits."""
+WATCHED = 2.5
+"""Seconds the waiting process's CPU time is measured."""
 
 
 async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
@@ -244,24 +255,28 @@ async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
     control.clear_requests()
     world.api.stop()  # the holder waits for Stripe's late answer instead of timing out
     world.api = ApiProcess({**world.env, "STRIPE_TIMEOUT": "30"}, port=world.api.port).start()
+    control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=HOLD)
+    held_from = time.monotonic()
+    assert await deliver(world.api.url, bodies_of(events[:1])) == []
+    await eventually(
+        lambda: asyncio.to_thread(subscription_reads, control, customer),
+        what="the holder's re-read in flight",
+    )
+    # The other process starts once the first holds the customer (else, hearing the event
+    # stored through NOTIFY, it could be the one to claim it) and stores the rest: the
+    # customer is due, but claimed elsewhere.
     other = LoggedApi(world.env, tmp_path / "other.log").start()
     try:
-        idle_from = cpu_seconds(other.process)
-        await asyncio.sleep(2)
-        idle = cpu_seconds(other.process) - idle_from
-        control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=HOLD)
-        assert await deliver(world.api.url, bodies_of(events[:1])) == []
-        await eventually(
-            lambda: asyncio.to_thread(subscription_reads, control, customer),
-            what="the holder's re-read in flight",
-        )
-        # The other process stores the rest: the customer is due, but claimed elsewhere.
         waiting_from = cpu_seconds(other.process)
         assert await deliver(other.url, bodies_of(events[1:])) == []
-        await asyncio.sleep(HOLD - 1.5)
+        await asyncio.sleep(WATCHED)
         waiting = cpu_seconds(other.process) - waiting_from
+        assert time.monotonic() - held_from < HOLD, "the hold ended before the watch did"
         assert len(subscription_reads(control, customer)) == 1  # still held by the first
         await settled(url, timeout=30)
+        idle_from = cpu_seconds(other.process)
+        await asyncio.sleep(WATCHED)
+        idle = cpu_seconds(other.process) - idle_from
     finally:
         control.clear_faults()
         other.stop()
@@ -269,7 +284,7 @@ async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
     assert {(r["status"], r["attempts"]) for r in stored} == {("processed", 1)}
     # Waiting for another process's claim should cost about as little as idling, not a core's
     # worth of looking for due work and trying the claim again.
-    assert waiting < 0.5, f"{waiting:.2f} s of CPU in {HOLD - 1.5:.1f} s (idle: {idle:.2f} s)"
+    assert waiting < 0.5, f"{waiting:.2f} s of CPU in {WATCHED:.1f} s (idle: {idle:.2f} s)"
     control.close()
 
 
@@ -297,30 +312,16 @@ async def test_two_servers_never_apply_one_customer_at_once(
     control = EmulatorControl(world.emulator.url)
     control.advance(35 * 86_400)
     events = await all_events(world)
-    rng = random.Random(4321)
-    bodies = bodies_of(events)
-    bodies += rng.sample(bodies, int(len(bodies) * DUPLICATES))
-    rng.shuffle(bodies)
+    bodies = with_duplicates(bodies_of(events), DUPLICATES, seed=4321)
     url = world.settings.database_url
 
     world.api.stop()
     first = LoggedApi(world.env, tmp_path / "first.log", port=world.api.port).start()
     world.api = first
     second = LoggedApi(world.env, tmp_path / "second.log").start()
-    control.clear_requests()
-    control.fail(
-        "/v1/subscriptions", method="GET", mode="delay", hang_seconds=STRIPE_DELAY, count=10**6
-    )
     try:
-        half = len(bodies) // 2
-        unacknowledged = await asyncio.gather(
-            deliver(first.url, bodies[:half]), deliver(second.url, bodies[half:])
-        )
-        assert [len(u) for u in unacknowledged] == [0, 0]
-        await settled(url, timeout=60)
-        reads = control.requests(path="/v1/subscriptions", method="GET")
+        reads = await burst_to_both(world, (first.url, second.url), bodies, STRIPE_DELAY, 60)
     finally:
-        control.clear_faults()
         second.stop()
 
     # Every org equals Stripe; every event applied exactly once.
@@ -360,10 +361,7 @@ async def test_two_servers_never_apply_one_customer_at_once(
     for read in reads:
         times[read["params"]["customer"]].append(read["time"])
     assert {c: len(t) for c, t in times.items()} == dict(rounds)
-    closest = min(
-        (b - a for t in times.values() for a, b in itertools.pairwise(sorted(t))),
-        default=STRIPE_DELAY,
-    )
+    closest = closest_rereads(reads, default=STRIPE_DELAY)
     assert closest >= STRIPE_DELAY * 0.9, closest
     print(
         f"{len(reads)} re-reads for {len(pending)} events of {len(times)} customers; "
