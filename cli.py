@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from billing.catalog_sync import Change, SyncError, sync_catalog, sync_portal
 from billing.errors import BillingErrorCode, BillingFailure, StripeRejected, StripeUnavailable
-from billing.observability import configure_logging
+from billing.observability import LogFormat, configure_logging
 from billing.plans import CatalogError
 from billing.services import Services, with_services
 from billing.settings import DEV_JWT_SECRET, Settings
@@ -79,8 +79,17 @@ def _one_line(exc: Exception) -> str:
 
 @cli.callback()
 def main() -> None:
-    """Log to stderr with request ids, as the server does."""
-    configure_logging()
+    """Log to stderr with request ids, as the server does, in LOG_FORMAT."""
+    configure_logging(fmt=_log_format())
+
+
+def _log_format() -> LogFormat:
+    """LOG_FORMAT as the settings read it (environment, `.env`); `text` while the
+    configuration is invalid, which the command itself then reports in one line."""
+    try:
+        return Settings().log_format
+    except ValidationError:
+        return "text"
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:

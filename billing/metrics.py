@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, multiprocess
 from prometheus_client.metrics import MetricWrapperBase
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # a `_created` series per series doubles the scrape for nothing
@@ -127,15 +127,23 @@ def multiprocess_dir() -> Path | None:
     return Path(folder) if folder else None
 
 
-def forget_dead_processes(folder: Path) -> None:
-    """Drop the live gauges of processes that are gone (a crashed worker's open
-    subscriptions would otherwise be counted forever)."""
-    from prometheus_client import multiprocess
-
+def process_started() -> None:
+    """At a server process's start: forget the live gauges of processes that are gone (a
+    crashed worker's open subscriptions would otherwise be counted forever)."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
     for path in folder.glob("gauge_live*_*.db"):
         pid = int(path.stem.rsplit("_", 1)[1])
         if not _alive(pid):
             multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+
+
+def process_stopped() -> None:
+    """At a server process's clean exit: its live gauges stop counting."""
+    folder = multiprocess_dir()
+    if folder is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(folder))  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
@@ -145,21 +153,5 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # someone else's process
     return True
-
-
-def process_started() -> None:
-    """At a server process's start: forget the live gauges of processes that are gone."""
-    folder = multiprocess_dir()
-    if folder is not None:
-        forget_dead_processes(folder)
-
-
-def process_stopped() -> None:
-    """At a server process's clean exit: its live gauges stop counting."""
-    folder = multiprocess_dir()
-    if folder is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(os.getpid(), str(folder))  # type: ignore[no-untyped-call]

@@ -14,7 +14,6 @@ import asyncio
 import copy
 import functools
 import logging
-import os
 import re
 import time
 import uuid
@@ -22,7 +21,6 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -198,28 +196,12 @@ def _formatter(fmt: LogFormat) -> logging.Formatter:
     return JsonLineFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def env_log_format(env_file: str | Path = ".env") -> LogFormat:
-    """LOG_FORMAT as the environment (else `.env`) gives it, for use before Settings are read:
-    `json` or, for anything else, `text` (Settings reports a bad value, in one line)."""
-    value = _lookup(os.environ, "LOG_FORMAT")
-    if value is None and Path(env_file).is_file():
-        from dotenv import dotenv_values
-
-        value = _lookup(dotenv_values(env_file), "LOG_FORMAT")
-    return "json" if value == "json" else "text"
-
-
-def _lookup(values: Any, name: str) -> str | None:
-    """A variable by name, ignoring case (as Settings does)."""
-    return next((v for k, v in values.items() if k.upper() == name and isinstance(v, str)), None)
-
-
 def configure_logging(level: int = logging.INFO, fmt: LogFormat | None = None) -> None:
     """Log to stderr with the request, org and event ids on every line.
 
     Idempotent: the first call installs one handler on the root logger, with `level`; a later
-    call only switches the format, and only when `fmt` is given. `fmt=None` on the first call
-    means LOG_FORMAT from the environment or `.env` (`env_log_format`)."""
+    call only switches the format, and only when `fmt` is given (`text` on a first call
+    without one)."""
     root = logging.getLogger()
     installed = next((h for h in root.handlers if getattr(h, "_billing", False)), None)
     if installed is not None:
@@ -227,7 +209,7 @@ def configure_logging(level: int = logging.INFO, fmt: LogFormat | None = None) -
             installed.setFormatter(_formatter(fmt))
             installed._billing_format = fmt  # type: ignore[attr-defined]
         return
-    fmt = fmt or env_log_format()
+    fmt = fmt or "text"
     handler = logging.StreamHandler()
     handler._billing = True  # type: ignore[attr-defined]
     handler._billing_format = fmt  # type: ignore[attr-defined]

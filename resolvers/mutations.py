@@ -35,10 +35,13 @@ def _portal(link: PortalLink) -> PortalSession:
     return PortalSession(url=link.url, flow=link.flow)
 
 
-def _failure(exc: BillingFailure | StripeUnavailable) -> BillingError:
-    """The BillingError for an expected failure."""
+def _failure(info: GraphQLInfo, exc: BillingFailure | StripeUnavailable) -> BillingError:
+    """The BillingError for an expected failure, counted (and noted for the operation's
+    metrics outcome)."""
     if isinstance(exc, StripeUnavailable):
         exc = BillingFailure(BillingErrorCode.STRIPE_UNAVAILABLE)
+    info.context.billing_error = True
+    metrics.count(metrics.BILLING_ERRORS, exc.code.value)
     return BillingError(code=exc.code, message=exc.message)
 
 
@@ -69,17 +72,12 @@ async def _run(
         async with asyncio.timeout(services.deadline):
             return await service(services, principal)
     except TimeoutError:
-        info.context.billing_error = True
-        metrics.count(metrics.BILLING_ERRORS, BillingErrorCode.STRIPE_UNAVAILABLE.value)
         log.warning(
             "billing call for org %s passed its %.1fs deadline", principal.org_id, services.deadline
         )
-        return _failure(StripeUnavailable("deadline"))
+        return _failure(info, StripeUnavailable("deadline"))
     except (BillingFailure, StripeUnavailable) as exc:
-        failure = _failure(exc)
-        info.context.billing_error = True
-        metrics.count(metrics.BILLING_ERRORS, failure.code.value)
-        return failure
+        return _failure(info, exc)
     except StripeNotFound as exc:
         if exc.param != "customer":
             raise

@@ -92,7 +92,7 @@ def shape_of(query: str, operation_name: str | None) -> Shaped:
         names.add(selection.name.value)
     if not names <= STATIC_FIELDS | ORG_FIELDS:
         return other
-    label = label_of(operation, STATIC_FIELDS | ORG_FIELDS)
+    label = label_of(operation)
     return (Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC), label
 
 
@@ -147,12 +147,12 @@ class MemoizedReads:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != GRAPHQL_PATH:
             await self.app(scope, receive, send)
             return
-        elapsed = metrics.clock()
         key = _request_key(scope)
         shape, label = self._shape(key) if key is not None else (Shape.OTHER, INVALID)
         if key is None or shape is Shape.OTHER:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # Strawberry's extension records it
             return
+        elapsed = metrics.clock()
         if shape is Shape.STATIC:
             answered = await self._static_read(key, scope, receive, send)
         else:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterable, Iterator
-from functools import cache
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -20,7 +18,6 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
-    GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
 )
@@ -30,6 +27,7 @@ from prometheus_client import (
     CollectorRegistry,
     Metric,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from strawberry.extensions import SchemaExtension
@@ -56,26 +54,16 @@ def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitio
     return operations[0] if len(operations) == 1 else None
 
 
-def label_of(operation: OperationDefinitionNode | None, known: frozenset[str]) -> str:
-    """The operation's root fields, sorted and comma-joined (`__typename` only when alone)."""
+def label_of(operation: OperationDefinitionNode | None) -> str:
+    """The operation's root fields, sorted and comma-joined (`__typename` only when alone).
+
+    Only for an operation that passed validation, so every name is one of the schema's."""
     if operation is None:
         return INVALID
     names = {s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)}
-    if not names or not names <= known:
-        return INVALID
     if len(names) > 1:
         names.discard("__typename")
-    return ",".join(sorted(names))
-
-
-@cache
-def root_fields(schema: GraphQLSchema) -> frozenset[str]:
-    """Every root field of the schema, introspection's included."""
-    names = {"__typename", "__schema", "__type"}
-    for root in (schema.query_type, schema.mutation_type, schema.subscription_type):
-        if root is not None:
-            names.update(root.fields)
-    return frozenset(names)
+    return ",".join(sorted(names)) or INVALID
 
 
 def outcome_of(errors: Iterable[GraphQLError], billing_error: bool) -> str:
@@ -101,11 +89,12 @@ class OperationMetrics(SchemaExtension):
         operation = operation_of(document, context.operation_name) if document else None
         if operation is not None and operation.operation is OperationType.SUBSCRIPTION:
             return  # counted while open (billing_graphql_subscriptions_open)
-        label = label_of(operation, root_fields(context.schema._schema))
         errors = list(context.pre_execution_errors or [])
         errors.extend(getattr(context.result, "errors", None) or [])
         billing_error = getattr(context.context, "billing_error", False)
         outcome = outcome_of(errors, bool(billing_error))
+        # A refused document's field names are the client's to choose: never a label.
+        label = INVALID if outcome == "invalid" else label_of(operation)
         metrics.observe(
             metrics.GRAPHQL_LATENCY, metrics.GRAPHQL_OPERATIONS, label, outcome, elapsed()
         )
@@ -147,10 +136,8 @@ def exposition(backlog: PendingEvents | None) -> bytes:
     """Every metric of every process of this deployment, and the backlog, as text."""
     folder = metrics.multiprocess_dir()
     if folder is None:
-        registry: Any = REGISTRY
+        registry = REGISTRY
     else:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(folder))  # type: ignore[no-untyped-call]
     text = generate_latest(registry)

@@ -77,8 +77,6 @@ class StripeWebhook:
             return JSONResponse({"error": "not a Stripe event"}, status_code=400)
         bind_event_id(event["id"])
         stored = await self.intake.store(event, body)
-        if not stored.new:
-            log.info("webhook %s %s: a duplicate, already stored", event["type"], event["id"])
         outcome = "duplicate" if not stored.new else "stored" if stored.pending else "ignored"
         metrics.count(metrics.WEBHOOK_EVENTS, event["type"], outcome)
         if stored.pending and self.applier is not None:

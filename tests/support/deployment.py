@@ -4,48 +4,28 @@ processes with JSON logs kept in a file, read back as a person (or a log pipelin
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import ApiProcess, wait_healthy
-
-APPLIED = re.compile(r"^applied customer (\S+) org=(\S+) events=(\d+) (\S+)$")
-"""The applier's message per apply (webhooks.applier._log_applied)."""
+from tests.support.servers import LoggedApi, applies
 
 
-class Server(ApiProcess):
+class Server(LoggedApi):
     """`python main.py serve --workers N`, its stderr (JSON lines) kept in a file."""
 
-    def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
-        super().__init__({**env, "LOG_FORMAT": "json"})
-        self._cmd += ["--workers", str(workers)]
-        self.log = log
+    STARTUP_TIMEOUT = 60.0  # N processes importing the app at once on a busy machine
 
-    def start(self) -> Server:
-        """Start and wait until /healthz answers (every worker has started by then or soon)."""
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                self._cmd, cwd=self._cwd, env=self._env, stdout=subprocess.DEVNULL, stderr=sink
-            )
-        wait_healthy(self.url, self.process, timeout=60)
-        return self
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 1) -> None:
+        super().__init__({**env, "LOG_FORMAT": "json"}, log)
+        self._cmd += ["--workers", str(workers)]
 
     def records(self) -> list[dict[str, Any]]:
         """Every line it logged, parsed (each must be one JSON object)."""
-        lines = [line for line in self.log.read_text().splitlines() if line.strip()]
-        return [json.loads(line) for line in lines]
+        return [json.loads(line) for line in self.lines() if line.strip()]
 
     def applies(self) -> list[tuple[str, list[str]]]:
         """(customer, event ids) of each apply its processes logged."""
-        found = []
-        for record in self.records():
-            if match := APPLIED.match(record["message"]):
-                ids = match.group(4).split(",")
-                assert len(ids) == int(match.group(3)), record
-                found.append((match.group(1), ids))
-        return found
+        return applies([record["message"] for record in self.records()])
 
 
 def worker_pids(parent: int) -> list[int]:

@@ -4,12 +4,13 @@ API in a child process, and waiting until a server answers its health check."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -80,6 +81,9 @@ class ApiProcess:
 
     Its stderr (the log) is discarded, or appended to the file `stderr` names."""
 
+    STARTUP_TIMEOUT = 30.0
+    """Seconds it may take until /healthz answers."""
+
     def __init__(
         self, env: dict[str, str], port: int | None = None, stderr: Path | None = None
     ) -> None:
@@ -99,7 +103,7 @@ class ApiProcess:
         self._stderr = stderr
         self.process: Any = None
 
-    def start(self) -> ApiProcess:
+    def start(self) -> Self:
         """Start and wait for /healthz."""
         log = self._stderr.open("ab") if self._stderr is not None else None
         try:
@@ -113,7 +117,7 @@ class ApiProcess:
         finally:
             if log is not None:
                 log.close()  # the child has its own copy
-        wait_healthy(self.url, self.process)
+        wait_healthy(self.url, self.process, timeout=self.STARTUP_TIMEOUT)
         return self
 
     def kill(self) -> None:
@@ -126,6 +130,33 @@ class ApiProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+class LoggedApi(ApiProcess):
+    """`python main.py serve` with its log (stderr) kept in a file, to read what it did."""
+
+    def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
+        super().__init__(env, port=port, stderr=log)
+        self.log = log
+
+    def lines(self) -> list[str]:
+        """What it logged so far."""
+        return self.log.read_text().splitlines()
+
+
+APPLIED = re.compile(r"applied customer (\S+) org=(\S+) events=(\d+) (\S+)$")
+"""The applier's line per apply (webhooks.applier._log_applied)."""
+
+
+def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """(customer, event ids) of each apply in these log lines (or messages)."""
+    found = []
+    for line in lines:
+        if match := APPLIED.search(line):
+            ids = match.group(4).split(",")
+            assert len(ids) == int(match.group(3)), line
+            found.append((match.group(1), ids))
+    return found
 
 
 def wait_healthy(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:

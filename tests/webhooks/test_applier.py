@@ -24,7 +24,7 @@ from tests.support.api import Api
 from tests.support.cli import ROOT
 from tests.support.db import rows
 from tests.support.journeys import click
-from tests.support.servers import ApiProcess, wait_healthy
+from tests.support.servers import LoggedApi
 from tests.support.signing import post_signed
 from tests.support.timing import eventually
 from tests.support.world import CONCURRENCY, PENDING_SQL, World, all_events, deliver, settled
@@ -94,27 +94,6 @@ def densest(times: list[float], seconds: float = 1.0) -> tuple[int, list[float]]
     )
     window = ordered[start : start + count]
     return count, [round(b - a, 3) for a, b in itertools.pairwise(window)]
-
-
-class LoggedApi(ApiProcess):
-    """`python main.py serve` with its log (stderr) kept in a file, to read what it did."""
-
-    def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
-        super().__init__(env, port=port)
-        self.log = log
-
-    def start(self) -> LoggedApi:
-        """Start and wait for /healthz."""
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                self._cmd, cwd=self._cwd, env=self._env, stdout=subprocess.DEVNULL, stderr=sink
-            )
-        wait_healthy(self.url, self.process)
-        return self
-
-    def lines(self) -> list[str]:
-        """What it logged so far."""
-        return self.log.read_text().splitlines()
 
 
 async def swap_api(world: World, log: Path, **env: str) -> LoggedApi:

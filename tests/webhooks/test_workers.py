@@ -7,7 +7,6 @@ import asyncio
 import functools
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from tests.support.api import Api
 from tests.support.cli import ROOT
 from tests.support.db import rows
 from tests.support.journeys import click
-from tests.support.servers import ApiProcess
+from tests.support.servers import ApiProcess, LoggedApi, applies
 from tests.support.stack import Stack
 from tests.support.timing import eventually
 from tests.support.world import (
@@ -38,7 +37,6 @@ from tests.support.world import (
 )
 from tests.webhooks.test_applier import (
     EVENTS_SQL,
-    LoggedApi,
     bodies_of,
     customer_of,
     customers_by_org,
@@ -46,20 +44,6 @@ from tests.webhooks.test_applier import (
     subscription_reads,
 )
 from tests.webhooks.test_convergence import expected, live_through
-
-APPLIED = re.compile(r"applied customer (\S+) org=(\S+) events=(\d+) (\S+)$")
-"""The applier's line per apply (webhooks.applier._log_applied)."""
-
-
-def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
-    """(customer, event ids) of each apply a process logged."""
-    found = []
-    for line in lines:
-        if match := APPLIED.search(line):
-            ids = match.group(4).split(",")
-            assert len(ids) == int(match.group(3)), line
-            found.append((match.group(1), ids))
-    return found
 
 
 async def all_on_pro(world: World, orgs: list[Api]) -> None:
