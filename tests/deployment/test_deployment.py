@@ -30,6 +30,7 @@ from tests.support.db import execute
 from tests.support.deployment import Server, worker_pids
 from tests.support.live import LiveClient, subscribed
 from tests.support.metrics import Scrape, scrape
+from tests.support.servers import logged_applies
 from tests.support.timing import eventually
 from tests.support.world import (
     CONCURRENCY,
@@ -119,7 +120,8 @@ async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_b
 
         # Every event applied exactly once, by one process; a customer's Stripe re-reads never
         # overlapped (each came after the one before had been answered).
-        applied = {"a": a.applies(), "b": b.applies()}
+        on_a, on_b = await logged_applies(a.applies, b.applies, events=len(pending))
+        applied = {"a": on_a, "b": on_b}
         assert applied["a"] and applied["b"], "both deployments applied events"
         where: dict[str, list[str]] = defaultdict(list)
         sides: dict[str, set[str]] = defaultdict(set)

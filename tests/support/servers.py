@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,7 +17,7 @@ import httpx
 import uvicorn
 
 from tests.support.cli import ROOT
-from tests.support.timing import eventually_sync
+from tests.support.timing import eventually, eventually_sync
 
 KEEP_ALIVE = 30
 """Idle seconds before a test server closes a connection: well above httpx's 5 s pool expiry.
@@ -148,7 +149,7 @@ APPLIED = re.compile(r"applied customer (\S+) org=(\S+) events=(\d+) (\S+)$")
 """The applier's line per apply (webhooks.applier._log_applied)."""
 
 
-def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
+def applies(lines: list[str]) -> Applies:
     """(customer, event ids) of each apply in these log lines (or messages)."""
     found = []
     for line in lines:
@@ -157,6 +158,23 @@ def applies(lines: list[str]) -> list[tuple[str, list[str]]]:
             assert len(ids) == int(match.group(3)), line
             found.append((match.group(1), ids))
     return found
+
+
+Applies = list[tuple[str, list[str]]]
+"""(customer, event ids) of each apply one process logged."""
+
+
+async def logged_applies(*sources: Callable[[], Applies], events: int) -> list[Applies]:
+    """Each source's applies, once together they name at least `events` events: an apply
+    logs just after its commit, so a settled database can be a line ahead of the logs."""
+
+    async def now() -> list[Applies]:
+        return [source() for source in sources]
+
+    def enough(found: list[Applies]) -> bool:
+        return sum(len(ids) for applied in found for _, ids in applied) >= events
+
+    return await eventually(now, enough, what=f"the applies of {events} events logged")
 
 
 def wait_healthy(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:

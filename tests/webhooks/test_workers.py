@@ -22,7 +22,7 @@ from tests.support.api import Api
 from tests.support.cli import ROOT
 from tests.support.db import rows
 from tests.support.journeys import click
-from tests.support.servers import ApiProcess, LoggedApi, applies
+from tests.support.servers import ApiProcess, LoggedApi, applies, logged_applies
 from tests.support.stack import Stack
 from tests.support.timing import eventually
 from tests.support.world import (
@@ -72,6 +72,11 @@ class Worker:
         """What it logged so far."""
         return self.stderr.read_text().splitlines()
 
+    async def applied(self, count: int) -> list[str]:
+        """The event ids its applies logged, once they name at least `count`."""
+        [found] = await logged_applies(lambda: applies(self.lines()), events=count)
+        return [i for _, ids in found for i in ids]
+
     def terminate(self, timeout: float) -> tuple[int, float]:
         """SIGTERM; its exit code and how long it took to exit."""
         started = time.monotonic()
@@ -119,7 +124,7 @@ async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: P
         stored = await rows(url, EVENTS_SQL)
         assert {r["status"] for r in stored} <= {"processed", "ignored"}
         assert {r["attempts"] for r in stored} == {1}
-        applied = [i for _, ids in applies(worker.lines()) for i in ids]
+        applied = await worker.applied(len(pending))
         assert sorted(applied) == sorted(pending)  # the worker applied each, once
         code, took = await asyncio.to_thread(worker.terminate, 15)
     finally:
@@ -153,7 +158,7 @@ async def test_with_the_applier_in_a_worker_servers_only_store(
     worker = await asyncio.to_thread(Worker, world.env, tmp_path)
     try:
         await settled(url, timeout=30)
-        applied = [i for _, ids in applies(worker.lines()) for i in ids]
+        applied = await worker.applied(len(pending))
         assert sorted(applied) == sorted(pending)
     finally:
         worker.kill()
@@ -322,7 +327,11 @@ async def test_two_servers_never_apply_one_customer_at_once(
 
     # Each process logged its applies: every event is in exactly one of them, on one process
     # (two overlapping applies would both log the events they read).
-    logged = {"first": applies(first.lines()), "second": applies(second.lines())}
+    pending = {e["id"] for e in events if customer_of(e)}
+    on_first, on_second = await logged_applies(
+        lambda: applies(first.lines()), lambda: applies(second.lines()), events=len(pending)
+    )
+    logged = {"first": on_first, "second": on_second}
     assert logged["first"] and logged["second"], "both processes applied events"
     where: dict[str, list[str]] = defaultdict(list)
     rounds: Counter[str] = Counter()
@@ -333,7 +342,6 @@ async def test_two_servers_never_apply_one_customer_at_once(
             appliers[customer].add(name)
             for event_id in ids:
                 where[event_id].append(name)
-    pending = {e["id"] for e in events if customer_of(e)}
     assert set(where) == pending
     assert {i: w for i, w in where.items() if len(w) != 1} == {}
     shared = [c for c, names in appliers.items() if len(names) == 2]
