@@ -107,7 +107,9 @@ class Intake:
 
     async def _commit(self, batch: list[Waiter]) -> None:
         """One statement for a batch; each waiter learns whether its id was new."""
-        rows = list({row["id"]: row for row, _ in reversed(batch)}.values())
+        # In id order: batches of other processes (or of this one) holding the same ids lock
+        # them in the same order, so two of them wait for each other instead of deadlocking.
+        rows = sorted({row["id"]: row for row, _ in reversed(batch)}.values(), key=_event_id)
         try:
             inserted = await self._insert(rows)
         except Exception as exc:
@@ -138,6 +140,11 @@ class Intake:
         """Close the intake's own connections (PostgreSQL)."""
         if self._engine is not None:
             await self._engine.dispose()
+
+
+def _event_id(row: dict[str, Any]) -> str:
+    """A stored row's event id."""
+    return str(row["id"])
 
 
 def _insert_sqlite(rows: list[dict[str, Any]], session: Session) -> set[str]:
