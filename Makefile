@@ -25,6 +25,7 @@ reset: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -40,8 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/emulator_roundtrip.py
 	$(BIN)/python bench/entitlement.py
 	$(BIN)/python bench/webhooks.py
-	$(BIN)/python bench/subscriptions.py
+	$(BIN)/python bench/live.py
 
 clean:
-	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) billing.db billing.db-wal billing.db-shm billing.db-locks billing.db-claims billing.emulator.json .pytest_cache .mypy_cache .ruff_cache
 	rm -rf examples/react/node_modules examples/react/dist examples/react/src/gql

@@ -9,8 +9,8 @@ from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401  (registers the tables)
 from alembic import context
-from billing.db import make_engine
-from billing.settings import get_settings
+from billing.kit.database import make_engine
+from billing.kit.settings import get_settings
 
 target_metadata = SQLModel.metadata
 

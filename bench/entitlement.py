@@ -41,7 +41,7 @@ import jwt  # noqa: E402
 from sqlalchemy import make_url, text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from billing.migrate import migrate  # noqa: E402
+from billing.kit.migrations import migrate  # noqa: E402
 
 SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
 ORG = "org_bench"
@@ -238,8 +238,8 @@ def compare(label: str, ours: list[Round], theirs: list[Round]) -> None:
 
 async def _asgi_costs(url: str, token: str, n: int = 2000) -> tuple[float, float]:
     """Microseconds per in-process `entitlement` request: answered from memory, and
-    recomputed (every request preceded by a change of any org, so the memo never holds)."""
-    from billing.settings import Settings
+    recomputed (every request preceded by a change of any org: never from the cache)."""
+    from billing.kit.settings import Settings
     from server.app import create_app
 
     settings = Settings(
@@ -250,7 +250,7 @@ async def _asgi_costs(url: str, token: str, n: int = 2000) -> tuple[float, float
         app_url="https://app.example.test",
     )
     app = create_app(settings)
-    changes = app.state.services.db.changes
+    changes = app.state.services.db.change_feed
     transport = httpx.ASGITransport(app=app)
     headers = {"authorization": f"Bearer {token}"}
     costs = []

@@ -58,7 +58,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from billing.stripe_api import InvalidSignature, verify_webhook  # noqa: E402
+from billing.gateway.client import InvalidSignature, verify_webhook  # noqa: E402
 
 CUSTOMERS = 2_000
 ACK_EVENTS = 40_000
@@ -218,7 +218,7 @@ def process(
     cmd: list[str], env: dict[str, str], cpu: int, stderr: Path, probe: str
 ) -> Iterator[Proc]:
     """A server pinned to a CPU (when pinning is possible), up until the block ends."""
-    from tests.support.servers import free_port
+    from harness.servers import free_port
 
     port = free_port()
     pin = ["taskset", "-c", str(cpu)] if PINNED else []
@@ -381,9 +381,9 @@ class Customer:
 
 def make_customers(api: str, tmp: Path) -> list[Customer]:
     """Seed the catalog, then one customer (metadata org_id) with a Pro subscription per org."""
-    from billing.migrate import migrate
-    from tests.support.stack import seed, suite_settings
-    from tests.support.stripe_side import price_id, stripe_sdk
+    from billing.kit.migrations import migrate
+    from harness.stack import seed, suite_settings
+    from harness.stripe_side import price_id, stripe_sdk
 
     url = f"sqlite+aiosqlite:///{tmp / 'seed.db'}"  # the catalog sync opens a database
     migrate(url)
@@ -406,7 +406,7 @@ def make_customers(api: str, tmp: Path) -> list[Customer]:
 
 def stripe_subscriptions(api: str) -> dict[str, tuple[str, str]]:
     """Every subscription in the emulator: customer -> (plan slug, status)."""
-    from tests.support.stripe_side import stripe_sdk
+    from harness.stripe_side import stripe_sdk
 
     plans = tomllib.loads((ROOT / "plans.toml").read_text())["plans"]
     slugs = {
@@ -443,7 +443,7 @@ def _invoice(customer: Customer) -> dict[str, Any]:
 
 def ack_bodies(customers: list[Customer], n: int) -> list[bytes]:
     """`customer.subscription.updated` events, round robin over the customers."""
-    from tests.support.signing import event_body
+    from harness.signing import event_body
 
     return [
         event_body("customer.subscription.updated", customers[i % len(customers)].subscription)
@@ -454,7 +454,7 @@ def ack_bodies(customers: list[Customer], n: int) -> list[bytes]:
 def burst_bodies(customers: list[Customer], rng: random.Random) -> list[bytes]:
     """BURST_DISTINCT events: one per customer at least, the rest spread at random; a
     customer's events share a `created` second or follow it by one."""
-    from tests.support.signing import event_body
+    from harness.signing import event_body
 
     counts = Counter(range(len(customers)))
     counts.update(rng.choices(range(len(customers)), k=BURST_DISTINCT - len(customers)))
@@ -476,7 +476,7 @@ def burst_bodies(customers: list[Customer], rng: random.Random) -> list[bytes]:
 
 def write_signed(bodies: list[bytes], path: Path) -> None:
     """One "signature<TAB>body" line per delivery, signed now, for deliver.lua."""
-    from tests.support.signing import WEBHOOK_SECRET, sign
+    from harness.signing import WEBHOOK_SECRET, sign
 
     with path.open("w") as out:
         for body in bodies:
@@ -582,7 +582,7 @@ async def until_pending(url: str, most: int, server: Proc, within: float) -> Non
 
 async def query(url: str, sql: str) -> list[dict[str, Any]]:
     """Rows of one query."""
-    from tests.support.db import rows
+    from harness.db import rows
 
     return await rows(url, sql)
 
@@ -620,7 +620,7 @@ async def _admin(url: str, statement: str) -> None:
 @contextmanager
 def database(backend: str, tmp: Path, label: str) -> Iterator[str]:
     """A fresh, migrated database of this backend, dropped (PostgreSQL) when the block ends."""
-    from billing.migrate import migrate
+    from billing.kit.migrations import migrate
 
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / f'{label}.db'}"
@@ -641,8 +641,8 @@ def database(backend: str, tmp: Path, label: str) -> Iterator[str]:
 
 def service_env(url: str, api: str) -> dict[str, str]:
     """The service's environment: the suite's settings on this database and emulator."""
-    from tests.support.servers import settings_env
-    from tests.support.stack import suite_settings
+    from harness.servers import settings_env
+    from harness.stack import suite_settings
 
     settings = suite_settings(database_url=url, stripe_api_base=api, stripe_rate_limit=SERVICE_RATE)
     return settings_env(settings)
@@ -702,7 +702,7 @@ def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
         with database(backend, tmp, f"{side}_acks") as url, ExitStack() as stack:
             stderr = tmp / f"{backend}_{side}_acks.stderr"
             if side == "baseline":
-                from tests.support.signing import WEBHOOK_SECRET
+                from harness.signing import WEBHOOK_SECRET
 
                 env = {"BENCH_DATABASE_URL": url, "BENCH_WEBHOOK_SECRET": WEBHOOK_SECRET}
                 server = stack.enter_context(baseline(env, stderr))
@@ -742,7 +742,7 @@ def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
 
 def burst_deliveries(customers: list[Customer], rng: random.Random) -> list[tuple[str, bytes]]:
     """The burst: BURST_DISTINCT signed events plus BURST_DUPLICATES of them again, shuffled."""
-    from tests.support.signing import WEBHOOK_SECRET, sign
+    from harness.signing import WEBHOOK_SECRET, sign
 
     signed = [(sign(body, WEBHOOK_SECRET), body) for body in burst_bodies(customers, rng)]
     deliveries = signed + rng.sample(signed, BURST_DUPLICATES)

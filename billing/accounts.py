@@ -7,35 +7,36 @@ from functools import partial
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
-from billing.changes import mark_changed
+from billing.gateway.client import StripeGateway
+from billing.kit.change_feed import mark_changed
+from billing.kit.database import Database
+from billing.kit.sql import insert
 from billing.models import BillingAccount, utcnow
-from billing.services import Services
-from billing.upsert import insert
 
 
-async def find_account(services: Services, org_id: str) -> BillingAccount | None:
+async def find_account(db: Database, org_id: str) -> BillingAccount | None:
     """The org's billing account, deleted or not."""
-    async with services.db.read() as session:
+    async with db.read() as session:
         return await session.get(BillingAccount, org_id)
 
 
-async def live_customer(services: Services, org_id: str) -> str | None:
+async def live_customer(db: Database, org_id: str) -> str | None:
     """The org's Stripe customer id, unless it was deleted."""
-    account = await find_account(services, org_id)
+    account = await find_account(db, org_id)
     return account.stripe_customer_id if account and account.deleted_at is None else None
 
 
-async def ensure_customer(services: Services, org_id: str) -> str:
+async def ensure_customer(db: Database, stripe: StripeGateway, org_id: str) -> str:
     """The org's customer, created on first need; racing calls share one Stripe customer."""
-    account = await find_account(services, org_id)
+    account = await find_account(db, org_id)
     if account and account.deleted_at is None:
         return account.stripe_customer_id
     # The key is the same for every racing call, so Stripe answers them all with one customer;
     # after a deletion it names the deleted customer, so the org gets exactly one new one.
     previous = account.stripe_customer_id if account else "first"
     key = f"org:{org_id}:customer:{previous}"
-    customer_id = await services.stripe.create_customer(org_id, key)
-    return await services.db.write(partial(_link_and_read, org_id, customer_id))
+    customer_id = await stripe.create_customer(org_id, key)
+    return await db.write(partial(_link_and_read, org_id, customer_id))
 
 
 def _link_and_read(org_id: str, customer_id: str, session: Session) -> str:
@@ -63,7 +64,7 @@ def link_account(session: Session, org_id: str, customer_id: str) -> None:
 
 
 async def account_customers(
-    services: Services, org_id: str | None = None, *, live_only: bool = False
+    db: Database, org_id: str | None = None, *, live_only: bool = False
 ) -> list[tuple[str, str]]:
     """(org, Stripe customer) of every billing account, or of one org's; live ones only."""
     stmt = select(col(BillingAccount.org_id), col(BillingAccount.stripe_customer_id)).order_by(
@@ -73,5 +74,5 @@ async def account_customers(
         stmt = stmt.where(col(BillingAccount.org_id) == org_id)
     if live_only:
         stmt = stmt.where(col(BillingAccount.deleted_at).is_(None))
-    async with services.db.read() as session:
+    async with db.read() as session:
         return [(org, customer) for org, customer in (await session.execute(stmt)).all()]

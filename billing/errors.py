@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from billing.gateway.client import StripeGateway
 
 
 class BillingErrorCode(enum.Enum):
@@ -17,6 +21,7 @@ class BillingErrorCode(enum.Enum):
     STRIPE_NOT_CONFIGURED = "STRIPE_NOT_CONFIGURED"
     STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"
     RATE_LIMITED = "RATE_LIMITED"
+    INVALID_SEATS = "INVALID_SEATS"
 
 
 DEFAULT_MESSAGES = {
@@ -27,10 +32,13 @@ DEFAULT_MESSAGES = {
         "returnPath must be a path inside the app, like /settings."
     ),
     BillingErrorCode.UNKNOWN_PLAN: "No such plan, or the plan has no price for that interval.",
-    BillingErrorCode.ALREADY_ON_PLAN: "The organization is already on this plan and interval.",
+    BillingErrorCode.ALREADY_ON_PLAN: (
+        "The organization already has this plan, interval and seat count."
+    ),
     BillingErrorCode.STRIPE_NOT_CONFIGURED: "Billing is not configured on this server.",
     BillingErrorCode.STRIPE_UNAVAILABLE: "The payment provider is unavailable; try again shortly.",
     BillingErrorCode.RATE_LIMITED: "Too many billing requests for this organization; retry later.",
+    BillingErrorCode.INVALID_SEATS: "This seat count is not sold for this plan.",
 }
 
 
@@ -43,25 +51,8 @@ class BillingFailure(Exception):
         super().__init__(self.message)
 
 
-class StripeUnavailable(Exception):
-    """Stripe failed, timed out or is rate limiting us: worth retrying; detail for logs only."""
-
-
-class StripeRateLimited(StripeUnavailable):
-    """Stripe answered 429: slow down and try again (not a failure of the work itself)."""
-
-
-class StripeRejected(Exception):
-    """Stripe refused the request for good (a 4xx other than 409/429): a bug or bad config.
-
-    Not an expected failure: GraphQL masks it (logged with the request id), the webhook
-    applier keeps the event as failed and retries it with backoff. The message is for logs only.
-    """
-
-
-class StripeNotFound(StripeRejected):
-    """Stripe has no such object (`resource_missing`); `param` names the request field."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+def configured(gateway: StripeGateway | None) -> StripeGateway:
+    """The Stripe gateway, or STRIPE_NOT_CONFIGURED when STRIPE_SECRET_KEY is unset."""
+    if gateway is None:
+        raise BillingFailure(BillingErrorCode.STRIPE_NOT_CONFIGURED)
+    return gateway

@@ -1,4 +1,5 @@
-"""The tables. Entitlements are written only by `billing.projection`, fed by webhooks and resync."""
+"""The tables. Entitlements are written only by `billing.entitlements.projection`, fed by webhooks
+and resync."""
 
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ class Entitlement(SQLModel, table=True):
     price_lookup_key: str | None = Field(default=None, max_length=255)
     plan: str = Field(max_length=255)
     interval: str | None = Field(default=None, max_length=16)
+    quantity: int | None = None
+    """The current subscription item's quantity: the seat count on a per-seat plan."""
     status: str = Field(default=SubscriptionStatus.NONE.value, max_length=32)
     cancel_at_period_end: bool = False
     current_period_end: datetime | None = Field(default=None, sa_column=_ts())

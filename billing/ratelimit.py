@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from billing.db import Database
 from billing.errors import BillingErrorCode, BillingFailure
+from billing.kit.database import Database
+from billing.kit.sql import insert
 from billing.models import RateLimitWindow
-from billing.upsert import insert
 
 WINDOW_SECONDS = 60
 
 
-async def take_slot(db: Database, org_id: str, limit: int) -> None:
-    """Count one call for the org in the current minute, or raise RATE_LIMITED."""
-    window = int(time.time()) // WINDOW_SECONDS * WINDOW_SECONDS
-    if await db.write(partial(_count, org_id, window, limit)) is None:
-        raise BillingFailure(BillingErrorCode.RATE_LIMITED)
+@dataclass
+class OrgRateLimit:
+    """`per_minute` calls per org in each minute of `clock` (seconds since the epoch)."""
+
+    db: Database
+    per_minute: int
+    clock: Callable[[], float] = time.time
+
+    async def take(self, org_id: str) -> None:
+        """Count one call for the org in the current minute, or raise RATE_LIMITED."""
+        window = int(self.clock()) // WINDOW_SECONDS * WINDOW_SECONDS
+        if await self.db.write(partial(_count, org_id, window, self.per_minute)) is None:
+            raise BillingFailure(BillingErrorCode.RATE_LIMITED)
 
 
 def _count(org_id: str, window: int, limit: int, session: Session) -> int | None:

@@ -1,9 +1,9 @@
-"""Which of a customer's subscriptions is the current one."""
+"""Which of a customer's Stripe subscriptions is the current one."""
 
 from __future__ import annotations
 
+from billing.gateway.views import SubscriptionView
 from billing.models import PAID_STATUSES, SubscriptionStatus
-from billing.stripe_api import SubscriptionView
 
 ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
 _RANK: dict[str, int] = {

@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from billing.accounts import account_customers
-from billing.errors import StripeNotFound
-from billing.services import Services
-from billing.settings import Settings
+from billing.container import Services
+from billing.gateway.errors import StripeNotFound
+from billing.kit.settings import Settings
 
 EMULATOR_SECRET = "whsec_dev_emulator_secret"  # noqa: S105  (the emulator's, not Stripe's)
 EMULATOR_KEY = "sk_test_emulator"
@@ -62,7 +62,7 @@ def reset_local(settings: Settings) -> list[Path]:
         )
     wal = [
         database.with_name(database.name + suffix)
-        for suffix in ("-wal", "-shm", "-journal", "-claims")
+        for suffix in ("-wal", "-shm", "-journal", "-locks", "-claims")  # -claims: the old -locks
     ]
     targets = [database, *wal, emulator_state_file(settings.database_url)]
     deleted = [path for path in targets if path.exists()]
@@ -74,7 +74,7 @@ def reset_local(settings: Settings) -> list[Path]:
 async def orgs_unknown_to_stripe(services: Services) -> list[str]:
     """Orgs whose live Stripe customer Stripe does not know (the emulator lost its state)."""
     unknown = []
-    for org_id, customer_id in await account_customers(services, live_only=True):
+    for org_id, customer_id in await account_customers(services.db, live_only=True):
         try:
             await services.stripe.retrieve_customer(customer_id)
         except StripeNotFound:

@@ -29,8 +29,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from billing.auth import dev_token
-from billing.settings import Settings
+from billing.kit.auth import dev_token
+from billing.kit.settings import Settings
 from devstack import require_free_port
 
 ROOT = Path(__file__).resolve().parent.parent

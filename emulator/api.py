@@ -11,7 +11,6 @@ import logging
 import time
 import traceback
 from fnmatch import fnmatchcase
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,14 +19,14 @@ from starlette.types import Receive, Scope, Send
 from emulator.errors import StripeError, fault_error, rate_limited
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
-from emulator.listing import lookup
 from emulator.params import check_metadata_update, check_params
-from emulator.routes import EXTRA_PARAMS, NO_PARAMS, Handler, path_exists, resolve
+from emulator.resources import Endpoint, lookup
+from emulator.routes import EXTRA_PARAMS, NO_PARAMS, path_exists, resolve
+from emulator.shapes import Obj
 from emulator.spec import API_VERSION, known_params
-from emulator.state import EmulatorState, Fault, IdempotentEntry
+from emulator.state import EmulatorState, Fault, IdempotentEntry, base_url
 
 log = logging.getLogger("emulator")
-Obj = dict[str, Any]
 
 
 class ConnectionResetFault(Exception):
@@ -216,10 +215,10 @@ def _dispatch(
         cached = _replay(state, cache_key, method, path, params)
         if cached is not None:
             return cached.status, cached.body, True
-        handler, args = _route(state, method, path, params)
+        endpoint, args = _route(state, method, path, params)
     except StripeError as err:
         return (*_error(err, request_id), False)
-    status, content = _run(state, request, handler, params, args, idem_key, request_id)
+    status, content = _run(state, request, endpoint, params, args, idem_key, request_id)
     if cache_key is not None and status < 500:
         state.idempotency[cache_key] = IdempotentEntry(method, path, params, status, content)
     return status, content, False
@@ -247,8 +246,8 @@ def _replay(
 
 def _route(
     state: EmulatorState, method: str, path: str, params: Obj
-) -> tuple[Handler, tuple[str, ...]]:
-    """The handler and path args of a request whose parameters pass the spec and limits."""
+) -> tuple[Endpoint, tuple[str, ...]]:
+    """The endpoint and path args of a request whose parameters pass the spec and limits."""
     found = resolve(method, path)
     if found is None:
         if path_exists(path):
@@ -258,36 +257,36 @@ def _route(
             "https://stripe.com/docs or we can help at https://support.stripe.com/.",
             status=404,
         )
-    template, handler, args = found
+    template, endpoint, args = found
     node = known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
     check_params(params, node)
     # an update may not leave its object with more than 50 metadata keys
     target = lookup(state, args[0]) if method == "POST" and args else None
     if target is not None:
         check_metadata_update(target.get("metadata") or {}, params)
-    return handler, args
+    return endpoint, args
 
 
 def _run(
     state: EmulatorState,
     request: Request,
-    handler: Handler,
+    endpoint: Endpoint,
     params: Obj,
     args: tuple[str, ...],
     idem_key: str | None,
     request_id: str,
 ) -> tuple[int, bytes]:
-    """Call the handler."""
+    """Call the endpoint."""
     ctx = state.ctx
     ctx.request_id = request_id
     ctx.idempotency_key = idem_key
-    ctx.base_url = f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    ctx.base_url = base_url(request)
     try:
-        return 200, json.dumps(handler(state, params, *args)).encode()
+        return 200, json.dumps(endpoint(state, params, *args)).encode()
     except StripeError as err:
         return _error(err, request_id)
     except Exception as exc:
-        log.error("emulator handler failed: %s\n%s", exc, traceback.format_exc())
+        log.error("emulator endpoint failed: %s\n%s", exc, traceback.format_exc())
         bug = StripeError(f"Emulator internal error: {exc}", status=500, type="api_error")
         return _error(bug, request_id)
     finally:

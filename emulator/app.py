@@ -65,7 +65,8 @@ class SaveAfterChanges:
 def create_app(state: EmulatorState | None = None) -> Starlette:
     """Build the emulator app around a state (a fresh one by default)."""
     emulator = state or EmulatorState()
-    deliverer = emulator.deliverer or Deliverer(emulator)
+    known = emulator.deliverer
+    deliverer = known if isinstance(known, Deliverer) else Deliverer(emulator)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -87,4 +88,5 @@ def create_app(state: EmulatorState | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.emulator = emulator
+    app.state.deliverer = deliverer
     return app

@@ -1,15 +1,17 @@
-"""Products and prices, with lookup keys."""
+"""Products and prices, with lookup keys (retrieve and list: the resource table)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator.errors import StripeError, invalid, missing, required
-from emulator.ids import new_id
-from emulator.listing import created_filter, expand, paginate
+from emulator import resources
+from emulator.errors import StripeError, invalid, required
 from emulator.params import (
     apply_metadata,
-    expand_list,
+    as_flag,
+    as_strings,
+    as_text,
+    assign,
     get_bool,
     get_dict,
     get_int,
@@ -18,80 +20,47 @@ from emulator.params import (
     need_str,
     one_of,
 )
+from emulator.resources import respond
+from emulator.shapes import Obj, Params
 from emulator.spec import copy_json, template
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-Obj = dict[str, Any]
-Params = dict[str, Any]
 
 INTERVALS = ("day", "week", "month", "year")
-
-
-def _maybe_expand(state: EmulatorState, obj: Obj, params: Params) -> Obj:
-    """Expand when asked."""
-    return expand(state, obj, expand_list(params)) if "expand" in params else obj
 
 
 # -- products -----------------------------------------------------------------
 
 
-def get_product(state: EmulatorState, prod_id: str, param: str = "id", status: int = 404) -> Obj:
-    """A product or resource_missing."""
-    prod = state.db.products.get(prod_id)
-    if prod is None:
-        raise missing("product", prod_id, param=param, status=status)
-    return prod
-
-
 def _apply_product(prod: Obj, params: Params) -> None:
     """Apply product parameters."""
-    for key in ("name", "description", "statement_descriptor", "unit_label", "url", "tax_code"):
-        if key in params:
-            value = get_str(params, key)
-            if key == "name" and not value:
-                raise required("name")
-            prod[key] = value or None if key != "name" else value
-    if "active" in params:
-        prod["active"] = bool(get_bool(params, "active", True))
-    if "shippable" in params:
-        prod["shippable"] = get_bool(params, "shippable")
-    if "images" in params:
-        prod["images"] = [str(x) for x in get_list(params, "images")]
-    if "marketing_features" in params:
-        prod["marketing_features"] = [
-            {"name": str(f.get("name"))} for f in get_list(params, "marketing_features")
-        ]
+    if "name" in params:
+        prod["name"] = need_str(params, "name")
+    texts = ("description", "statement_descriptor", "unit_label", "url", "tax_code")
+    assign(
+        prod,
+        params,
+        **dict.fromkeys(texts, as_text),
+        active=as_flag,
+        shippable=get_bool,
+        images=as_strings,
+        marketing_features=lambda p, k: [{"name": str(f.get("name"))} for f in get_list(p, k)],
+    )
     apply_metadata(prod, params)
 
 
 def new_product(state: EmulatorState, params: Params) -> Obj:
     """Create a product (fires product.created)."""
     name = need_str(params, "name")
-    prod_id = get_str(params, "id") or new_id("prod_", 14)
+    prod_id = get_str(params, "id") or resources.new_id("product")
     if prod_id in state.db.products:
         raise invalid("Product already exists.", param="id", code="resource_already_exists")
     now = state.now()
-    prod = template("product")
-    prod.update(
-        id=prod_id,
-        name=name,
-        created=now,
-        updated=now,
-        active=True,
-        images=[],
-        marketing_features=[],
-        metadata={},
-        shippable=None,
-        statement_descriptor=None,
-        tax_code=None,
-        unit_label=None,
-        url=None,
-    )
+    prod = template("product", id=prod_id, name=name, created=now, updated=now)
     _apply_product(prod, params)
-    state.db.products[prod_id] = prod
-    state.emit("product.created", prod)
+    resources.add(state, "product", prod)
     dpd = get_dict(params, "default_price_data")
     if dpd:
         price = new_price(state, {**dpd, "product": prod_id})
@@ -101,78 +70,41 @@ def new_product(state: EmulatorState, params: Params) -> Obj:
     return prod
 
 
-def product_create(state: EmulatorState, params: Params) -> Obj:
-    """POST /v1/products."""
-    return _maybe_expand(state, new_product(state, params), params)
-
-
-def product_retrieve(state: EmulatorState, params: Params, prod_id: str) -> Obj:
-    """GET /v1/products/{id}."""
-    return _maybe_expand(state, get_product(state, prod_id), params)
-
-
 def product_update(state: EmulatorState, params: Params, prod_id: str) -> Obj:
     """POST /v1/products/{id}."""
-    prod = get_product(state, prod_id)
+    prod = resources.get(state, "product", prod_id)
     before = dict(prod)
     _apply_product(prod, params)
     if "default_price" in params:
         price_id = get_str(params, "default_price") or None
         if price_id is not None:
-            price = get_price(state, price_id, param="default_price", status=400)
+            price = resources.get(state, "price", price_id, param="default_price", status=400)
             if price["product"] != prod_id:
                 raise invalid("The price must belong to this product.", param="default_price")
         prod["default_price"] = price_id
-    previous = {k: v for k, v in before.items() if prod.get(k) != v}
-    if previous:
-        prod["updated"] = state.now()
-        state.emit("product.updated", prod, previous)
-    return _maybe_expand(state, prod, params)
+    state.emit_changes("product.updated", prod, before, stamp=True)
+    return respond(state, prod, params)
 
 
 def product_delete(state: EmulatorState, params: Params, prod_id: str) -> Obj:
     """DELETE /v1/products/{id} (refused while it has prices)."""
-    prod = get_product(state, prod_id)
-    if any(p["product"] == prod_id for p in state.db.prices.values()):
-        raise invalid(
-            "This product cannot be deleted because it has one or more user-created prices."
-        )
-    del state.db.products[prod_id]
-    state.deleted_products.add(prod_id)
-    state.emit("product.deleted", prod)
-    out = template("deleted_product")
-    out.update(id=prod_id, deleted=True)
-    return out
 
+    def refuse_with_prices(prod: Obj) -> None:
+        if any(p["product"] == prod_id for p in state.db.prices.values()):
+            raise invalid(
+                "This product cannot be deleted because it has one or more user-created prices."
+            )
 
-def product_list(state: EmulatorState, params: Params) -> Obj:
-    """GET /v1/products with ``active``, ``ids``, ``created``."""
-    items = list(state.db.products.values())
-    active = get_bool(params, "active")
-    if active is not None:
-        items = [p for p in items if p["active"] == active]
-    ids = get_list(params, "ids")
-    if ids:
-        items = [p for p in items if p["id"] in ids]
-    pred = created_filter(params)
-    if pred:
-        items = [p for p in items if pred(p)]
-    return paginate(state, items, params, "/v1/products", "product")
+    return resources.delete(state, "product", prod_id, refuse_with_prices)
 
 
 # -- prices -------------------------------------------------------------------
 
 
-def get_price(state: EmulatorState, price_id: str, param: str = "id", status: int = 404) -> Obj:
-    """A price or resource_missing."""
-    price = state.db.prices.get(price_id)
-    if price is None:
-        raise missing("price", price_id, param=param, status=status)
-    return price
-
-
-def _take_lookup_key(state: EmulatorState, price: Obj, key: str | None, transfer: bool) -> None:
-    """Assign a lookup key, moving it from another price when ``transfer_lookup_key``."""
+def _take_lookup_key(state: EmulatorState, price: Obj, params: Params) -> None:
+    """Assign ``lookup_key``, moving it from another price when ``transfer_lookup_key``."""
+    key = get_str(params, "lookup_key")
+    transfer = bool(get_bool(params, "transfer_lookup_key", False))
     if key == price.get("lookup_key"):
         return
     if key:
@@ -199,7 +131,7 @@ def new_price(state: EmulatorState, params: Params) -> Obj:
     currency = need_str(params, "currency").lower()
     product_id = get_str(params, "product")
     if product_id:
-        get_product(state, product_id, param="product", status=400)
+        resources.get(state, "product", product_id, param="product", status=400)
     else:
         data = get_dict(params, "product_data")
         if not data:
@@ -228,16 +160,13 @@ def new_price(state: EmulatorState, params: Params) -> Obj:
                 recurring_in, "usage_type", ("licensed", "metered"), "licensed", "recurring"
             ),
         }
-    price = template("price")
-    price.update(
-        id=new_id("price_"),
+    price = template(
+        "price",
+        id=resources.new_id("price"),
         active=bool(get_bool(params, "active", True)),
         billing_scheme=get_str(params, "billing_scheme") or "per_unit",
         created=state.now(),
         currency=currency,
-        livemode=False,
-        lookup_key=None,
-        metadata={},
         nickname=get_str(params, "nickname") or None,
         product=product_id,
         recurring=recurring,
@@ -247,50 +176,23 @@ def new_price(state: EmulatorState, params: Params) -> Obj:
         unit_amount_decimal=str(decimal or amount) if amount is not None else None,
     )
     apply_metadata(price, params)
-    _take_lookup_key(
-        state,
-        price,
-        get_str(params, "lookup_key"),
-        bool(get_bool(params, "transfer_lookup_key", False)),
-    )
-    state.db.prices[price["id"]] = price
-    state.emit("price.created", price)
-    return price
-
-
-def price_create(state: EmulatorState, params: Params) -> Obj:
-    """POST /v1/prices."""
-    return _maybe_expand(state, new_price(state, params), params)
-
-
-def price_retrieve(state: EmulatorState, params: Params, price_id: str) -> Obj:
-    """GET /v1/prices/{id}."""
-    return _maybe_expand(state, get_price(state, price_id), params)
+    _take_lookup_key(state, price, params)
+    return resources.add(state, "price", price)
 
 
 def price_update(state: EmulatorState, params: Params, price_id: str) -> Obj:
     """POST /v1/prices/{id}: active, nickname, metadata, lookup_key, tax_behavior."""
-    price = get_price(state, price_id)
+    price = resources.get(state, "price", price_id)
     before = copy_json(price)
-    if "active" in params:
-        price["active"] = bool(get_bool(params, "active", True))
-    if "nickname" in params:
-        price["nickname"] = get_str(params, "nickname") or None
+    assign(price, params, active=as_flag, nickname=as_text)
     if "tax_behavior" in params:
         price["tax_behavior"] = get_str(params, "tax_behavior") or "unspecified"
     apply_metadata(price, params)
     if "lookup_key" in params:
-        _take_lookup_key(
-            state,
-            price,
-            get_str(params, "lookup_key"),
-            bool(get_bool(params, "transfer_lookup_key", False)),
-        )
-    previous = {k: v for k, v in before.items() if price.get(k) != v}
-    if previous:
-        state.emit("price.updated", price, previous)
+        _take_lookup_key(state, price, params)
+    if state.emit_changes("price.updated", price, before):
         _refresh_subscription_prices(state, price)
-    return _maybe_expand(state, price, params)
+    return respond(state, price, params)
 
 
 def _refresh_subscription_prices(state: EmulatorState, price: Obj) -> None:
@@ -299,30 +201,3 @@ def _refresh_subscription_prices(state: EmulatorState, price: Obj) -> None:
         for item in sub["items"]["data"]:
             if item["price"]["id"] == price["id"]:
                 item["price"] = copy_json(price)
-
-
-def price_list(state: EmulatorState, params: Params) -> Obj:
-    """GET /v1/prices with lookup_keys, active, product, type, currency, recurring."""
-    items = list(state.db.prices.values())
-    keys = [str(k) for k in get_list(params, "lookup_keys")]
-    if keys:
-        items = [p for p in items if p.get("lookup_key") in keys]
-    active = get_bool(params, "active")
-    if active is not None:
-        items = [p for p in items if p["active"] == active]
-    product = get_str(params, "product")
-    if product:
-        items = [p for p in items if p["product"] == product]
-    type_ = get_str(params, "type")
-    if type_:
-        items = [p for p in items if p["type"] == type_]
-    currency = get_str(params, "currency")
-    if currency:
-        items = [p for p in items if p["currency"] == currency.lower()]
-    rec = get_dict(params, "recurring")
-    if rec.get("interval"):
-        items = [p for p in items if (p["recurring"] or {}).get("interval") == rec["interval"]]
-    pred = created_filter(params)
-    if pred:
-        items = [p for p in items if pred(p)]
-    return paginate(state, items, params, "/v1/prices", "price")

@@ -1,47 +1,35 @@
-"""Checkout sessions (subscription, payment and setup mode) and their completion."""
+"""Checkout sessions (subscription, payment and setup mode) and their completion.
+
+Retrieve and list go through the resource table (``emulator.resources``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator import engine
-from emulator.catalog import get_price
-from emulator.customers import get_customer, new_customer
-from emulator.errors import StripeError, invalid, missing, required
+from emulator import engine, resources
+from emulator.customers import new_customer
+from emulator.errors import StripeError, invalid, required
 from emulator.ids import new_id
-from emulator.listing import expand, paginate
 from emulator.params import (
     apply_metadata,
-    expand_list,
     get_bool,
     get_dict,
     get_int,
     get_list,
     get_str,
     one_of,
+    positive_int,
 )
+from emulator.resources import paginate, respond
+from emulator.shapes import Obj, Params
 from emulator.spec import copy_json, template
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-Obj = dict[str, Any]
-Params = dict[str, Any]
 DECLINED = {"4000000000000002", "4000000000009995", "4000000000000069", "4000000000000127"}
 FAILS_LATER = "4000000000000341"
-
-
-def get_session(state: EmulatorState, cs_id: str, status: int = 404) -> Obj:
-    """A checkout session or resource_missing."""
-    cs = state.db.checkout_sessions.get(cs_id)
-    if cs is None:
-        raise missing("checkout.session", cs_id, status=status)
-    return cs
-
-
-def _out(state: EmulatorState, cs: Obj, params: Params) -> Obj:
-    """Response with expansion."""
-    return expand(state, cs, expand_list(params)) if "expand" in params else cs
 
 
 def _line_items(state: EmulatorState, mode: str, params: Params) -> list[Obj]:
@@ -51,32 +39,26 @@ def _line_items(state: EmulatorState, mode: str, params: Params) -> list[Obj]:
         raise required("line_items")
     items: list[Obj] = []
     for i, raw in enumerate(raw_items):
-        price_id = get_str(raw, "price")
-        if not price_id:
-            raise required(f"line_items[{i}][price]")
-        price = get_price(state, price_id, param=f"line_items[{i}][price]", status=400)
+        param = f"line_items[{i}][price]"
+        price = resources.referenced(state, "price", raw, "price", param)
         if not price["active"]:
-            raise invalid(f"The price `{price_id}` is not active.", param=f"line_items[{i}][price]")
+            raise invalid(f"The price `{price['id']}` is not active.", param=param)
         if mode == "payment" and price["type"] == "recurring":
             raise invalid(
                 "You specified `payment` mode but passed a recurring price. Either switch to "
                 "`subscription` mode or use only one-time prices.",
                 param="mode",
             )
-        qty = get_int(raw, "quantity", 1) or 1
+        qty = _quantity(raw, price, i)
         amount = int(price.get("unit_amount") or 0) * qty
         prod = state.db.products.get(price["product"]) or {}
-        item = template("item")
-        item.update(
+        item = template(
+            "item",
             id=new_id("li_"),
-            adjustable_quantity=None,
-            amount_discount=0,
             amount_subtotal=amount,
-            amount_tax=0,
             amount_total=amount,
             currency=price["currency"],
             description=prod.get("name"),
-            metadata={},
             price=copy_json(price),
             quantity=qty,
         )
@@ -90,6 +72,23 @@ def _line_items(state: EmulatorState, mode: str, params: Params) -> list[Obj]:
     return items
 
 
+def _quantity(raw: Params, price: Obj, i: int) -> int:
+    """``line_items[i][quantity]``: an integer of at least 1, required for licensed prices.
+
+    Stripe's errors: "Quantity is required. Add `quantity` to `line_items[0]`" (``param``
+    ``line_items[0]``) and "This value must be greater than or equal to 1."
+    (``parameter_invalid_integer``, ``param`` ``line_items[0][quantity]``).
+    """
+    qty = positive_int(raw, "quantity", f"line_items[{i}][quantity]")
+    if qty is not None:
+        return qty
+    if (price.get("recurring") or {}).get("usage_type") == "metered":
+        return 1
+    raise invalid(
+        f"Quantity is required. Add `quantity` to `line_items[{i}]`", param=f"line_items[{i}]"
+    )
+
+
 def create(state: EmulatorState, params: Params) -> Obj:
     """POST /v1/checkout/sessions."""
     mode = one_of(params, "mode", ("payment", "setup", "subscription"), None)
@@ -97,7 +96,7 @@ def create(state: EmulatorState, params: Params) -> Obj:
         raise required("mode")
     customer = get_str(params, "customer") or None
     if customer:
-        get_customer(state, customer, param="customer", status=400)
+        resources.get(state, "customer", customer, param="customer", status=400)
     email = get_str(params, "customer_email") or None
     if customer and email:
         raise invalid(
@@ -125,10 +124,10 @@ def create(state: EmulatorState, params: Params) -> Obj:
             "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
             param="expires_at",
         )
-    cs_id = new_id("cs_test_", 58)
+    cs_id = resources.new_id("checkout.session")
     total = sum(i["amount_total"] for i in items)
-    cs = template("checkout.session")
-    cs.update(
+    cs = template(
+        "checkout.session",
         id=cs_id,
         allow_promotion_codes=get_bool(params, "allow_promotion_codes"),
         amount_subtotal=total,
@@ -140,21 +139,11 @@ def create(state: EmulatorState, params: Params) -> Obj:
         currency=items[0]["currency"] if items else get_str(params, "currency"),
         customer=customer,
         customer_creation=None if customer or mode == "subscription" else "if_required",
-        customer_details=None,
         customer_email=email,
         expires_at=expires_at,
-        invoice=None,
-        livemode=False,
         locale=get_str(params, "locale") or None,
-        metadata={},
         mode=mode,
-        payment_intent=None,
-        payment_method_types=["card"],
         payment_status="no_payment_required" if mode == "setup" else "unpaid",
-        recovered_from=None,
-        setup_intent=None,
-        status="open",
-        subscription=None,
         success_url=success_url,
         url=f"{state.ctx.base_url}/c/pay/{cs_id}",
     )
@@ -166,49 +155,34 @@ def create(state: EmulatorState, params: Params) -> Obj:
         "sub_metadata": {str(k): str(v) for k, v in get_dict(sub_data, "metadata").items()},
         "sub_description": get_str(sub_data, "description"),
     }
-    return _out(state, cs, params)
-
-
-def retrieve(state: EmulatorState, params: Params, cs_id: str) -> Obj:
-    """GET /v1/checkout/sessions/{id}."""
-    return _out(state, get_session(state, cs_id), params)
+    return respond(state, cs, params)
 
 
 def update(state: EmulatorState, params: Params, cs_id: str) -> Obj:
     """POST /v1/checkout/sessions/{id}: metadata."""
-    cs = get_session(state, cs_id)
+    cs = resources.get(state, "checkout.session", cs_id)
     apply_metadata(cs, params)
-    return _out(state, cs, params)
+    return respond(state, cs, params)
 
 
 def expire(state: EmulatorState, params: Params, cs_id: str) -> Obj:
     """POST /v1/checkout/sessions/{id}/expire."""
-    cs = get_session(state, cs_id)
+    cs = resources.get(state, "checkout.session", cs_id)
     if cs["status"] != "open":
         raise invalid(
             f'Only Checkout Sessions with a status in ["open"] can be expired. '
             f'This session has a status of "{cs["status"]}".',
         )
     engine.expire_checkout(state, cs)
-    return _out(state, cs, params)
+    return respond(state, cs, params)
 
 
 def line_items(state: EmulatorState, params: Params, cs_id: str) -> Obj:
     """GET /v1/checkout/sessions/{id}/line_items."""
-    get_session(state, cs_id)
+    resources.get(state, "checkout.session", cs_id)
     items = list(reversed(state.line_items.get(cs_id, [])))
     url = f"/v1/checkout/sessions/{cs_id}/line_items"
     return paginate(state, items, params, url, "line_item")
-
-
-def list_(state: EmulatorState, params: Params) -> Obj:
-    """GET /v1/checkout/sessions with customer, status, subscription."""
-    items = list(state.db.checkout_sessions.values())
-    for key in ("customer", "status", "subscription", "payment_intent"):
-        value = get_str(params, key)
-        if value:
-            items = [c for c in items if c.get(key) == value]
-    return paginate(state, items, params, "/v1/checkout/sessions", "checkout.session")
 
 
 def check_open(state: EmulatorState, cs: Obj) -> None:

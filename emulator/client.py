@@ -1,35 +1,174 @@
-"""Helpers for tests: the ``/_emulator`` controls over HTTP (sync and async)."""
+"""Helpers for tests: the ``/_emulator`` controls over HTTP, sync and async.
+
+Each control call is described once (a function returning a ``Call``: method, path, JSON body
+or query, and how to read the answer); ``EmulatorControl`` sends them over ``httpx.Client``,
+``AsyncEmulatorControl`` over ``httpx.AsyncClient``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import httpx
 
-Obj = dict[str, Any]
+from emulator.shapes import Obj
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def _fault_body(
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One control request and how to read its answer."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    body: Obj | None = None  # POST: the JSON body ({} when None)
+    query: Obj | None = None  # GET: query parameters (None values left out)
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """The HTTP request of this call on a client."""
+        if self.method == "POST":
+            return http.build_request("POST", self.path, json=self.body or {})
+        query = {k: v for k, v in (self.query or {}).items() if v is not None}
+        return http.build_request(self.method, self.path, params=query)
+
+
+def _nothing(resp: httpx.Response) -> None:
+    """Ignore the answer."""
+
+
+def _json(resp: httpx.Response) -> Any:
+    """The JSON answer."""
+    return resp.json()
+
+
+def _field(name: str, kind: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
+    """A reader of one field of a JSON answer."""
+    return lambda resp: kind(resp.json()[name])
+
+
+def _list(value: Any) -> list[Obj]:
+    """A JSON array of objects."""
+    result: list[Obj] = value
+    return result
+
+
+# -- the control calls ----------------------------------------------------------------
+
+
+def reset() -> Call[None]:
+    """Forget all objects, events, logs and faults."""
+    return Call("POST", "/reset", _nothing)
+
+
+def now() -> Call[int]:
+    """The emulator clock."""
+    return Call("GET", "/clock", _field("now", int))
+
+
+def advance(seconds: int) -> Call[int]:
+    """Advance the clock, applying renewals, trial ends and cancellations."""
+    return Call("POST", "/clock/advance", _field("now", int), {"seconds": int(seconds)})
+
+
+def fail(
     path: str,
-    status: int,
-    count: int,
-    method: str | None,
-    mode: str,
-    hang_seconds: float,
-    body: Obj | None,
-) -> Obj:
-    """The JSON of a fault."""
-    return {
-        "path": path,
-        "status": status,
-        "count": count,
-        "method": method,
-        "mode": mode,
-        "hang_seconds": hang_seconds,
-        "body": body,
-    }
+    status: int = 500,
+    count: int = 1,
+    method: str | None = None,
+    mode: str = "status",
+    hang_seconds: float = 30.0,
+    body: Obj | None = None,
+) -> Call[None]:
+    """Make the next ``count`` requests to path fail (status, hang, delay or reset)."""
+    fault = {"path": path, "status": status, "count": count, "method": method, "mode": mode}
+    return Call("POST", "/faults", _nothing, {**fault, "hang_seconds": hang_seconds, "body": body})
+
+
+def clear_faults() -> Call[None]:
+    """Remove every fault and release hanging requests."""
+    return Call("DELETE", "/faults", _nothing)
+
+
+def requests(path: str | None = None, method: str | None = None) -> Call[list[Obj]]:
+    """API requests received, oldest first."""
+    return Call("GET", "/requests", _json, query={"path": path, "method": method})
+
+
+def clear_requests() -> Call[None]:
+    """Empty the request log."""
+    return Call("DELETE", "/requests", _nothing)
+
+
+def deliveries() -> Call[list[Obj]]:
+    """Webhook delivery attempts, oldest first."""
+    return Call("GET", "/deliveries", _json)
+
+
+def pending_deliveries() -> Call[int]:
+    """Deliveries queued or waiting for a retry."""
+    return Call("GET", "/deliveries/pending", _field("pending", int))
+
+
+def events(type: str | None = None) -> Call[list[Obj]]:
+    """Every event, oldest first."""
+    return Call("GET", "/events", _json, query={"type": type})
+
+
+def configure(**kw: Any) -> Call[Obj]:
+    """Set auto_deliver, retry_base_seconds, max_attempts, delivery_timeout, rate_limit..."""
+    return Call("POST", "/config", _json, kw)
+
+
+def rate_limit(per_second: float) -> Call[None]:
+    """Answer Stripe's 429 above ``per_second`` requests a second to /v1 (0: off)."""
+    return Call("POST", "/config", _nothing, {"rate_limit": per_second})
+
+
+def deliver(event_id: str, duplicate: int = 0) -> Call[list[Obj]]:
+    """Deliver an event again now (plus ``duplicate`` extra copies)."""
+    body = {"duplicate": duplicate}
+    return Call("POST", f"/events/{event_id}/deliver", _field("results", _list), body)
+
+
+def deliver_events(
+    ids: list[str] | None = None,
+    *,
+    shuffle: bool = False,
+    duplicates: float = 0.0,
+    concurrency: int = 16,
+    seed: int | None = None,
+) -> Call[list[Obj]]:
+    """Deliver a set of events by hand, optionally shuffled and duplicated."""
+    body = {"ids": ids, "shuffle": shuffle, "duplicates": duplicates}
+    body.update(concurrency=concurrency, seed=seed)
+    return Call("POST", "/events/deliver", _field("results", _list), body)
+
+
+def set_card(customer_id: str, fails: bool) -> Call[None]:
+    """Make a customer's payment method decline (or work again)."""
+    return Call("POST", f"/customers/{customer_id}/card", _nothing, {"fails": fails})
+
+
+def set_default_portal(configuration: str | None) -> Call[None]:
+    """Make a portal configuration the default, as saving it in the Dashboard does."""
+    return Call("POST", "/portal/default", _nothing, {"configuration": configuration})
+
+
+def add_webhook_endpoint(url: str, secret: str, events: list[str] | None = None) -> Call[Obj]:
+    """Register an endpoint with a known secret."""
+    body = {"url": url, "secret": secret, "events": events or ["*"]}
+    return Call("POST", "/webhook_endpoints", _json, body)
+
+
+# -- the two transports ---------------------------------------------------------------
 
 
 def _match(d: Obj, event_type: str | None, event_id: str | None, ok: bool | None) -> bool:
@@ -39,6 +178,39 @@ def _match(d: Obj, event_type: str | None, event_id: str | None, ok: bool | None
         and (event_id is None or d["event_id"] == event_id)
         and (ok is None or d["ok"] == ok)
     )
+
+
+def _signed(method: Callable[..., Any], describe: Callable[..., Any], owner: str) -> None:
+    """Give a generated method of ``owner`` the name, docstring and parameters of its call."""
+    method.__name__ = describe.__name__
+    method.__qualname__ = f"{owner}.{describe.__name__}"
+    method.__doc__ = describe.__doc__
+    sig = inspect.signature(describe)
+    self_ = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    params = [self_, *sig.parameters.values()]
+    method.__dict__["__signature__"] = sig.replace(parameters=params, return_annotation=sig.empty)
+
+
+def _sync(describe: Callable[P, Call[T]]) -> Callable[Concatenate[EmulatorControl, P], T]:
+    """A blocking method sending the call ``describe`` builds."""
+
+    def method(self: EmulatorControl, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._send(describe(*args, **kwargs))
+
+    _signed(method, describe, "EmulatorControl")
+    return method
+
+
+def _async(
+    describe: Callable[P, Call[T]],
+) -> Callable[Concatenate[AsyncEmulatorControl, P], Coroutine[Any, Any, T]]:
+    """A coroutine method sending the call ``describe`` builds."""
+
+    async def method(self: AsyncEmulatorControl, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._send(describe(*args, **kwargs))
+
+    _signed(method, describe, "AsyncEmulatorControl")
+    return method
 
 
 class EmulatorControl:
@@ -61,119 +233,29 @@ class EmulatorControl:
         """Close."""
         self.close()
 
-    def _post(self, path: str, body: Obj | None = None) -> Obj:
-        """POST JSON and return JSON."""
-        resp = self.http.post(path, json=body or {})
+    def _send(self, call: Call[T]) -> T:
+        """Send a call; raise for an error status, else read the answer."""
+        resp = self.http.send(call.request(self.http))
         resp.raise_for_status()
-        data: Obj = resp.json()
-        return data
+        return call.read(resp)
 
-    def _get(self, route: str, **query: Any) -> Any:
-        """GET JSON."""
-        resp = self.http.get(route, params={k: v for k, v in query.items() if v is not None})
-        resp.raise_for_status()
-        return resp.json()
-
-    def reset(self) -> None:
-        """Forget all objects, events, logs and faults."""
-        self._post("/reset")
-
-    def now(self) -> int:
-        """The emulator clock."""
-        return int(self._get("/clock")["now"])
-
-    def advance(self, seconds: int) -> int:
-        """Advance the clock, applying renewals, trial ends and cancellations."""
-        return int(self._post("/clock/advance", {"seconds": int(seconds)})["now"])
-
-    def fail(
-        self,
-        path: str,
-        status: int = 500,
-        count: int = 1,
-        method: str | None = None,
-        mode: str = "status",
-        hang_seconds: float = 30.0,
-        body: Obj | None = None,
-    ) -> None:
-        """Make the next ``count`` requests to path fail (status, hang, delay or reset)."""
-        self._post("/faults", _fault_body(path, status, count, method, mode, hang_seconds, body))
-
-    def clear_faults(self) -> None:
-        """Remove every fault and release hanging requests."""
-        self.http.delete("/faults").raise_for_status()
-
-    def requests(self, path: str | None = None, method: str | None = None) -> list[Obj]:
-        """API requests received, oldest first."""
-        result: list[Obj] = self._get("/requests", path=path, method=method)
-        return result
-
-    def clear_requests(self) -> None:
-        """Empty the request log."""
-        self.http.delete("/requests").raise_for_status()
-
-    def deliveries(self) -> list[Obj]:
-        """Webhook delivery attempts, oldest first."""
-        result: list[Obj] = self._get("/deliveries")
-        return result
-
-    def pending_deliveries(self) -> int:
-        """Deliveries queued or waiting for a retry."""
-        return int(self._get("/deliveries/pending")["pending"])
-
-    def events(self, type: str | None = None) -> list[Obj]:
-        """Every event, oldest first."""
-        result: list[Obj] = self._get("/events", type=type)
-        return result
-
-    def configure(self, **kw: Any) -> Obj:
-        """Set auto_deliver, retry_base_seconds, max_attempts, delivery_timeout, rate_limit..."""
-        return self._post("/config", kw)
-
-    def rate_limit(self, per_second: float) -> None:
-        """Answer Stripe's 429 above ``per_second`` requests a second to /v1 (0: off)."""
-        self._post("/config", {"rate_limit": per_second})
-
-    def deliver(self, event_id: str, duplicate: int = 0) -> list[Obj]:
-        """Deliver an event again now (plus ``duplicate`` extra copies)."""
-        result: list[Obj] = self._post(f"/events/{event_id}/deliver", {"duplicate": duplicate})[
-            "results"
-        ]
-        return result
-
-    def deliver_events(
-        self,
-        ids: list[str] | None = None,
-        *,
-        shuffle: bool = False,
-        duplicates: float = 0.0,
-        concurrency: int = 16,
-        seed: int | None = None,
-    ) -> list[Obj]:
-        """Deliver a set of events by hand, optionally shuffled and duplicated."""
-        body = {
-            "ids": ids,
-            "shuffle": shuffle,
-            "duplicates": duplicates,
-            "concurrency": concurrency,
-            "seed": seed,
-        }
-        result: list[Obj] = self._post("/events/deliver", body)["results"]
-        return result
-
-    def set_card(self, customer_id: str, fails: bool) -> None:
-        """Make a customer's payment method decline (or work again)."""
-        self._post(f"/customers/{customer_id}/card", {"fails": fails})
-
-    def set_default_portal(self, configuration: str | None) -> None:
-        """Make a portal configuration the default, as saving it in the Dashboard does."""
-        self._post("/portal/default", {"configuration": configuration})
-
-    def add_webhook_endpoint(self, url: str, secret: str, events: list[str] | None = None) -> Obj:
-        """Register an endpoint with a known secret."""
-        return self._post(
-            "/webhook_endpoints", {"url": url, "secret": secret, "events": events or ["*"]}
-        )
+    reset = _sync(reset)
+    now = _sync(now)
+    advance = _sync(advance)
+    fail = _sync(fail)
+    clear_faults = _sync(clear_faults)
+    requests = _sync(requests)
+    clear_requests = _sync(clear_requests)
+    deliveries = _sync(deliveries)
+    pending_deliveries = _sync(pending_deliveries)
+    events = _sync(events)
+    configure = _sync(configure)
+    rate_limit = _sync(rate_limit)
+    deliver = _sync(deliver)
+    deliver_events = _sync(deliver_events)
+    set_card = _sync(set_card)
+    set_default_portal = _sync(set_default_portal)
+    add_webhook_endpoint = _sync(add_webhook_endpoint)
 
     def wait_for_deliveries(
         self,
@@ -223,107 +305,29 @@ class AsyncEmulatorControl:
         """Close."""
         await self.aclose()
 
-    async def _post(self, path: str, body: Obj | None = None) -> Obj:
-        """POST JSON and return JSON."""
-        resp = await self.http.post(path, json=body or {})
+    async def _send(self, call: Call[T]) -> T:
+        """Send a call; raise for an error status, else read the answer."""
+        resp = await self.http.send(call.request(self.http))
         resp.raise_for_status()
-        data: Obj = resp.json()
-        return data
+        return call.read(resp)
 
-    async def _get(self, route: str, **query: Any) -> Any:
-        """GET JSON."""
-        resp = await self.http.get(route, params={k: v for k, v in query.items() if v is not None})
-        resp.raise_for_status()
-        return resp.json()
-
-    async def reset(self) -> None:
-        """Forget everything."""
-        await self._post("/reset")
-
-    async def now(self) -> int:
-        """The emulator clock."""
-        return int((await self._get("/clock"))["now"])
-
-    async def advance(self, seconds: int) -> int:
-        """Advance the clock."""
-        return int((await self._post("/clock/advance", {"seconds": int(seconds)}))["now"])
-
-    async def fail(
-        self,
-        path: str,
-        status: int = 500,
-        count: int = 1,
-        method: str | None = None,
-        mode: str = "status",
-        hang_seconds: float = 30.0,
-        body: Obj | None = None,
-    ) -> None:
-        """Inject a fault."""
-        await self._post(
-            "/faults", _fault_body(path, status, count, method, mode, hang_seconds, body)
-        )
-
-    async def clear_faults(self) -> None:
-        """Remove faults."""
-        (await self.http.delete("/faults")).raise_for_status()
-
-    async def requests(self, path: str | None = None, method: str | None = None) -> list[Obj]:
-        """API requests received."""
-        result: list[Obj] = await self._get("/requests", path=path, method=method)
-        return result
-
-    async def deliveries(self) -> list[Obj]:
-        """Webhook deliveries."""
-        result: list[Obj] = await self._get("/deliveries")
-        return result
-
-    async def events(self, type: str | None = None) -> list[Obj]:
-        """Every event, oldest first."""
-        result: list[Obj] = await self._get("/events", type=type)
-        return result
-
-    async def configure(self, **kw: Any) -> Obj:
-        """Set configuration."""
-        return await self._post("/config", kw)
-
-    async def rate_limit(self, per_second: float) -> None:
-        """Answer Stripe's 429 above ``per_second`` requests a second to /v1 (0: off)."""
-        await self._post("/config", {"rate_limit": per_second})
-
-    async def deliver(self, event_id: str, duplicate: int = 0) -> list[Obj]:
-        """Deliver an event again now."""
-        result: list[Obj] = (
-            await self._post(f"/events/{event_id}/deliver", {"duplicate": duplicate})
-        )["results"]
-        return result
-
-    async def deliver_events(
-        self,
-        ids: list[str] | None = None,
-        *,
-        shuffle: bool = False,
-        duplicates: float = 0.0,
-        concurrency: int = 16,
-        seed: int | None = None,
-    ) -> list[Obj]:
-        """Deliver a set of events by hand."""
-        body = {
-            "ids": ids,
-            "shuffle": shuffle,
-            "duplicates": duplicates,
-            "concurrency": concurrency,
-            "seed": seed,
-        }
-        result: list[Obj] = (await self._post("/events/deliver", body))["results"]
-        return result
-
-    async def set_card(self, customer_id: str, fails: bool) -> None:
-        """Make a customer's card fail or work."""
-        await self._post(f"/customers/{customer_id}/card", {"fails": fails})
-
-    async def set_default_portal(self, configuration: str | None) -> None:
-        """Make a portal configuration the default, as saving it in the Dashboard does."""
-        await self._post("/portal/default", {"configuration": configuration})
+    reset = _async(reset)
+    now = _async(now)
+    advance = _async(advance)
+    fail = _async(fail)
+    clear_faults = _async(clear_faults)
+    requests = _async(requests)
+    clear_requests = _async(clear_requests)
+    deliveries = _async(deliveries)
+    pending_deliveries = _async(pending_deliveries)
+    events = _async(events)
+    configure = _async(configure)
+    rate_limit = _async(rate_limit)
+    deliver = _async(deliver)
+    deliver_events = _async(deliver_events)
+    set_card = _async(set_card)
+    set_default_portal = _async(set_default_portal)
+    add_webhook_endpoint = _async(add_webhook_endpoint)
 
     async def wait_for_deliveries(
         self,

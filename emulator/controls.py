@@ -10,20 +10,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulator import engine, portal
+from emulator.delivery import Deliverer
 from emulator.errors import StripeError
-from emulator.state import EmulatorState, Fault, rate_limit_value
+from emulator.shapes import Obj
+from emulator.state import EmulatorState, Fault, of_request, rate_limit_value
 
-Obj = dict[str, Any]
 
-
-def _state(request: Request) -> EmulatorState:
-    """The emulator state (control actions carry no API request id)."""
-    state: EmulatorState = request.app.state.emulator
-    host = request.headers.get("host", request.url.netloc)
-    state.ctx.base_url = f"{request.url.scheme}://{host}"
-    state.ctx.request_id = None
-    state.ctx.idempotency_key = None
-    return state
+def _deliverer(request: Request) -> Deliverer:
+    """The app's webhook deliverer."""
+    deliverer: Deliverer = request.app.state.deliverer
+    return deliverer
 
 
 async def _json(request: Request) -> Obj:
@@ -42,7 +38,7 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
 
 async def reset(request: Request) -> Response:
     """POST /_emulator/reset."""
-    state = _state(request)
+    state = of_request(request)
     state.wake.set()
     state.reset()
     return JSONResponse({"ok": True})
@@ -50,12 +46,12 @@ async def reset(request: Request) -> Response:
 
 async def clock(request: Request) -> Response:
     """GET /_emulator/clock."""
-    return JSONResponse({"now": _state(request).now()})
+    return JSONResponse({"now": of_request(request).now()})
 
 
 async def advance(request: Request) -> Response:
     """POST /_emulator/clock/advance {"seconds": N} or {"to": ts}."""
-    state = _state(request)
+    state = of_request(request)
     data = await _json(request)
     seconds = int(data["to"]) - state.now() if "to" in data else int(data.get("seconds", 0))
     try:
@@ -67,7 +63,7 @@ async def advance(request: Request) -> Response:
 
 async def faults(request: Request) -> Response:
     """POST/GET/DELETE /_emulator/faults."""
-    state = _state(request)
+    state = of_request(request)
     if request.method == "DELETE":
         state.faults.clear()
         state.wake.set()
@@ -96,7 +92,7 @@ async def faults(request: Request) -> Response:
 
 async def requests_log(request: Request) -> Response:
     """GET/DELETE /_emulator/requests?path=&method=."""
-    state = _state(request)
+    state = of_request(request)
     if request.method == "DELETE":
         state.requests.clear()
         return JSONResponse({"ok": True})
@@ -112,7 +108,7 @@ async def requests_log(request: Request) -> Response:
 
 async def deliveries(request: Request) -> Response:
     """GET/DELETE /_emulator/deliveries."""
-    state = _state(request)
+    state = of_request(request)
     if request.method == "DELETE":
         state.deliveries.clear()
         return JSONResponse({"ok": True})
@@ -121,8 +117,7 @@ async def deliveries(request: Request) -> Response:
 
 async def pending(request: Request) -> Response:
     """GET /_emulator/deliveries/pending -> {"pending": n} (queued or awaiting a retry)."""
-    state = _state(request)
-    return JSONResponse({"pending": state.deliverer.pending if state.deliverer else 0})
+    return JSONResponse({"pending": _deliverer(request).pending})
 
 
 def _config_value(state: EmulatorState, key: str, value: Any) -> Any:
@@ -140,7 +135,7 @@ def _config_value(state: EmulatorState, key: str, value: Any) -> Any:
 
 async def config(request: Request) -> Response:
     """GET/POST /_emulator/config (a bad key or value changes nothing: a 400)."""
-    state = _state(request)
+    state = of_request(request)
     if request.method == "POST":
         data = await _json(request)
         try:
@@ -154,26 +149,26 @@ async def config(request: Request) -> Response:
 
 async def deliver_one(request: Request) -> Response:
     """POST /_emulator/events/{evt}/deliver {"duplicate": N}."""
-    state = _state(request)
+    state = of_request(request)
     evt = request.path_params["evt"]
-    if evt not in state.db.events or state.deliverer is None:
+    if evt not in state.db.events:
         return _bad(f"No such event: {evt}", 404)
     data = await _json(request)
-    results = await state.deliverer.deliver_now([evt], copies=int(data.get("duplicate", 0)))
+    results = await _deliverer(request).deliver_now([evt], copies=int(data.get("duplicate", 0)))
     return JSONResponse({"results": results})
 
 
 async def deliver_many(request: Request) -> Response:
     """POST /_emulator/events/deliver {"ids", "shuffle", "duplicates", "concurrency", "seed"}."""
-    state = _state(request)
+    state = of_request(request)
     data = await _json(request)
     ids = data.get("ids")
     if ids is None:
         ids = list(state.db.events)
     missing = [i for i in ids if i not in state.db.events]
-    if missing or state.deliverer is None:
+    if missing:
         return _bad(f"No such events: {missing}", 404)
-    results = await state.deliverer.deliver_now(
+    results = await _deliverer(request).deliver_now(
         ids,
         duplicates=float(data.get("duplicates", 0) or 0),
         shuffle=bool(data.get("shuffle", False)),
@@ -185,7 +180,7 @@ async def deliver_many(request: Request) -> Response:
 
 async def card(request: Request) -> Response:
     """POST /_emulator/customers/{cus}/card {"fails": bool}."""
-    state = _state(request)
+    state = of_request(request)
     cus = request.path_params["cus"]
     if cus not in state.db.customers:
         return _bad(f"No such customer: {cus}", 404)
@@ -199,7 +194,7 @@ async def card(request: Request) -> Response:
 
 async def endpoints(request: Request) -> Response:
     """POST /_emulator/webhook_endpoints {"url", "secret", "events"?}."""
-    state = _state(request)
+    state = of_request(request)
     data = await _json(request)
     if not data.get("url") or not data.get("secret"):
         return _bad("url and secret are required")
@@ -209,7 +204,7 @@ async def endpoints(request: Request) -> Response:
 
 async def portal_default(request: Request) -> Response:
     """POST /_emulator/portal/default {"configuration": "bpc_..." | null}: the Dashboard's save."""
-    state = _state(request)
+    state = of_request(request)
     data = await _json(request)
     try:
         chosen = portal.set_default(state, data.get("configuration") or None)
@@ -220,7 +215,7 @@ async def portal_default(request: Request) -> Response:
 
 async def events_log(request: Request) -> Response:
     """GET /_emulator/events?type= : every event, oldest first."""
-    state = _state(request)
+    state = of_request(request)
     type_ = request.query_params.get("type")
     items = [e for e in state.db.events.values() if not type_ or e["type"] == type_]
     return JSONResponse(items)

@@ -6,16 +6,13 @@ import asyncio
 import json
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
+from emulator.shapes import Obj
 from emulator.signing import sign
-
-if TYPE_CHECKING:
-    from emulator.state import Config, EmulatorState
-
-Obj = dict[str, Any]
+from emulator.state import Config, EmulatorState
 
 
 def matches(endpoint: Obj, event_type: str) -> bool:
@@ -156,6 +153,7 @@ class Deliverer:
         }
         status: int | None = None
         error: str | None = None
+        sent = time.time()
         try:
             resp = await self.client().post(
                 endpoint["url"],
@@ -174,6 +172,7 @@ class Deliverer:
             "status": status,
             "attempt": attempt,
             "ok": status is not None and 200 <= status < 300,
+            "sent": sent,
             "time": time.time(),
             "error": error,
         }

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from emulator.errors import StripeError, invalid, missing
+from emulator import resources
+from emulator.errors import StripeError, invalid
 from emulator.ids import new_id
 from emulator.periods import add_interval, day_of
+from emulator.shapes import Obj
 from emulator.spec import copy_json, template
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-Obj = dict[str, Any]
 Line = tuple[Obj, int, int, int, bool, str]  # (item, amount, start, end, proration, text)
 DAY = 86400
 LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete", "paused")
@@ -46,26 +49,16 @@ def snapshot(sub: Obj) -> Obj:
     return result
 
 
-def changed(before: Obj, after: Obj) -> Obj:
-    """Top-level attributes that changed, with their previous values."""
-    return {k: v for k, v in before.items() if after.get(k) != v}
-
-
 def emit_updated(state: EmulatorState, sub: Obj, before: Obj) -> None:
     """Fire customer.subscription.updated when something changed."""
-    previous = changed(before, sub)
-    if previous:
-        state.emit("customer.subscription.updated", sub, previous)
+    state.emit_changes("customer.subscription.updated", sub, before)
 
 
-def get_subscription(
-    state: EmulatorState, sub_id: str, param: str = "id", status: int = 404
-) -> Obj:
-    """A subscription or resource_missing."""
-    sub = state.db.subscriptions.get(sub_id)
-    if sub is None:
-        raise missing("subscription", sub_id, param=param, status=status)
-    return sub
+def set_status(state: EmulatorState, sub: Obj, status: str, **fields: Any) -> None:
+    """Move a subscription to ``status`` (and ``fields``): customer.subscription.updated."""
+    before = snapshot(sub)
+    sub.update(status=status, **fields)
+    emit_updated(state, sub, before)
 
 
 def card_fails(state: EmulatorState, customer_id: str) -> bool:
@@ -78,17 +71,14 @@ def card_fails(state: EmulatorState, customer_id: str) -> bool:
 
 def new_item(state: EmulatorState, sub_id: str, price: Obj, quantity: int, meta: Obj) -> Obj:
     """A subscription item for a price."""
-    item = template("subscription_item")
-    item.update(
+    item = template(
+        "subscription_item",
         id=new_id("si_", 14),
         created=state.now(),
-        discounts=[],
         metadata=dict(meta),
         price=copy_json(price),
         quantity=quantity,
         subscription=sub_id,
-        tax_rates=[],
-        billing_thresholds=None,
     )
     return item
 
@@ -117,28 +107,21 @@ def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) 
     """A draft invoice for a subscription; lines are (item, amount, start, end, proration, text)."""
     now = state.now()
     cus = state.db.customers.get(sub["customer"]) or {}
-    inv = template("invoice")
-    inv_id = new_id("in_")
+    inv_id = resources.new_id("invoice")
     line_objs: list[Obj] = []
     for item, amount, start, end, proration, text in lines:
-        line = template("line_item")
-        line.update(
+        line = template(
+            "line_item",
             id=new_id("il_"),
             amount=amount,
             currency=sub["currency"],
             description=text,
-            discount_amounts=[],
-            discountable=True,
-            discounts=[],
             invoice=inv_id,
-            livemode=False,
             metadata=dict(sub.get("metadata") or {}),
             period={"start": start, "end": end},
             quantity=item.get("quantity") or 1,
             subscription=sub["id"],
             subtotal=amount,
-            pretax_credit_amounts=[],
-            taxes=[],
             quantity_decimal=str(item.get("quantity") or 1),
             parent={
                 "invoice_item_details": None,
@@ -164,18 +147,12 @@ def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) 
     total = sum(line["amount"] for line in line_objs)
     due = max(0, total)  # a negative total is a credit, never an amount due
     start, end = (lines[0][2], lines[0][3]) if lines else (now, now)
-    inv.update(
+    inv = template(
+        "invoice",
         id=inv_id,
-        account_country="US",
-        account_name="Emulator",
         amount_due=due,
-        amount_paid=0,
         amount_remaining=due,
-        attempt_count=0,
-        attempted=False,
-        auto_advance=True,
         billing_reason=reason,
-        collection_method="charge_automatically",
         created=now,
         currency=sub["currency"],
         customer=sub["customer"],
@@ -184,20 +161,7 @@ def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) 
         customer_name=cus.get("name"),
         customer_phone=cus.get("phone"),
         customer_tax_exempt=cus.get("tax_exempt") or "none",
-        customer_tax_ids=[],
-        description=None,
-        discounts=[],
         hosted_invoice_url=f"{state.ctx.base_url}/i/{inv_id}",
-        invoice_pdf=None,
-        lines={
-            "data": line_objs,
-            "has_more": False,
-            "object": "list",
-            "url": f"/v1/invoices/{inv_id}/lines",
-        },
-        livemode=False,
-        metadata={},
-        number=None,
         parent={
             "quote_details": None,
             "subscription_details": {
@@ -208,25 +172,12 @@ def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) 
         },
         period_start=start if reason != "subscription_create" else now,
         period_end=end if reason != "subscription_create" else now,
-        starting_balance=0,
-        ending_balance=None,
-        status="draft",
-        status_transitions={
-            "finalized_at": None,
-            "marked_uncollectible_at": None,
-            "paid_at": None,
-            "voided_at": None,
-        },
         subtotal=total,
         subtotal_excluding_tax=total,
         total=total,
         total_excluding_tax=total,
-        total_discount_amounts=[],
-        total_taxes=[],
-        total_pretax_credit_amounts=[],
-        webhooks_delivered_at=None,
-        effective_at=None,
     )
+    inv["lines"].update(data=line_objs, url=f"/v1/invoices/{inv_id}/lines")
     state.db.invoices[inv_id] = inv
     sub["latest_invoice"] = inv_id
     return inv
@@ -316,40 +267,24 @@ def create_subscription(
     invoice.paid + invoice.payment_succeeded (or invoice.payment_failed: status incomplete).
     """
     now = state.now()
-    sub = template("subscription")
-    sub_id = new_id("sub_")
+    sub_id = resources.new_id("subscription")
     first = prices[0][0]
-    sub.update(
+    sub = template(
+        "subscription",
         id=sub_id,
         billing_cycle_anchor=trial_end or now,
-        cancel_at=None,
-        cancel_at_period_end=False,
-        canceled_at=None,
-        cancellation_details={"comment": None, "feedback": None, "reason": None},
-        collection_method="charge_automatically",
         created=now,
         currency=first["currency"],
         customer=customer_id,
-        default_payment_method=None,
         description=description,
-        discounts=[],
-        ended_at=None,
-        latest_invoice=None,
-        livemode=False,
         metadata=dict(metadata or {}),
         start_date=now,
         status="trialing" if trial_end else "active",
         trial_end=trial_end,
         trial_start=now if trial_end else None,
-        test_clock=None,
-        schedule=None,
     )
-    sub["items"] = {
-        "data": [new_item(state, sub_id, p, q, m) for p, q, m in prices],
-        "has_more": False,
-        "object": "list",
-        "url": f"/v1/subscription_items?subscription={sub_id}",
-    }
+    items = [new_item(state, sub_id, p, q, m) for p, q, m in prices]
+    sub["items"].update(data=items, url=f"/v1/subscription_items?subscription={sub_id}")
     state.sub_internal[sub_id] = {"anchor_day": day_of(trial_end or now)}
     end = trial_end if trial_end else next_period_end(state, sub, now)
     set_period(sub, now, end)
@@ -457,16 +392,30 @@ def _same(a: Obj | None, b: Obj | None) -> bool:
     )
 
 
+def _proration_text(state: EmulatorState, kind: str, item: Obj, now: int) -> str:
+    """Stripe's proration description: ``Unused time on 3 x Business after 06 Dec 2026``
+    (with a times sign).
+
+    The quantity shows when it is not 1 (``Remaining time on Gold plan after 01 Sep 2020``).
+    """
+    qty = int(item.get("quantity") or 1)
+    price = item["price"]
+    name = (state.db.products.get(price["product"]) or {}).get("name", price["product"])
+    seats = f"{qty} \u00d7 " if qty != 1 else ""
+    when = datetime.fromtimestamp(now, UTC).strftime("%d %b %Y")
+    return f"{kind} time on {seats}{name} after {when}"
+
+
 def _credit(state: EmulatorState, item: Obj, now: int, start: int, end: int) -> Line:
-    """The credit for the unused time on an item's old price."""
+    """The credit for the unused time on an item's old price and quantity."""
     amount = -prorate(_amount(item), now, start, end)
-    return (item, amount, now, end, True, f"Unused time on {describe(item, state)}")
+    return (item, amount, now, end, True, _proration_text(state, "Unused", item, now))
 
 
 def _charge(state: EmulatorState, item: Obj, now: int, start: int, end: int) -> Line:
-    """The charge for the rest of the period on an item's new price."""
+    """The charge for the rest of the period on an item's new price and quantity."""
     amount = prorate(_amount(item), now, start, end)
-    return (item, amount, now, end, True, f"Remaining time on {describe(item, state)}")
+    return (item, amount, now, end, True, _proration_text(state, "Remaining", item, now))
 
 
 def switch_lines(
@@ -548,14 +497,55 @@ def _apply_items(state: EmulatorState, sub: Obj, changes: list[Obj]) -> None:
         raise invalid("A subscription must have at least one item.", param="items")
 
 
+@dataclass(frozen=True)
+class PreviewLine:
+    """One line of an invoice preview, as the invoice would carry it."""
+
+    description: str
+    amount: int  # cents; negative for a credit
+    quantity: int
+    price: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Stripe's invoice preview of a change now: its lines and their total."""
+
+    lines: tuple[PreviewLine, ...]
+
+    @property
+    def total(self) -> int:
+        """The sum of the lines (negative: a credit)."""
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def amount_due(self) -> int:
+        """What is due now: the total, never below 0 (a negative total is a credit)."""
+        return max(0, self.total)
+
+
+def _preview_line(line: Line) -> PreviewLine:
+    """A preview line of an invoice line tuple."""
+    item, amount, _, _, _, text = line
+    return PreviewLine(
+        description=text,
+        amount=amount,
+        quantity=int(item.get("quantity") or 1),
+        price=str(item["price"]["id"]),
+    )
+
+
 def preview_change(
     state: EmulatorState, sub: Obj, changes: list[Obj], behavior: str = "create_prorations"
-) -> int:
-    """The total Stripe's invoice preview shows for a change now (negative: a credit)."""
+) -> Preview:
+    """The lines and total of Stripe's invoice preview for a change now (see switch_lines).
+
+    The same lines ``change_items`` invoices with, computed on a copy of the subscription.
+    """
     after: Obj = copy_json(sub)
     _apply_items(state, after, changes)
     lines = switch_lines(state, after, sub["items"]["data"], period(sub), behavior)
-    return sum(line[1] for line in lines)
+    return Preview(tuple(_preview_line(line) for line in lines))
 
 
 def change_items(
@@ -586,9 +576,7 @@ def settle(state: EmulatorState, sub: Obj, inv: Obj) -> None:
     """Finalize and charge an invoice raised by a change; failed payment makes past_due."""
     finalize(state, inv)
     if not attempt_payment(state, inv) and sub["status"] == "active":
-        before = snapshot(sub)
-        sub["status"] = "past_due"
-        emit_updated(state, sub, before)
+        set_status(state, sub, "past_due")
 
 
 # -- recovery -----------------------------------------------------------------------
@@ -606,9 +594,7 @@ def pay_open_invoices(state: EmulatorState, customer_id: str) -> int:
         parent = (inv.get("parent") or {}).get("subscription_details") or {}
         sub = state.db.subscriptions.get(str(parent.get("subscription")))
         if sub is not None and sub["status"] in ("past_due", "unpaid", "incomplete"):
-            before = snapshot(sub)
-            sub["status"] = "active"
-            emit_updated(state, sub, before)
+            set_status(state, sub, "active")
     return paid
 
 
@@ -677,9 +663,7 @@ def _cycle(state: EmulatorState, sub: Obj) -> None:
     emit_updated(state, sub, before)
     finalize(state, inv)
     if not attempt_payment(state, inv) and sub["status"] != "past_due":
-        before = snapshot(sub)
-        sub["status"] = "past_due"
-        emit_updated(state, sub, before)
+        set_status(state, sub, "past_due")
 
 
 def advance(state: EmulatorState, seconds: int) -> int:
@@ -701,10 +685,7 @@ def advance(state: EmulatorState, seconds: int) -> int:
         elif action == "cycle":
             _cycle(state, obj)
         elif action == "expire":
-            before = snapshot(obj)
-            obj["status"] = "incomplete_expired"
-            obj["ended_at"] = when
-            emit_updated(state, obj, before)
+            set_status(state, obj, "incomplete_expired", ended_at=when)
         else:
             state.sub_internal[obj["id"]]["twe"] = True
             state.emit("customer.subscription.trial_will_end", obj)

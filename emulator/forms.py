@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-Params = dict[str, Any]
+from emulator.shapes import Params
 
 
 def _split(key: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -52,27 +53,31 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def _prepare(
-    page: httpx.Response, page_url: str, form_id: str, fields: dict[str, Any]
-) -> tuple[str, str, dict[str, str]]:
-    """Method, absolute action URL and data of a form on a loaded page."""
+Request = tuple[str, str, dict[str, Any]]  # (method, URL, httpx keyword arguments)
+Walk = Generator[Request, httpx.Response, httpx.Response | str]
+
+
+def _walk(page_url: str, form_id: str, fields: dict[str, Any]) -> Walk:
+    """The requests of a form submission, each sent by the caller, who sends back the answer."""
+    origin = _origin(page_url)
+    page = yield "GET", page_url, {}
     if page.status_code >= 400:
         raise FormNotFound(f"{page_url} answered {page.status_code}: {page.text[:300]}")
     forms = parse_forms(page.text)
     if form_id not in forms:
         raise FormNotFound(f"no form#{form_id} on {page_url}; forms: {sorted(forms)}")
     method, action, data = forms[form_id]
-    merged = dict(data)
-    merged.update({k: str(v) for k, v in fields.items()})
-    return method, urljoin(str(page.url), action or str(page.url)), merged
-
-
-def _next_url(resp: httpx.Response, origin: tuple[str, str]) -> tuple[str | None, str | None]:
-    """(redirect target on the emulator, redirect target off the emulator)."""
-    if not resp.is_redirect:
-        return None, None
-    target = urljoin(str(resp.url), resp.headers["location"])
-    return (target, None) if _origin(target) == origin else (None, target)
+    data = {**data, **{k: str(v) for k, v in fields.items()}}
+    url = urljoin(str(page.url), action or str(page.url))
+    resp = yield method, url, {"data": data} if method == "POST" else {"params": data}
+    for _ in range(10):  # follow redirects while they stay on the emulator
+        target = redirect_location(resp)
+        if target is None:
+            break
+        if _origin(target) != origin:
+            return target
+        resp = yield "GET", target, {}
+    return resp
 
 
 def submit_form(
@@ -83,45 +88,29 @@ def submit_form(
     Redirects are followed while they stay on the emulator; a redirect leaving it (e.g. to
     success_url) is returned as is: read the target from ``response.headers["location"]``.
     """
-    origin = _origin(page_url)
-    page = client.get(page_url, follow_redirects=False)
-    method, action, data = _prepare(page, page_url, form_id, fields)
-    if method == "POST":
-        resp = client.post(action, data=data, follow_redirects=False)
-    else:
-        resp = client.get(action, params=data, follow_redirects=False)
-    for _ in range(10):
-        here, away = _next_url(resp, origin)
-        if away is not None:
-            return away
-        if here is None:
-            break
-        resp = client.get(here, follow_redirects=False)
-    return resp
+    walk = _walk(page_url, form_id, fields)
+    try:
+        method, url, kw = next(walk)
+        while True:
+            method, url, kw = walk.send(client.request(method, url, follow_redirects=False, **kw))
+    except StopIteration as done:
+        result: httpx.Response | str = done.value
+        return result
 
 
 async def submit_form_async(
     client: httpx.AsyncClient, page_url: str, form_id: str, **fields: Any
 ) -> httpx.Response | str:
     """Async variant of submit_form."""
-    origin = _origin(page_url)
-    page = await client.get(page_url, follow_redirects=False)
-    method, action, data = _prepare(page, page_url, form_id, fields)
-    if method == "POST":
-        resp = await client.post(action, data=data, follow_redirects=False)
-    else:
-        resp = await client.get(action, params=data, follow_redirects=False)
-    for _ in range(10):
-        here, away = _next_url(resp, origin)
-        if away is not None:
-            return away
-        if here is None:
-            break
-        resp = await client.get(here, follow_redirects=False)
-    return resp
-
-
-asubmit_form = submit_form_async
+    walk = _walk(page_url, form_id, fields)
+    try:
+        method, url, kw = next(walk)
+        while True:
+            resp = await client.request(method, url, follow_redirects=False, **kw)
+            method, url, kw = walk.send(resp)
+    except StopIteration as done:
+        result: httpx.Response | str = done.value
+        return result
 
 
 def redirect_location(resp: httpx.Response) -> str | None:

@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from html import escape
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import checkout, engine, portal
+from emulator import checkout, engine, portal, resources
 from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import date, form, link, money, page, text_input
-from emulator.state import EmulatorState
+from emulator.shapes import Obj
+from emulator.state import EmulatorState, of_request
 
-Obj = dict[str, Any]
-
-
-def _state(request: Request) -> EmulatorState:
-    """The emulator state, with the base URL of this request."""
-    state: EmulatorState = request.app.state.emulator
-    host = request.headers.get("host", request.url.netloc)
-    state.ctx.base_url = f"{request.url.scheme}://{host}"
-    state.ctx.request_id = None
-    state.ctx.idempotency_key = None
-    return state
+Page = Callable[[Request, EmulatorState], Awaitable[Response]]
+_CARD = text_input("card", "4242 4242 4242 4242", "Card number")
+TIMES = "\u00d7"
 
 
 def _error(err: StripeError, extra: str = "") -> HTMLResponse:
     """An error page with the error's status (``extra``: e.g. a link back)."""
     body = f"<p class='error' id='error'>{escape(err.message)}</p>{extra}"
     return HTMLResponse(page("Something went wrong", body), status_code=err.status)
+
+
+def _hosted(page_of: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A hosted page of the request's state; a StripeError it raises is an error page."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await page_of(request, of_request(request))
+        except StripeError as err:
+            return _error(err)
+
+    return endpoint
+
+
+def _card_form(base: str) -> str:
+    """``form#update-payment-method``: a new card for the customer."""
+    return form("update-payment-method", f"{base}/payment-method", "Save card", visible=_CARD)
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -42,22 +52,13 @@ async def _fields(request: Request) -> dict[str, str]:
 # -- checkout ---------------------------------------------------------------------------
 
 
-async def checkout_page(request: Request) -> Response:
+@_hosted
+async def checkout_page(request: Request, state: EmulatorState) -> Response:
     """The payment page with ``form#pay`` and ``form#cancel``."""
-    state = _state(request)
     cs_id = request.path_params["cs"]
-    try:
-        cs = checkout.get_session(state, cs_id)
-        checkout.check_open(state, cs)
-    except StripeError as err:
-        return _error(err)
-    rows = "".join(
-        f"<tr><td>{escape(str(i['description']))}</td><td>{i['quantity']}</td>"
-        f"<td>{money(i['amount_total'], i['currency'])}"
-        f"{' / ' + i['price']['recurring']['interval'] if i['price']['recurring'] else ''}"
-        "</td></tr>"
-        for i in state.line_items.get(cs_id, [])
-    )
+    cs = resources.get(state, "checkout.session", cs_id)
+    checkout.check_open(state, cs)
+    rows = "".join(_checkout_row(n, i) for n, i in enumerate(state.line_items.get(cs_id, [])))
     trial = state.checkout_internal.get(cs_id, {}).get("trial_days")
     trial_note = f"<p id='trial'>{trial}-day free trial</p>" if trial else ""
     cus = state.db.customers.get(cs["customer"] or "")
@@ -67,10 +68,11 @@ async def checkout_page(request: Request) -> Response:
         fields = _paying_as(cus or {}) + text_input(
             "email", cs.get("customer_email") or "", "Email", "email"
         )
-    fields += text_input("card", "4242 4242 4242 4242", "Card number")
+    fields += _CARD
     base = f"/c/pay/{cs_id}"
     body = (
-        f"<table id='line-items'><tr><th>Item</th><th>Qty</th><th>Price</th></tr>{rows}</table>"
+        "<table id='line-items'><tr><th>Item</th><th>Qty</th><th>Unit price</th><th>Price</th>"
+        f"</tr>{rows}</table>"
         f"<p>Total due today: <b id='total'>{money(cs['amount_total'], cs['currency'])}</b></p>"
         f"{trial_note}<div class='box'>"
         + form(
@@ -85,19 +87,36 @@ async def checkout_page(request: Request) -> Response:
     return HTMLResponse(page("Checkout", body))
 
 
+def _checkout_row(n: int, item: Obj) -> str:
+    """``tr#line-item-{n}``: ``3 x Business`` with a times sign (the name alone for 1), the
+    quantity (``td#quantity-{n}``), the unit price and the amount (quantity x unit price)."""
+    qty = int(item["quantity"])
+    name = escape(str(item["description"]))
+    price = item["price"]
+    every = f" / {price['recurring']['interval']}" if price.get("recurring") else ""
+    return (
+        f"<tr id='line-item-{n}' data-price='{escape(price['id'])}' data-quantity='{qty}' "
+        f"data-amount='{item['amount_total']}'>"
+        f"<td>{f'{qty} {TIMES} ' if qty != 1 else ''}{name}</td>"
+        f"<td id='quantity-{n}'>{qty}</td>"
+        f"<td>{money(price.get('unit_amount'), item['currency'])}{every}</td>"
+        f"<td>{money(item['amount_total'], item['currency'])}{every}</td></tr>"
+    )
+
+
 def _paying_as(cus: Obj) -> str:
     """Who pays: the customer's email, else their name (never the ``cus_`` id)."""
     shown = cus.get("email") or cus.get("name")
     return f"<p id='customer'>Paying as <b>{escape(shown)}</b></p>" if shown else ""
 
 
-async def checkout_pay(request: Request) -> Response:
+@_hosted
+async def checkout_pay(request: Request, state: EmulatorState) -> Response:
     """Pay: complete the session and redirect to success_url (declined: a link back)."""
-    state = _state(request)
     fields = await _fields(request)
     cs_id = request.path_params["cs"]
     try:
-        cs = checkout.get_session(state, cs_id)
+        cs = resources.get(state, "checkout.session", cs_id)
         target = checkout.pay(state, cs, fields.get("email"), fields.get("card"))
     except StripeError as err:
         back = link("back", f"/c/pay/{cs_id}", "Try another card") if err.status == 402 else ""
@@ -107,13 +126,10 @@ async def checkout_pay(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-async def checkout_cancel(request: Request) -> Response:
+@_hosted
+async def checkout_cancel(request: Request, state: EmulatorState) -> Response:
     """Cancel: redirect to cancel_url."""
-    state = _state(request)
-    try:
-        cs = checkout.get_session(state, request.path_params["cs"])
-    except StripeError as err:
-        return _error(err)
+    cs = resources.get(state, "checkout.session", request.path_params["cs"])
     target = checkout.cancel(state, cs)
     if not target:
         return HTMLResponse(page("Checkout canceled", "<p id='canceled'>Canceled.</p>"))
@@ -142,6 +158,14 @@ def _plan(state: EmulatorState, price: Obj) -> str:
     return f"{prod.get('name', price['product'])} — {amount} / {rec.get('interval', 'once')}"
 
 
+def _current_plan(state: EmulatorState, item: Obj, suffix: str = "") -> str:
+    """``p#current-plan``: the plan of a subscription item."""
+    price = item["price"]
+    return (
+        f"<p id='current-plan{suffix}' data-price='{price['id']}'>{escape(_plan(state, price))}</p>"
+    )
+
+
 def _switch_forms(state: EmulatorState, base: str, cfg: Obj, sub: Obj, suffix: str) -> str:
     """One ``form#switch-{price}`` per configured price other than the current one."""
     current = sub["items"]["data"][0]
@@ -161,6 +185,37 @@ def _switch_forms(state: EmulatorState, base: str, cfg: Obj, sub: Obj, suffix: s
             + "</div>"
         )
     return "".join(out)
+
+
+def _seats_form(base: str, cfg: Obj, sub: Obj, suffix: str) -> str:
+    """``div#seats-box`` with ``form#seats`` (hidden ``subscription``, ``item``; number input
+    ``input#quantity`` named ``quantity``, bounded by the product's minimum and maximum) posting
+    to ``{base}/quantity``, when the portal lets the customer change the current item's
+    quantity (``portal.seat_limits``); "" otherwise."""
+    item = sub["items"]["data"][0]
+    limits = portal.seat_limits(cfg, item)
+    if limits is None:
+        return ""
+    qty = int(item.get("quantity") or 1)
+    bounds = f" min='{int(limits.get('minimum') or 1)}'"
+    if limits.get("maximum") is not None:
+        bounds += f" max='{int(limits['maximum'])}'"
+    visible = (
+        f"<p><label for='quantity{suffix}'>Seats</label> <input type='number' "
+        f"id='quantity{suffix}' name='quantity' value='{qty}' step='1'{bounds}></p>"
+    )
+    return (
+        f"<div class='box' id='seats-box{suffix}'><h3>Seats</h3>"
+        f"<p>Current seats: <span id='current-seats{suffix}'>{qty}</span></p>"
+        + form(
+            f"seats{suffix}",
+            f"{base}/quantity",
+            "Update seats",
+            {"subscription": sub["id"], "item": item["id"]},
+            visible,
+        )
+        + "</div>"
+    )
 
 
 def _cancel_form(base: str, cfg: Obj, sub: Obj, form_id: str, label: str) -> str:
@@ -204,8 +259,8 @@ def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str
             note += f"<p id='trial-note{suffix}'>Trial ends {date(sub['trial_end'])}</p>"
         block = (
             f"<div class='box' id='subscription{suffix}' data-subscription='{sub['id']}'>"
-            f"<h2>Current plan</h2><p id='current-plan{suffix}' data-price='{item['price']['id']}'>"
-            f"{escape(_plan(state, item['price']))}</p><p>Status: <b>{status}</b></p>{note}"
+            f"<h2>Current plan</h2>{_current_plan(state, item, suffix)}"
+            f"<p>Status: <b>{status}</b></p>{note}"
         )
         if features["subscription_cancel"]["enabled"]:
             if sub["cancel_at_period_end"] or sub["cancel_at"]:
@@ -215,20 +270,11 @@ def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str
             else:
                 block += _cancel_form(base, cfg, sub, f"cancel{suffix}", "Cancel plan")
         block += "</div>"
-        parts.append(block)
+        parts.append(block + _seats_form(base, cfg, sub, suffix))
         if portal.allowed_prices(cfg):
             parts.append(f"<h3>Switch plan</h3>{_switch_forms(state, base, cfg, sub, suffix)}")
     if features["payment_method_update"]["enabled"]:
-        parts.append(
-            "<div class='box'><h2>Payment method</h2>"
-            + form(
-                "update-payment-method",
-                f"{base}/payment-method",
-                "Save card",
-                visible=text_input("card", "4242 4242 4242 4242", "Card number"),
-            )
-            + "</div>"
-        )
+        parts.append(f"<div class='box'><h2>Payment method</h2>{_card_form(base)}</div>")
     if features["invoice_history"]["enabled"]:
         invoices = [i for i in state.db.invoices.values() if i["customer"] == sess["customer"]]
         invoices.reverse()
@@ -254,22 +300,9 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
     kind = flow["type"]
     back = link("return", sess["return_url"], "Back") if sess["return_url"] else ""
     if kind == "payment_method_update":
-        return (
-            "<h2>Update payment method</h2>"
-            + form(
-                "update-payment-method",
-                f"{base}/payment-method",
-                "Save card",
-                visible=text_input("card", "4242 4242 4242 4242", "Card number"),
-            )
-            + back
-        )
+        return f"<h2>Update payment method</h2>{_card_form(base)}{back}"
     sub = state.db.subscriptions[flow[kind]["subscription"]]
-    current = sub["items"]["data"][0]
-    head = (
-        f"<p id='current-plan' data-price='{current['price']['id']}'>"
-        f"{escape(_plan(state, current['price']))}</p>"
-    )
+    head = _current_plan(state, sub["items"]["data"][0])
     if kind == "subscription_cancel":
         end = engine.period(sub)[1]
         mode = cfg["features"]["subscription_cancel"]["mode"]
@@ -280,7 +313,12 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
             + back
         )
     if kind == "subscription_update":
-        return f"<h2>Update your plan</h2>{head}" + _switch_forms(state, base, cfg, sub, "") + back
+        return (
+            f"<h2>Update your plan</h2>{head}"
+            + _seats_form(base, cfg, sub, "")
+            + _switch_forms(state, base, cfg, sub, "")
+            + back
+        )
     return _confirm_page(state, cfg, sub, flow, base) + back
 
 
@@ -290,9 +328,6 @@ def confirm_changes(flow: Obj) -> portal.Switch:
         (i["id"], i.get("price"), i.get("quantity"))
         for i in flow["subscription_update_confirm"]["items"]
     ]
-
-
-TIMES = "\u00d7"
 
 
 def _plan_rows(state: EmulatorState, items: list[tuple[Obj, int]]) -> str:
@@ -305,8 +340,15 @@ def _plan_rows(state: EmulatorState, items: list[tuple[Obj, int]]) -> str:
 
 
 def _confirm_page(state: EmulatorState, cfg: Obj, sub: Obj, flow: Obj, base: str) -> str:
-    """Current plan, new plan and the amount due today (Stripe's invoice preview)."""
-    changes = {item_id: (price, qty) for item_id, price, qty in confirm_changes(flow)}
+    """Current and new plan and seats, the proration preview and the amount due today.
+
+    ``table#proration`` has one ``tr.proration-line`` (``data-amount`` in cents) per line of
+    the engine's invoice preview (``portal.preview_switch``, the lines the switch invoices
+    with) and ``tr#proration-total``, their sum; ``b#amount-due`` is that total, never below
+    0 (a negative total is a credit: ``p#credit``).
+    """
+    flow_items = confirm_changes(flow)
+    changes = {item_id: (price, qty) for item_id, price, qty in flow_items}
     current: list[tuple[Obj, int]] = []
     new: list[tuple[Obj, int]] = []
     for item in sub["items"]["data"]:
@@ -314,34 +356,42 @@ def _confirm_page(state: EmulatorState, cfg: Obj, sub: Obj, flow: Obj, base: str
         price_id, new_qty = changes.get(item["id"], (None, None))
         current.append((item["price"], qty))
         new.append((state.db.prices.get(price_id or "", item["price"]), new_qty or qty))
-    total = portal.preview_switch(state, cfg, sub, confirm_changes(flow))
-    due = max(0, total)
+    ids = [i["id"] for i in sub["items"]["data"]]
+    changed = next((n for n, item_id in enumerate(ids) if item_id in changes), 0)  # the one item
+    preview = portal.preview_switch(state, cfg, sub, flow_items)
+    currency = sub["currency"]
+    rows = "".join(
+        f"<tr class='proration-line' data-amount='{line.amount}' data-price='{line.price}' "
+        f"data-quantity='{line.quantity}'><td>{escape(line.description)}</td>"
+        f"<td>{money(line.amount, currency)}</td></tr>"
+        for line in preview.lines
+    )
+    total = preview.total
     credit = (
-        f"<p id='credit'>Credit to your balance: {money(-total, sub['currency'])}</p>"
-        if total < 0
-        else ""
+        f"<p id='credit'>Credit to your balance: {money(-total, currency)}</p>" if total < 0 else ""
     )
     return (
         "<h2>Confirm your new plan</h2>"
         f"<div class='box'><h3>Current plan</h3><ul id='current-plan'>{_plan_rows(state, current)}"
-        f"</ul></div><div class='box'><h3>New plan</h3><ul id='new-plan'>"
-        f"{_plan_rows(state, new)}</ul></div>"
-        f"<p>Amount due today: <b id='amount-due' data-amount='{due}'>"
-        f"{money(due, sub['currency'])}</b></p>{credit}"
+        f"</ul><p>Seats: <span id='current-seats'>{current[changed][1]}</span></p></div>"
+        f"<div class='box'><h3>New plan</h3><ul id='new-plan'>{_plan_rows(state, new)}</ul>"
+        f"<p>Seats: <span id='new-seats'>{new[changed][1]}</span></p></div>"
+        "<table id='proration'><tr><th>Description</th><th>Amount</th></tr>"
+        f"{rows}<tr id='proration-total' data-amount='{total}'><td>Total</td>"
+        f"<td>{money(total, currency)}</td></tr></table>"
+        f"<p>Amount due today: <b id='amount-due' data-amount='{preview.amount_due}'>"
+        f"{money(preview.amount_due, currency)}</b></p>{credit}"
         + form("confirm", f"{base}/confirm", "Confirm", {"subscription": sub["id"]})
     )
 
 
-async def portal_page(request: Request) -> Response:
+@_hosted
+async def portal_page(request: Request, state: EmulatorState) -> Response:
     """The portal home, or the page of the session's flow."""
-    state = _state(request)
-    try:
-        sess, cfg = portal.open_session(state, request.path_params["bps"])
-        info = state.portal_state[sess["id"]]
-        if sess["flow"] and not info["flow_done"]:
-            return HTMLResponse(page("Manage your subscription", _flow_page(state, sess, cfg)))
-    except StripeError as err:
-        return _error(err)
+    sess, cfg = portal.open_session(state, request.path_params["bps"])
+    info = state.portal_state[sess["id"]]
+    if sess["flow"] and not info["flow_done"]:
+        return HTMLResponse(page("Manage your subscription", _flow_page(state, sess, cfg)))
     message = info.pop("message", None)
     info["message"] = None
     return HTMLResponse(page("Manage your subscription", _home(state, sess, cfg, message)))
@@ -363,47 +413,46 @@ def _after(state: EmulatorState, sess: Obj) -> str:
     return f"/p/session/{sess['id']}"
 
 
-async def portal_action(request: Request) -> Response:
-    """POST actions: cancel, renew, switch, confirm, payment-method."""
-    state = _state(request)
+@_hosted
+async def portal_action(request: Request, state: EmulatorState) -> Response:
+    """POST actions: cancel, renew, switch, quantity, confirm, payment-method."""
     action = request.path_params["action"]
     fields = await _fields(request)
-    try:
-        sess, cfg = portal.open_session(state, request.path_params["bps"])
-        flow = sess["flow"]
-        if action == "payment-method":
-            if not cfg["features"]["payment_method_update"]["enabled"]:
-                raise StripeError("Payment method updates are not enabled.", status=400)
-            portal.do_update_payment_method(state, sess, fields.get("card"))
+    sess, cfg = portal.open_session(state, request.path_params["bps"])
+    flow = sess["flow"]
+    if action == "payment-method":
+        if not cfg["features"]["payment_method_update"]["enabled"]:
+            raise StripeError("Payment method updates are not enabled.", status=400)
+        portal.do_update_payment_method(state, sess, fields.get("card"))
+    else:
+        sub = portal.own_subscription(state, sess, fields.get("subscription", ""))
+        if action == "cancel":
+            feedback, comment = fields.get("feedback") or None, fields.get("comment") or None
+            portal.do_cancel(state, cfg, sub, feedback, comment)
+        elif action == "renew":
+            portal.do_renew(state, sub)
+        elif action == "switch":
+            item = fields.get("item") or sub["items"]["data"][0]["id"]
+            portal.do_switch(state, cfg, sub, [(item, fields.get("price"), None)])
+        elif action == "quantity":
+            item = fields.get("item") or sub["items"]["data"][0]["id"]
+            portal.do_update_quantity(state, cfg, sub, item, fields.get("quantity"))
+        elif action == "confirm" and flow and flow["type"] == "subscription_update_confirm":
+            portal.do_switch(state, cfg, sub, confirm_changes(flow))
         else:
-            sub = portal.own_subscription(state, sess, fields.get("subscription", ""))
-            if action == "cancel":
-                portal.do_cancel(
-                    state, cfg, sub, fields.get("feedback") or None, fields.get("comment") or None
-                )
-            elif action == "renew":
-                portal.do_renew(state, sub)
-            elif action == "switch":
-                item = fields.get("item") or sub["items"]["data"][0]["id"]
-                portal.do_switch(state, cfg, sub, [(item, fields.get("price"), None)])
-            elif action == "confirm" and flow and flow["type"] == "subscription_update_confirm":
-                portal.do_switch(state, cfg, sub, confirm_changes(flow))
-            else:
-                raise StripeError("Unknown portal action.", status=404)
-    except StripeError as err:
-        return _error(err)
+            raise StripeError("Unknown portal action.", status=404)
     return RedirectResponse(_after(state, sess), status_code=303)
 
 
 # -- invoices ---------------------------------------------------------------------------
 
 
-async def invoice_page(request: Request) -> Response:
+@_hosted
+async def invoice_page(request: Request, state: EmulatorState) -> Response:
     """A hosted invoice page."""
-    state = _state(request)
     inv = state.db.invoices.get(request.path_params["inv"])
     if inv is None:
-        return _error(StripeError("No such invoice.", status=404))
+        raise StripeError("No such invoice.", status=404)
     rows = "".join(
         f"<tr><td>{escape(str(line['description']))}</td>"
         f"<td>{money(line['amount'], line['currency'])}</td></tr>"

@@ -15,8 +15,8 @@ from emulator.errors import (
     required,
     unknown_param,
 )
+from emulator.shapes import Params
 
-Params = dict[str, Any]
 Node = dict[str, Any]
 
 
@@ -163,23 +163,41 @@ def get_str(params: Params, name: str, default: str | None = None) -> str | None
     return value
 
 
-def need_str(params: Params, name: str) -> str:
-    """A required non-empty string parameter."""
+def need_str(params: Params, name: str, param: str | None = None) -> str:
+    """A required non-empty string parameter (``param``: its full name in the error)."""
     value = get_str(params, name)
     if not value:
-        raise required(name)
+        raise required(param or name)
     return value
 
 
-def get_int(params: Params, name: str, default: int | None = None) -> int | None:
-    """An integer parameter ("" means unset)."""
+def get_int(
+    params: Params, name: str, default: int | None = None, param: str | None = None
+) -> int | None:
+    """An integer parameter ("" means unset; ``param``: its full name in the error)."""
     value = params.get(name)
     if value is None or value == "":
         return default
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise invalid(f"Invalid integer: {value}", param=name) from None
+        raise invalid(f"Invalid integer: {value}", param=param or name) from None
+
+
+def positive_int(params: Params, name: str, param: str | None = None) -> int | None:
+    """An integer parameter of at least 1 (None when absent), as Stripe checks a quantity.
+
+    Below 1: Stripe's 400 ``parameter_invalid_integer`` "This value must be greater than or
+    equal to 1.", ``param`` naming it (e.g. ``line_items[0][quantity]``).
+    """
+    value = get_int(params, name, None, param)
+    if value is not None and value < 1:
+        raise invalid(
+            "This value must be greater than or equal to 1.",
+            param=param or name,
+            code="parameter_invalid_integer",
+        )
+    return value
 
 
 def get_bool(params: Params, name: str, default: bool | None = None) -> bool | None:
@@ -224,6 +242,36 @@ def one_of(
     if value is not None and value not in allowed:
         raise one_of_error(_child(prefix, name), allowed)
     return value
+
+
+Reader = Callable[[Params, str], Any]
+
+
+def as_text(params: Params, name: str) -> str | None:
+    """A string parameter, None when empty."""
+    return get_str(params, name) or None
+
+
+def as_flag(params: Params, name: str) -> bool:
+    """A boolean parameter."""
+    return bool(get_bool(params, name))
+
+
+def as_strings(params: Params, name: str) -> list[str]:
+    """An array parameter, as strings."""
+    return [str(x) for x in get_list(params, name)]
+
+
+def as_enum(allowed: tuple[str, ...], prefix: str = "") -> Reader:
+    """A reader of an enum parameter of the hash ``prefix``."""
+    return lambda params, name: one_of(params, name, allowed, None, prefix)
+
+
+def assign(target: Params, params: Params, **readers: Reader) -> None:
+    """Set each parameter given in ``params`` on ``target``, as its reader reads it."""
+    for name, read in readers.items():
+        if name in params:
+            target[name] = read(params, name)
 
 
 def apply_metadata(target: dict[str, Any], params: Params, name: str = "metadata") -> None:

@@ -1,32 +1,40 @@
-"""Billing portal: configurations, sessions (with flows and Stripe's validation), actions."""
+"""Billing portal: configurations, sessions (with flows and Stripe's validation), actions.
+
+Configurations are retrieved and listed through the resource table (``emulator.resources``).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import engine
-from emulator.catalog import get_price, get_product
-from emulator.customers import get_customer
-from emulator.errors import StripeError, invalid, missing, required
-from emulator.ids import new_id
-from emulator.listing import expand, paginate
+from emulator import engine, resources
+from emulator.checkout import DECLINED, FAILS_LATER
+from emulator.errors import StripeError, invalid, required
 from emulator.params import (
     apply_metadata,
-    expand_list,
+    as_enum,
+    as_flag,
+    as_strings,
+    as_text,
+    assign,
     get_bool,
     get_dict,
+    get_int,
     get_list,
     get_str,
+    need_str,
     one_of,
+    positive_int,
 )
+from emulator.resources import respond
+from emulator.shapes import Obj, Params
 from emulator.spec import template
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-Obj = dict[str, Any]
-Params = dict[str, Any]
 PRORATIONS = ("always_invoice", "create_prorations", "none")
+CONFIGURATION = "billing_portal.configuration"
 _SC = "features[subscription_cancel]"
 _SU = "features[subscription_update]"
 FLOWS = (
@@ -47,95 +55,34 @@ FEEDBACK = (
 )
 
 
-def _out(state: EmulatorState, obj: Obj, params: Params) -> Obj:
-    """Response with expansion."""
-    return expand(state, obj, expand_list(params)) if "expand" in params else obj
-
-
 # -- configurations -------------------------------------------------------------------
-
-
-def get_configuration(
-    state: EmulatorState, bpc_id: str, param: str = "id", status: int = 404
-) -> Obj:
-    """A portal configuration or resource_missing."""
-    cfg = state.db.portal_configurations.get(bpc_id)
-    if cfg is None:
-        raise missing("billing_portal.configuration", bpc_id, param=param, status=status)
-    return cfg
-
-
-def _default_features() -> Obj:
-    """All features disabled."""
-    return {
-        "customer_update": {"allowed_updates": [], "enabled": False},
-        "invoice_history": {"enabled": False},
-        "payment_method_update": {"enabled": False, "payment_method_configuration": None},
-        "subscription_cancel": {
-            "cancellation_reason": {"enabled": False, "options": []},
-            "enabled": False,
-            "mode": "at_period_end",
-            "proration_behavior": "none",
-        },
-        "subscription_update": {
-            "billing_cycle_anchor": None,
-            "default_allowed_updates": [],
-            "enabled": False,
-            "products": [],
-            "proration_behavior": "none",
-            "schedule_at_period_end": {"conditions": []},
-            "trial_update_behavior": "end_trial",
-        },
-    }
 
 
 def _apply_features(state: EmulatorState, features: Obj, params: Params) -> None:
     """Apply ``features[...]`` parameters."""
     raw = get_dict(params, "features")
-    if "customer_update" in raw:
-        cu = get_dict(raw, "customer_update")
-        target = features["customer_update"]
-        if "enabled" in cu:
-            target["enabled"] = bool(get_bool(cu, "enabled"))
-        if "allowed_updates" in cu:
-            target["allowed_updates"] = [str(x) for x in get_list(cu, "allowed_updates")]
+    cu = get_dict(raw, "customer_update")
+    assign(features["customer_update"], cu, enabled=as_flag, allowed_updates=as_strings)
     for name in ("invoice_history", "payment_method_update"):
-        if name in raw:
-            sub = get_dict(raw, name)
-            if "enabled" in sub:
-                features[name]["enabled"] = bool(get_bool(sub, "enabled"))
-    if "subscription_cancel" in raw:
-        sc = get_dict(raw, "subscription_cancel")
-        target = features["subscription_cancel"]
-        if "enabled" in sc:
-            target["enabled"] = bool(get_bool(sc, "enabled"))
-        if "mode" in sc:
-            target["mode"] = one_of(sc, "mode", ("at_period_end", "immediately"), None, _SC)
-        if "proration_behavior" in sc:
-            target["proration_behavior"] = one_of(sc, "proration_behavior", PRORATIONS, None, _SC)
-        if "cancellation_reason" in sc:
-            cr = get_dict(sc, "cancellation_reason")
-            if "enabled" in cr:
-                target["cancellation_reason"]["enabled"] = bool(get_bool(cr, "enabled"))
-            if "options" in cr:
-                target["cancellation_reason"]["options"] = [str(x) for x in get_list(cr, "options")]
+        assign(features[name], get_dict(raw, name), enabled=as_flag)
+    sc = get_dict(raw, "subscription_cancel")
+    modes = as_enum(("at_period_end", "immediately"), _SC)
+    target = features["subscription_cancel"]
+    assign(target, sc, enabled=as_flag, mode=modes, proration_behavior=as_enum(PRORATIONS, _SC))
+    cr = get_dict(sc, "cancellation_reason")
+    assign(target["cancellation_reason"], cr, enabled=as_flag, options=as_strings)
     if "subscription_update" in raw:
-        su = get_dict(raw, "subscription_update")
         target = features["subscription_update"]
-        if "enabled" in su:
-            target["enabled"] = bool(get_bool(su, "enabled"))
-        if "default_allowed_updates" in su:
-            target["default_allowed_updates"] = [
-                str(x) for x in get_list(su, "default_allowed_updates")
-            ]
-        if "proration_behavior" in su:
-            target["proration_behavior"] = one_of(su, "proration_behavior", PRORATIONS, None, _SU)
-        if "billing_cycle_anchor" in su:
-            target["billing_cycle_anchor"] = get_str(su, "billing_cycle_anchor") or None
-        if "trial_update_behavior" in su:
-            target["trial_update_behavior"] = get_str(su, "trial_update_behavior")
-        if "products" in su:
-            target["products"] = _products(state, get_list(su, "products"))
+        assign(
+            target,
+            get_dict(raw, "subscription_update"),
+            enabled=as_flag,
+            default_allowed_updates=as_strings,
+            proration_behavior=as_enum(PRORATIONS, _SU),
+            billing_cycle_anchor=as_text,
+            trial_update_behavior=get_str,
+            products=lambda su, key: _products(state, get_list(su, key)),
+        )
         if target["enabled"] and not target["products"]:
             raise invalid(
                 "You must specify at least one product when subscription_update is enabled.",
@@ -148,15 +95,13 @@ def _products(state: EmulatorState, raw: list[Any]) -> list[Obj]:
     out: list[Obj] = []
     for i, entry in enumerate(raw):
         param = f"features[subscription_update][products][{i}]"
-        prod_id = get_str(entry, "product")
-        if not prod_id:
-            raise required(f"{param}[product]")
-        get_product(state, prod_id, param=f"{param}[product]", status=400)
+        prod = resources.referenced(state, "product", entry, "product", f"{param}[product]")
+        prod_id = prod["id"]
         prices = [str(p) for p in get_list(entry, "prices")]
         if not prices:
             raise required(f"{param}[prices]")
         for price_id in prices:
-            price = get_price(state, price_id, param=f"{param}[prices]", status=400)
+            price = resources.get(state, "price", price_id, param=f"{param}[prices]", status=400)
             if price["product"] != prod_id:
                 raise invalid(
                     f"The price `{price_id}` does not belong to the product `{prod_id}`.",
@@ -167,14 +112,9 @@ def _products(state: EmulatorState, raw: list[Any]) -> list[Obj]:
                     f"The price `{price_id}` must be a recurring price.",
                     param=f"{param}[prices]",
                 )
-        aq = get_dict(entry, "adjustable_quantity")
         out.append(
             {
-                "adjustable_quantity": {
-                    "enabled": bool(get_bool(aq, "enabled", False)),
-                    "maximum": int(aq["maximum"]) if aq.get("maximum") else None,
-                    "minimum": int(aq.get("minimum") or 1),
-                },
+                "adjustable_quantity": _adjustable_quantity(entry, f"{param}[adjustable_quantity]"),
                 "prices": prices,
                 "product": prod_id,
             }
@@ -182,19 +122,30 @@ def _products(state: EmulatorState, raw: list[Any]) -> list[Obj]:
     return out
 
 
+def _adjustable_quantity(entry: Params, param: str) -> Obj:
+    """A product's ``adjustable_quantity`` as Stripe returns it: minimum 1 and maximum null
+    unless given; a maximum below the minimum is a 400 naming the maximum."""
+    aq = get_dict(entry, "adjustable_quantity")
+    minimum = get_int(aq, "minimum", 1, f"{param}[minimum]")
+    maximum = get_int(aq, "maximum", None, f"{param}[maximum]")
+    if maximum is not None and minimum is not None and maximum < minimum:
+        raise invalid(
+            f"The maximum quantity ({maximum}) must be greater than or equal to the minimum "
+            f"quantity ({minimum}).",
+            param=f"{param}[maximum]",
+        )
+    return {
+        "enabled": bool(get_bool(aq, "enabled", False)),
+        "maximum": maximum,
+        "minimum": 1 if minimum is None else minimum,
+    }
+
+
 def _apply_config(state: EmulatorState, cfg: Obj, params: Params) -> None:
     """Apply configuration parameters."""
-    if "business_profile" in params:
-        bp = get_dict(params, "business_profile")
-        for key in ("headline", "privacy_policy_url", "terms_of_service_url"):
-            if key in bp:
-                cfg["business_profile"][key] = bp[key] or None
-    if "default_return_url" in params:
-        cfg["default_return_url"] = get_str(params, "default_return_url") or None
-    if "active" in params:
-        cfg["active"] = bool(get_bool(params, "active"))
-    if "name" in params:
-        cfg["name"] = get_str(params, "name") or None
+    profile = dict.fromkeys(("headline", "privacy_policy_url", "terms_of_service_url"), as_text)
+    assign(cfg["business_profile"], get_dict(params, "business_profile"), **profile)
+    assign(cfg, params, default_return_url=as_text, active=as_flag, name=as_text)
     if "login_page" in params:
         enabled = bool(get_bool(get_dict(params, "login_page"), "enabled", False))
         cfg["login_page"] = {
@@ -210,63 +161,28 @@ def configuration_create(state: EmulatorState, params: Params) -> Obj:
     if "features" not in params:
         raise required("features")
     now = state.now()
-    cfg = template("billing_portal.configuration")
-    cfg.update(
-        id=new_id("bpc_"),
-        active=True,
-        application=None,
-        business_profile={
-            "headline": None,
-            "privacy_policy_url": None,
-            "terms_of_service_url": None,
-        },
+    cfg = template(
+        CONFIGURATION,
+        id=resources.new_id(CONFIGURATION),
         created=now,
         updated=now,
-        default_return_url=None,
-        features=_default_features(),
-        is_default=False,
-        livemode=False,
-        login_page={"enabled": False, "url": None},
-        metadata={},
-        name=None,
     )
     _apply_config(state, cfg, params)
-    state.db.portal_configurations[cfg["id"]] = cfg
-    state.emit("billing_portal.configuration.created", cfg)
-    return _out(state, cfg, params)
-
-
-def configuration_retrieve(state: EmulatorState, params: Params, bpc_id: str) -> Obj:
-    """GET /v1/billing_portal/configurations/{id}."""
-    return _out(state, get_configuration(state, bpc_id), params)
+    return respond(state, resources.add(state, CONFIGURATION, cfg), params)
 
 
 def configuration_update(state: EmulatorState, params: Params, bpc_id: str) -> Obj:
     """POST /v1/billing_portal/configurations/{id}."""
-    cfg = get_configuration(state, bpc_id)
+    cfg = resources.get(state, CONFIGURATION, bpc_id)
     before = engine.snapshot(cfg)
     _apply_config(state, cfg, params)
-    previous = engine.changed(before, cfg)
-    if previous:
-        cfg["updated"] = state.now()
-        state.emit("billing_portal.configuration.updated", cfg, previous)
-    return _out(state, cfg, params)
-
-
-def configuration_list(state: EmulatorState, params: Params) -> Obj:
-    """GET /v1/billing_portal/configurations with active, is_default."""
-    items = list(state.db.portal_configurations.values())
-    for key in ("active", "is_default"):
-        value = get_bool(params, key)
-        if value is not None:
-            items = [c for c in items if c[key] == value]
-    url = "/v1/billing_portal/configurations"
-    return paginate(state, items, params, url, "billing_portal.configuration")
+    state.emit_changes("billing_portal.configuration.updated", cfg, before, stamp=True)
+    return respond(state, cfg, params)
 
 
 def set_default(state: EmulatorState, bpc_id: str | None) -> Obj | None:
     """Make a configuration the default, as saving it in the Dashboard does (None: no default)."""
-    chosen = get_configuration(state, bpc_id) if bpc_id else None
+    chosen = resources.get(state, CONFIGURATION, bpc_id) if bpc_id else None
     for cfg in state.db.portal_configurations.values():
         if cfg["is_default"] != (cfg is chosen):
             cfg["is_default"] = cfg is chosen
@@ -291,18 +207,14 @@ def allowed_prices(cfg: Obj) -> list[str]:
 def _flow_subscription(state: EmulatorState, flow: str, data: Params, customer: str) -> Obj:
     """The subscription a flow names, validated against the customer."""
     param = f"flow_data[{flow}][subscription]"
-    sub_id = get_str(data, "subscription")
-    if not sub_id:
-        raise required(param)
-    sub = state.db.subscriptions.get(sub_id)
-    if sub is None:
-        raise missing("subscription", sub_id, param=param, status=400)
+    sub = resources.referenced(state, "subscription", data, "subscription", param)
+    sub_id = sub["id"]
     if sub["customer"] != customer:
         raise invalid(
             f"The subscription `{sub_id}` does not belong to the customer `{customer}`.",
             param=param,
         )
-    if sub["status"] in ("canceled", "incomplete_expired"):
+    if sub["status"] in resources.ENDED:
         raise invalid(
             f"The subscription `{sub_id}` has been canceled and can't be used in a `{flow}` flow.",
             param=param,
@@ -399,9 +311,7 @@ def _confirm_items(cfg: Obj, sub: Obj, raw: list[Any]) -> list[Obj]:
     prices = allowed_prices(cfg)
     out: list[Obj] = []
     for i, item in enumerate(raw):
-        item_id = get_str(item, "id")
-        if not item_id:
-            raise required(f"{base}[{i}][id]")
+        item_id = need_str(item, "id", f"{base}[{i}][id]")
         if item_id not in own:
             raise invalid(
                 f"The subscription item `{item_id}` does not belong to the subscription "
@@ -415,23 +325,20 @@ def _confirm_items(cfg: Obj, sub: Obj, raw: list[Any]) -> list[Obj]:
                 "configuration's `subscription_update` feature.",
                 param=f"{base}[{i}][price]",
             )
-        qty = item.get("quantity")
         entry: Obj = {"id": item_id, "price": price}
-        if qty not in (None, ""):
-            entry["quantity"] = int(qty)
+        qty = positive_int(item, "quantity", f"{base}[{i}][quantity]")
+        if qty is not None:
+            entry["quantity"] = qty
         out.append(entry)
     return out
 
 
 def session_create(state: EmulatorState, params: Params) -> Obj:
     """POST /v1/billing_portal/sessions with Stripe's validation."""
-    cus_id = get_str(params, "customer")
-    if not cus_id:
-        raise required("customer")
-    get_customer(state, cus_id, param="customer", status=400)
+    cus_id = resources.referenced(state, "customer", params, "customer")["id"]
     cfg_id = get_str(params, "configuration")
     if cfg_id:
-        cfg = get_configuration(state, cfg_id, param="configuration", status=400)
+        cfg = resources.get(state, CONFIGURATION, cfg_id, "configuration", 400)
         if not cfg["active"]:
             raise invalid(f"The configuration `{cfg_id}` is not active.", param="configuration")
     else:
@@ -447,25 +354,21 @@ def session_create(state: EmulatorState, params: Params) -> Obj:
     flow = None
     if "flow_data" in params:
         flow = _build_flow(state, cfg, cus_id, get_dict(params, "flow_data"))
-    bps_id = new_id("bps_")
-    sess = template("billing_portal.session")
-    sess.update(
+    bps_id = resources.new_id("billing_portal.session")
+    sess = template(
+        "billing_portal.session",
         id=bps_id,
         configuration=cfg["id"],
         created=state.now(),
         customer=cus_id,
-        customer_account=None,
         flow=flow,
-        livemode=False,
         locale=get_str(params, "locale") or None,
         on_behalf_of=get_str(params, "on_behalf_of") or None,
         return_url=return_url,
         url=f"{state.ctx.base_url}/p/session/{bps_id}",
     )
-    state.db.portal_sessions[bps_id] = sess
     state.portal_state[bps_id] = {"opened_at": None, "flow_done": False, "message": None}
-    state.emit("billing_portal.session.created", sess)
-    return _out(state, sess, params)
+    return respond(state, resources.add(state, "billing_portal.session", sess), params)
 
 
 # -- hosted portal actions ------------------------------------------------------------
@@ -492,7 +395,7 @@ def own_subscription(state: EmulatorState, sess: Obj, sub_id: str) -> Obj:
     sub = state.db.subscriptions.get(sub_id)
     if sub is None or sub["customer"] != sess["customer"]:
         raise StripeError("This subscription does not belong to this customer.", status=403)
-    if sub["status"] in ("canceled", "incomplete_expired"):
+    if sub["status"] in resources.ENDED:
         raise StripeError("This subscription has been canceled.", status=400)
     return sub
 
@@ -537,21 +440,26 @@ def _parse_switch(state: EmulatorState, cfg: Obj, changes: Switch) -> list[Obj]:
         if price_id:
             if price_id not in allowed:
                 raise StripeError("This plan is not available in this portal.", status=400)
-            change["price"] = get_price(state, price_id)
+            change["price"] = resources.get(state, "price", price_id)
         if qty:
             change["quantity"] = qty
         parsed.append(change)
     return parsed
 
 
-def preview_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> int:
-    """The invoice preview total of a switch now, with the configured proration."""
+def preview_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> engine.Preview:
+    """The invoice preview (lines and total) of a switch now, with the configured proration."""
     proration = cfg["features"]["subscription_update"]["proration_behavior"]
     return engine.preview_change(state, sub, _parse_switch(state, cfg, changes), proration)
 
 
 def do_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> None:
-    """Switch item prices with the configured proration."""
+    """Switch item prices and quantities with the configured proration.
+
+    A change without a quantity keeps the item's quantity, as on Stripe. Fires
+    customer.subscription.updated (``previous_attributes.items``) and settles the invoice the
+    change raises, if any (see ``engine.change_items``).
+    """
     parsed = _parse_switch(state, cfg, changes)
     before = engine.snapshot(sub)
     proration = cfg["features"]["subscription_update"]["proration_behavior"]
@@ -561,10 +469,51 @@ def do_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> None
         engine.settle(state, sub, invoice)
 
 
+def seat_limits(cfg: Obj, item: Obj) -> Obj | None:
+    """The ``adjustable_quantity`` of an item's product when the portal lets customers change
+    its quantity: subscription updates enabled, ``quantity`` among ``default_allowed_updates``
+    and the product listed with ``adjustable_quantity.enabled``; None otherwise."""
+    su = cfg["features"]["subscription_update"]
+    if not su["enabled"] or "quantity" not in (su.get("default_allowed_updates") or []):
+        return None
+    product = item["price"]["product"]
+    for entry in su.get("products") or []:
+        aq: Obj = entry.get("adjustable_quantity") or {}
+        if entry["product"] == product and aq.get("enabled"):
+            return aq
+    return None
+
+
+def do_update_quantity(
+    state: EmulatorState, cfg: Obj, sub: Obj, item_id: str, raw: str | None
+) -> None:
+    """The portal's own quantity update: checked against the product's minimum and maximum,
+    then applied as ``do_switch`` applies a change (configured proration, events)."""
+    item = next((i for i in sub["items"]["data"] if i["id"] == item_id), None)
+    if item is None:
+        raise invalid(
+            f"The subscription item `{item_id}` does not belong to the subscription `{sub['id']}`.",
+            param="item",
+        )
+    limits = seat_limits(cfg, item)
+    if limits is None:
+        raise invalid(
+            "Quantity updates are not enabled for this product in the portal configuration.",
+            param="quantity",
+        )
+    qty = positive_int({"quantity": (raw or "").strip()}, "quantity", "quantity")
+    if qty is None:
+        raise required("quantity")
+    minimum, maximum = int(limits.get("minimum") or 1), limits.get("maximum")
+    if qty < minimum:
+        raise invalid(f"The quantity must be at least {minimum}.", param="quantity")
+    if maximum is not None and qty > int(maximum):
+        raise invalid(f"The quantity must be at most {maximum}.", param="quantity")
+    do_switch(state, cfg, sub, [(item_id, None, qty)])
+
+
 def do_update_payment_method(state: EmulatorState, sess: Obj, card: str | None) -> None:
     """Save a new card: good cards pay the customer's open invoices."""
-    from emulator.checkout import DECLINED, FAILS_LATER
-
     number = "".join(ch for ch in (card or "") if ch.isdigit())
     if number in DECLINED:
         raise StripeError("Your card was declined.", status=402)

@@ -1,58 +1,34 @@
-"""The API route table: method + path template -> handler."""
+"""The API route table: method + path template -> endpoint (generic ones from ``resources``)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emulator import catalog, checkout, customers, events, portal, subscriptions
+from emulator.resources import Endpoint, creator, served
 
-if TYPE_CHECKING:
-    from emulator.state import EmulatorState
-
-Handler = Callable[..., dict[str, Any]]
-
-_TABLE: list[tuple[str, str, Handler]] = [
-    ("POST", "/v1/customers", customers.create),
-    ("GET", "/v1/customers", customers.list_),
-    ("GET", "/v1/customers/{customer}", customers.retrieve),
+_TABLE: list[tuple[str, str, Endpoint]] = [
+    *served(),
+    ("POST", "/v1/customers", creator(customers.new_customer)),
     ("POST", "/v1/customers/{customer}", customers.update),
     ("DELETE", "/v1/customers/{customer}", customers.delete),
-    ("POST", "/v1/products", catalog.product_create),
-    ("GET", "/v1/products", catalog.product_list),
-    ("GET", "/v1/products/{id}", catalog.product_retrieve),
+    ("POST", "/v1/products", creator(catalog.new_product)),
     ("POST", "/v1/products/{id}", catalog.product_update),
     ("DELETE", "/v1/products/{id}", catalog.product_delete),
-    ("POST", "/v1/prices", catalog.price_create),
-    ("GET", "/v1/prices", catalog.price_list),
-    ("GET", "/v1/prices/{price}", catalog.price_retrieve),
+    ("POST", "/v1/prices", creator(catalog.new_price)),
     ("POST", "/v1/prices/{price}", catalog.price_update),
     ("POST", "/v1/checkout/sessions", checkout.create),
-    ("GET", "/v1/checkout/sessions", checkout.list_),
-    ("GET", "/v1/checkout/sessions/{session}", checkout.retrieve),
     ("POST", "/v1/checkout/sessions/{session}", checkout.update),
     ("POST", "/v1/checkout/sessions/{session}/expire", checkout.expire),
     ("GET", "/v1/checkout/sessions/{session}/line_items", checkout.line_items),
     ("POST", "/v1/billing_portal/configurations", portal.configuration_create),
-    ("GET", "/v1/billing_portal/configurations", portal.configuration_list),
-    (
-        "GET",
-        "/v1/billing_portal/configurations/{configuration}",
-        portal.configuration_retrieve,
-    ),
     ("POST", "/v1/billing_portal/configurations/{configuration}", portal.configuration_update),
     ("POST", "/v1/billing_portal/sessions", portal.session_create),
     ("POST", "/v1/subscriptions", subscriptions.create),
-    ("GET", "/v1/subscriptions", subscriptions.list_),
-    ("GET", "/v1/subscriptions/{subscription_exposed_id}", subscriptions.retrieve),
     ("POST", "/v1/subscriptions/{subscription_exposed_id}", subscriptions.update),
     ("DELETE", "/v1/subscriptions/{subscription_exposed_id}", subscriptions.cancel),
-    ("GET", "/v1/events", events.event_list),
-    ("GET", "/v1/events/{id}", events.event_retrieve),
     ("POST", "/v1/webhook_endpoints", events.endpoint_create),
-    ("GET", "/v1/webhook_endpoints", events.endpoint_list),
-    ("GET", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_retrieve),
     ("POST", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_update),
     ("DELETE", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_delete),
 ]
@@ -74,7 +50,7 @@ EXTRA_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 
-Route = tuple[str, "re.Pattern[str]", str, Handler]
+Route = tuple[str, "re.Pattern[str]", str, Endpoint]
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -82,34 +58,27 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{[^}]+\}", "([^/]+)", template) + "$")
 
 
-_STATIC: dict[tuple[str, str], tuple[str, Handler]] = {
+_STATIC: dict[tuple[str, str], tuple[str, Endpoint]] = {
     (m, t): (t, h) for m, t, h in _TABLE if "{" not in t
 }
 _DYNAMIC: list[Route] = [(m, _compile(t), t, h) for m, t, h in _TABLE if "{" in t]
 
 
-def resolve(method: str, path: str) -> tuple[str, Handler, tuple[str, ...]] | None:
-    """Find (template, handler, path args) for a request, or None."""
+def resolve(method: str, path: str) -> tuple[str, Endpoint, tuple[str, ...]] | None:
+    """Find (template, endpoint, path args) for a request, or None."""
     if path.endswith("/search"):  # no search endpoints; never "No such customer: 'search'"
         return None
     hit = _STATIC.get((method, path))
     if hit is not None:
         return hit[0], hit[1], ()
-    for m, pattern, template, handler in _DYNAMIC:
+    for m, pattern, template, endpoint in _DYNAMIC:
         if m == method:
             match = pattern.match(path)
             if match:
-                return template, handler, match.groups()
+                return template, endpoint, match.groups()
     return None
 
 
 def path_exists(path: str) -> bool:
     """Whether any method serves this path."""
     return any(resolve(m, path) for m in ("GET", "POST", "DELETE"))
-
-
-def call(
-    state: EmulatorState, handler: Handler, params: dict[str, Any], args: tuple[str, ...]
-) -> dict[str, Any]:
-    """Invoke a handler."""
-    return handler(state, params, *args)

@@ -1,4 +1,8 @@
-"""Templates and known parameters generated from Stripe's OpenAPI subset (see _generate.py)."""
+"""Templates and known parameters generated from Stripe's OpenAPI subset.
+
+``emulator/data/spec_data.json`` is written by ``python -m emulator.tools.generate vendor/stripe``
+(see ``emulator/tools/generate.py``); the templates already carry every default field.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def template(kind: str) -> dict[str, Any]:
-    """A fresh copy of the example object of a kind, pruned to the spec's fields."""
+def template(kind: str, **fields: Any) -> dict[str, Any]:
+    """A fresh copy of the example object of a kind (spec fields, defaults set), with ``fields``."""
     result: dict[str, Any] = copy_json(_TEMPLATES[kind])
+    result.update(fields)
     return result
 
 

@@ -1,4 +1,5 @@
-"""In-memory state of the emulator: objects, clock, events, logs, faults, idempotency."""
+"""In-memory state of the emulator (objects, clock, events, logs, faults, idempotency), and its
+JSON form for the state file (``emulator.persist`` reads and writes the file)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from emulator import persist
 from emulator.ids import new_id
+from emulator.shapes import Obj
 from emulator.spec import API_VERSION, copy_json, template
 
 if TYPE_CHECKING:
-    from emulator.delivery import Deliverer
+    from starlette.requests import Request
 
-Obj = dict[str, Any]
 log = logging.getLogger("emulator")
+VERSION = 1  # of the state file
+# Internal maps and sets the state file keeps as they are (sets as sorted lists).
+MAPS = ("lookup_keys", "secrets", "line_items", "checkout_internal", "portal_state", "sub_internal")
+SETS = ("failing_cards", "deleted_customers", "deleted_products")
 
 
 @dataclass
@@ -123,6 +129,30 @@ class Stores:
     webhook_endpoints: dict[str, Obj] = field(default_factory=dict)
 
 
+class WebhookQueue(Protocol):
+    """What the state asks of its webhook deliverer (``emulator.delivery.Deliverer``)."""
+
+    def reset(self) -> None:
+        """Drop queued deliveries (the state empties its outbox)."""
+
+    def on_event(self, event: Obj) -> None:
+        """Queue a new event for the endpoints that want it."""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object, or TypeError."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or TypeError."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, got {type(value).__name__}")
+    return value
+
+
 class EmulatorState:
     """Everything the emulator knows; mutated synchronously on one event loop."""
 
@@ -138,7 +168,7 @@ class EmulatorState:
         self._save_scheduled = False
         self.clock_offset = 0.0
         self.ctx = RequestContext()
-        self.deliverer: Deliverer | None = None
+        self.deliverer: WebhookQueue | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reset()
         if self.state_file is not None and self.state_file.exists():
@@ -146,9 +176,7 @@ class EmulatorState:
 
     def load(self, path: Path) -> None:
         """Replace everything with a saved state, then apply the pre-registered endpoints."""
-        from emulator.persist import load
-
-        load(self, path)
+        persist.load(path, self.restore)
         self._preregister()
 
     def changed(self) -> None:
@@ -175,9 +203,7 @@ class EmulatorState:
         """Write the state file now, atomically (nothing without a state file)."""
         if self.state_file is None:
             return
-        from emulator.persist import save
-
-        save(self, self.state_file)
+        persist.save(self.state_file, self.dump())
         self.saves += 1
 
     def _preregister(self) -> None:
@@ -212,6 +238,38 @@ class EmulatorState:
             self.deliverer.reset()
         self._preregister()
 
+    def dump(self) -> dict[str, Any]:
+        """Everything that survives a restart, as JSON-ready data."""
+        return {
+            "version": VERSION,
+            "clock_offset": self.clock_offset,
+            "db": {f.name: getattr(self.db, f.name) for f in fields(Stores)},
+            **{name: getattr(self, name) for name in MAPS},
+            **{name: sorted(getattr(self, name)) for name in SETS},
+            "idempotency": [
+                [key, idem, e.method, e.path, e.params, e.status, e.body.decode()]
+                for (key, idem), e in self.idempotency.items()
+            ],
+            "outbox": [[ep, evt, attempt] for (ep, evt), attempt in self.outbox.items()],
+        }
+
+    def restore(self, data: Any) -> None:
+        """Replace the contents with dumped data (KeyError, TypeError, ValueError if bad)."""
+        if _dict(data).get("version") != VERSION:
+            raise ValueError(f"not a version {VERSION} emulator state")
+        db = _dict(data["db"])
+        self.db = Stores(**{f.name: _dict(db[f.name]) for f in fields(Stores)})
+        for name in MAPS:
+            setattr(self, name, _dict(data[name]))
+        for name in SETS:
+            setattr(self, name, set(_list(data[name])))
+        self.clock_offset = float(data["clock_offset"])
+        self.idempotency = {
+            (key, idem): IdempotentEntry(method, path, _dict(params), int(status), body.encode())
+            for key, idem, method, path, params, status, body in _list(data["idempotency"])
+        }
+        self.outbox = {(ep, evt): int(attempt) for ep, evt, attempt in _list(data["outbox"])}
+
     def allow_request(self) -> bool:
         """Whether the rate limit lets one more /v1 request through (a new rate: a full bucket)."""
         rate = self.config.rate_limit
@@ -234,33 +292,38 @@ class EmulatorState:
         self, url: str, secret: str, events: list[str], api_version: str | None = None
     ) -> Obj:
         """Register a webhook endpoint with a known secret."""
-        ep = template("webhook_endpoint")
-        ep.update(
+        ep = template(
+            "webhook_endpoint",
             id=new_id("we_"),
             url=url,
             enabled_events=events,
             created=self.now(),
-            metadata={},
-            status="enabled",
             api_version=api_version,
         )
         self.db.webhook_endpoints[ep["id"]] = ep
         self.secrets[ep["id"]] = secret
         return ep
 
+    def emit_changes(self, type_: str, obj: Obj, before: Obj, stamp: bool = False) -> Obj:
+        """Fire ``type_`` when ``obj`` differs from ``before`` (``stamp``: set ``updated`` too)."""
+        previous = {k: v for k, v in before.items() if obj.get(k) != v}
+        if previous:
+            if stamp:
+                obj["updated"] = self.now()
+            self.emit(type_, obj, previous)
+        return previous
+
     def emit(self, type_: str, obj: Obj, previous: Obj | None = None) -> Obj:
         """Record an event with a snapshot of ``obj`` and schedule its delivery."""
         data: Obj = {"object": copy_json(obj)}
         if previous is not None:
             data["previous_attributes"] = copy_json(previous)
-        event = template("event")
-        event.update(
+        event = template(
+            "event",
             id=new_id("evt_"),
             api_version=API_VERSION,
             created=self.now(),
             data=data,
-            livemode=False,
-            pending_webhooks=0,
             request={"id": self.ctx.request_id, "idempotency_key": self.ctx.idempotency_key},
             type=type_,
         )
@@ -268,3 +331,17 @@ class EmulatorState:
         if self.deliverer is not None:
             self.deliverer.on_event(event)
         return event
+
+
+def base_url(request: Request) -> str:
+    """The emulator's URL as this request reached it."""
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+def of_request(request: Request) -> EmulatorState:
+    """The app's state, serving a hosted page or a control (no API request id)."""
+    state: EmulatorState = request.app.state.emulator
+    state.ctx.base_url = base_url(request)
+    state.ctx.request_id = None
+    state.ctx.idempotency_key = None
+    return state

@@ -1,17 +1,15 @@
-"""Subscriptions API: create, retrieve, update, cancel, list."""
+"""Subscriptions API: create, update, cancel (retrieve and list: the resource table)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from emulator import engine
-from emulator.catalog import get_price
-from emulator.customers import get_customer
+from emulator import engine, resources
 from emulator.errors import invalid, missing, required
-from emulator.listing import created_filter, expand, paginate
 from emulator.params import (
     apply_metadata,
-    expand_list,
+    as_text,
+    assign,
     get_bool,
     get_dict,
     get_int,
@@ -20,23 +18,18 @@ from emulator.params import (
     need_str,
     one_of,
 )
+from emulator.resources import respond
+from emulator.shapes import Obj, Params
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState
 
-Obj = dict[str, Any]
-Params = dict[str, Any]
 PRORATIONS = ("always_invoice", "create_prorations", "none")
-
-
-def _out(state: EmulatorState, sub: Obj, params: Params) -> Obj:
-    """Response with expansion."""
-    return expand(state, sub, expand_list(params)) if "expand" in params else sub
 
 
 def recurring_price(state: EmulatorState, price_id: str, param: str) -> Obj:
     """An active recurring price usable in a subscription."""
-    price = get_price(state, price_id, param=param, status=400)
+    price = resources.get(state, "price", price_id, param=param, status=400)
     if price["type"] != "recurring":
         raise invalid(
             "The price specified is set to `type=one_time` but this field only accepts "
@@ -50,17 +43,14 @@ def recurring_price(state: EmulatorState, price_id: str, param: str) -> Obj:
 
 def create(state: EmulatorState, params: Params) -> Obj:
     """POST /v1/subscriptions."""
-    cus_id = need_str(params, "customer")
-    get_customer(state, cus_id, param="customer", status=400)
+    cus_id = resources.referenced(state, "customer", params, "customer")["id"]
     items = get_list(params, "items")
     if not items:
         raise required("items")
     prices: list[tuple[Obj, int, Obj]] = []
     for i, raw in enumerate(items):
-        price_id = get_str(raw, "price")
-        if not price_id:
-            raise required(f"items[{i}][price]")
-        price = recurring_price(state, price_id, f"items[{i}][price]")
+        param = f"items[{i}][price]"
+        price = recurring_price(state, need_str(raw, "price", param), param)
         prices.append((price, get_int(raw, "quantity", 1) or 1, get_dict(raw, "metadata")))
     now = state.now()
     trial_end: int | None = None
@@ -84,18 +74,13 @@ def create(state: EmulatorState, params: Params) -> Obj:
         cancel_at_period_end=bool(get_bool(params, "cancel_at_period_end", False)),
         cancel_at=get_int(params, "cancel_at"),
     )
-    return _out(state, sub, params)
-
-
-def retrieve(state: EmulatorState, params: Params, sub_id: str) -> Obj:
-    """GET /v1/subscriptions/{id} (canceled ones too)."""
-    return _out(state, engine.get_subscription(state, sub_id), params)
+    return respond(state, sub, params)
 
 
 def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     """POST /v1/subscriptions/{id}: cancel_at_period_end, cancel_at, items, metadata..."""
-    sub = engine.get_subscription(state, sub_id)
-    if sub["status"] in ("canceled", "incomplete_expired"):
+    sub = resources.get(state, "subscription", sub_id)
+    if sub["status"] in resources.ENDED:
         allowed = {"cancellation_details", "metadata", "expand"}
         if set(params) - allowed:
             raise invalid(
@@ -122,28 +107,21 @@ def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
         sub["trial_end"] = state.now()
         engine.set_period(sub, engine.period(sub)[0], state.now())
     apply_metadata(sub, params)
-    if "description" in params:
-        sub["description"] = get_str(params, "description") or None
+    assign(sub, params, description=as_text, default_payment_method=as_text)
     details = get_dict(params, "cancellation_details")
-    for key in ("comment", "feedback"):
-        if key in details:
-            sub["cancellation_details"][key] = details[key] or None
-    if "default_payment_method" in params:
-        sub["default_payment_method"] = get_str(params, "default_payment_method") or None
+    assign(sub["cancellation_details"], details, comment=as_text, feedback=as_text)
+    engine.emit_updated(state, sub, before)
     if invoice is not None:
-        engine.emit_updated(state, sub, before)
         engine.settle(state, sub, invoice)
-    else:
-        engine.emit_updated(state, sub, before)
     if params.get("trial_end") == "now":
         engine.advance(state, 0)
-    return _out(state, sub, params)
+    return respond(state, sub, params)
 
 
 def cancel(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     """DELETE /v1/subscriptions/{id}: cancel now, fire customer.subscription.deleted."""
-    sub = engine.get_subscription(state, sub_id)
-    if sub["status"] in ("canceled", "incomplete_expired"):
+    sub = resources.get(state, "subscription", sub_id)
+    if sub["status"] in resources.ENDED:
         raise missing("subscription", sub_id)
     details = get_dict(params, "cancellation_details")
     engine.cancel_now(
@@ -152,26 +130,4 @@ def cancel(state: EmulatorState, params: Params, sub_id: str) -> Obj:
         comment=details.get("comment"),
         feedback=details.get("feedback"),
     )
-    return _out(state, sub, params)
-
-
-def list_(state: EmulatorState, params: Params) -> Obj:
-    """GET /v1/subscriptions with customer, status (incl. all), price, created."""
-    items = list(state.db.subscriptions.values())
-    customer = get_str(params, "customer")
-    if customer:
-        items = [s for s in items if s["customer"] == customer]
-    status = get_str(params, "status")
-    if status is None or status == "":
-        items = [s for s in items if s["status"] not in ("canceled", "incomplete_expired")]
-    elif status == "ended":
-        items = [s for s in items if s["status"] in ("canceled", "incomplete_expired")]
-    elif status != "all":
-        items = [s for s in items if s["status"] == status]
-    price = get_str(params, "price")
-    if price:
-        items = [s for s in items if any(i["price"]["id"] == price for i in s["items"]["data"])]
-    pred = created_filter(params)
-    if pred:
-        items = [s for s in items if pred(s)]
-    return paginate(state, items, params, "/v1/subscriptions", "subscription")
+    return respond(state, sub, params)

@@ -8,9 +8,9 @@ from graphql import GraphQLError
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
-from billing.auth import AuthError, Principal
-from billing.observability import bind_org_id
-from billing.services import Services
+from billing.container import Services
+from billing.kit.auth import AuthError, Principal
+from billing.kit.logs import bind_org_id
 
 
 class Context(BaseContext):

@@ -10,24 +10,21 @@ from typing import TypeVar
 from graphql import GraphQLError
 from strawberry import UNSET
 
-from billing import metrics
-from billing.auth import Principal
-from billing.errors import BillingErrorCode, BillingFailure, StripeNotFound, StripeUnavailable
-from billing.observability import request_id
-from billing.plans import Interval
-from billing.portal import PortalFlow, PortalLink, open_portal
-from billing.services import Services
+from billing.catalog.plans import BillingInterval
+from billing.container import Services
+from billing.errors import BillingErrorCode, BillingFailure
+from billing.gateway.errors import StripeNotFound, StripeUnavailable
+from billing.kit import metrics
+from billing.kit.auth import Principal
+from billing.kit.logs import request_id
+from billing.portal.sessions import PortalFlow, PortalLink, open_portal
+from billing.seats import change_seats
 from billing.upgrade import CheckoutLink, start_upgrade
 from resolvers.context import GraphQLInfo
-from schema.types import BillingError, BillingInterval, CheckoutSession, PortalSession
+from schema.types import BillingError, CheckoutSession, PortalSession
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-def interval_of(interval: BillingInterval) -> Interval:
-    """The catalog's interval name for the GraphQL enum."""
-    return "year" if interval is BillingInterval.YEAR else "month"
 
 
 def _portal(link: PortalLink) -> PortalSession:
@@ -87,21 +84,69 @@ async def _run(
 async def open_portal_resolver(
     info: GraphQLInfo,
     return_path: str = "/settings/billing",
-    flow: PortalFlow | None = UNSET,  # no default in the SDL, as SPEC.md has it
+    flow: PortalFlow | None = UNSET,  # no default in schema.graphql: the portal home
 ) -> PortalSession | BillingError:
     """A fresh Customer Portal URL for the caller's org."""
     chosen = flow or None
-    link = await _run(info, lambda b, p: open_portal(b, p, return_path, chosen))
+    link = await _run(
+        info,
+        lambda services, principal: open_portal(
+            services.db,
+            services.stripe_gateway,
+            services.settings,
+            services.rate_limit,
+            principal,
+            return_path,
+            chosen,
+        ),
+    )
     return _portal(link) if isinstance(link, PortalLink) else link
 
 
 async def upgrade_resolver(
-    info: GraphQLInfo, plan: str, interval: BillingInterval = BillingInterval.MONTH
+    info: GraphQLInfo,
+    plan: str,
+    interval: BillingInterval = BillingInterval.MONTH,
+    seats: int | None = UNSET,  # no default in schema.graphql: the plan's minimum or current
 ) -> CheckoutSession | PortalSession | BillingError:
     """Checkout for new subscribers, a confirmed plan switch for subscribers."""
-    link = await _run(info, lambda b, p: start_upgrade(b, p, plan, interval_of(interval)))
+    asked = None if seats is UNSET else seats
+    link = await _run(
+        info,
+        lambda services, principal: start_upgrade(
+            services.db,
+            services.stripe_gateway,
+            services.catalog,
+            services.settings,
+            services.rate_limit,
+            principal,
+            plan,
+            interval,
+            asked,
+        ),
+    )
     if isinstance(link, PortalLink):
         return _portal(link)
     if isinstance(link, CheckoutLink):
         return CheckoutSession(id=link.id, url=link.url)
     return link
+
+
+async def change_seats_resolver(
+    info: GraphQLInfo, seats: int, return_path: str = "/settings/billing"
+) -> PortalSession | BillingError:
+    """Stripe's confirmation page for a new seat count on the current per-seat plan."""
+    link = await _run(
+        info,
+        lambda services, principal: change_seats(
+            services.db,
+            services.stripe_gateway,
+            services.catalog,
+            services.settings,
+            services.rate_limit,
+            principal,
+            seats,
+            return_path,
+        ),
+    )
+    return _portal(link) if isinstance(link, PortalLink) else link

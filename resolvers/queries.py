@@ -6,15 +6,16 @@ from typing import cast
 
 from strawberry.scalars import JSON
 
-from billing.entitlements import EntitlementView, read_entitlement
+from billing.entitlements.read import EntitlementView, read_entitlement
 from resolvers.context import GraphQLInfo
-from schema.types import BillingInterval, Entitlement, Plan, PlanPrice
+from schema.types import Entitlement, Plan, PlanPrice, SeatRange
 
 
 async def entitlement(info: GraphQLInfo) -> Entitlement:
     """The caller's org entitlement."""
     principal = await info.context.principal()
-    return entitlement_of(await read_entitlement(info.context.services, principal.org_id))
+    services = info.context.services
+    return entitlement_of(await read_entitlement(services.db, services.catalog, principal.org_id))
 
 
 def entitlement_of(view: EntitlementView) -> Entitlement:
@@ -29,6 +30,8 @@ def entitlement_of(view: EntitlementView) -> Entitlement:
         has_billing_account=view.has_billing_account,
         limits=cast(JSON, view.limits),
         updated_at=view.updated_at,
+        interval=view.interval,
+        seats=view.seats,
     )
 
 
@@ -40,9 +43,10 @@ def plans(info: GraphQLInfo) -> list[Plan]:
             slug=slug,
             name=plan.name,
             limits=cast(JSON, dict(plan.limits)),
+            seats=SeatRange(min=plan.seats.min, max=plan.seats.max) if plan.seats else None,
             prices=[
                 PlanPrice(
-                    interval=BillingInterval(interval),
+                    interval=interval,
                     lookup_key=price.lookup_key,
                     amount=price.amount,
                     currency=price.currency,

@@ -6,8 +6,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from resolvers import mutations, queries, subscriptions
-from schema.types import Entitlement, OpenPortalResult, Plan, UpgradeResult
+from resolvers import live, mutations, queries
+from schema.types import ChangeSeatsResult, Entitlement, OpenPortalResult, Plan, UpgradeResult
 
 
 @strawberry.type
@@ -34,6 +34,10 @@ class Mutation:
         resolver=mutations.upgrade_resolver,
         description="Checkout for a new subscriber; a confirmed plan switch for a subscriber.",
     )
+    change_seats: ChangeSeatsResult = strawberry.mutation(
+        resolver=mutations.change_seats_resolver,
+        description="Stripe's confirmation page for a new seat count on the current plan.",
+    )
 
 
 @strawberry.type
@@ -41,7 +45,7 @@ class Subscription:
     """Pushes, over the graphql-transport-ws WebSocket on /graphql."""
 
     entitlement_changed: AsyncGenerator[Entitlement, None] = strawberry.subscription(
-        resolver=subscriptions.entitlement_changed,
+        resolver=live.entitlement_changed,
         description=(
             "The caller's org entitlement: the current value first, then one message per change."
         ),

@@ -1,28 +1,20 @@
-"""Strawberry types of the public contract (see SPEC.md)."""
+"""Strawberry types of the public contract, `schema.graphql` (a test keeps them equal)."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
+from billing.catalog.plans import BillingInterval
 from billing.errors import BillingErrorCode
 from billing.models import SubscriptionStatus
-from billing.portal import PortalFlow
+from billing.portal.sessions import PortalFlow
 
-for _domain_enum in (PortalFlow, BillingErrorCode, SubscriptionStatus):
+for _domain_enum in (PortalFlow, BillingErrorCode, SubscriptionStatus, BillingInterval):
     strawberry.enum(_domain_enum)
-
-
-@strawberry.enum
-class BillingInterval(enum.Enum):
-    """How often a price bills."""
-
-    MONTH = "month"
-    YEAR = "year"
 
 
 @strawberry.type
@@ -53,6 +45,7 @@ OpenPortalResult = Annotated[PortalSession | BillingError, strawberry.union("Ope
 UpgradeResult = Annotated[
     CheckoutSession | PortalSession | BillingError, strawberry.union("UpgradeResult")
 ]
+ChangeSeatsResult = Annotated[PortalSession | BillingError, strawberry.union("ChangeSeatsResult")]
 
 
 @strawberry.type
@@ -66,6 +59,14 @@ class PlanPrice:
 
 
 @strawberry.type
+class SeatRange:
+    """How many seats a per-seat plan sells."""
+
+    min: int
+    max: int
+
+
+@strawberry.type
 class Plan:
     """A plan of the public catalog."""
 
@@ -73,6 +74,9 @@ class Plan:
     name: str
     prices: list[PlanPrice]
     limits: JSON
+    seats: SeatRange | None = strawberry.field(
+        description="Set for a per-seat plan (its prices are per seat: quantity = seats)."
+    )
 
 
 @strawberry.type(description="What the caller's org may use now.")
@@ -96,7 +100,15 @@ class Entitlement:
     has_billing_account: bool = strawberry.field(
         description='A Stripe customer exists: show "Manage billing", else "Upgrade".'
     )
-    limits: JSON = strawberry.field(description="The plan's limits, from the plans file.")
+    limits: JSON = strawberry.field(
+        description="The plan's limits; on a per-seat plan `seats` is the purchased quantity."
+    )
     updated_at: datetime | None = strawberry.field(
         description="When the webhook last wrote this entitlement."
+    )
+    interval: BillingInterval | None = strawberry.field(
+        description="Of the subscribed price; null without a subscription."
+    )
+    seats: int | None = strawberry.field(
+        description="Purchased seats on a per-seat plan; null otherwise."
     )

@@ -9,19 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from billing import metrics
-from billing.observability import configure_logging
-from billing.services import Services
-from billing.settings import Settings, get_settings
+from billing.container import Services
+from billing.kit import metrics
+from billing.kit.logs import configure_logging
+from billing.kit.settings import Settings, get_settings
 from resolvers.context import Context
 from server import health
 from server.cors import ListedOriginsCORS
-from server.direct import DirectRoutes
+from server.direct_routes import DirectRoutes
 from server.endpoint import graphql_endpoint
 from server.graphiql import mount_graphiql_assets
 from server.guard import GRAPHQL_PATH, RequestGuard
-from server.memo import MemoizedReads
-from server.metrics import router as metrics_router
+from server.prometheus import router as metrics_router
+from server.response_cache import ResponseCache
 from server.websocket import SocketGuard
 from webhooks.applier import Applier
 from webhooks.intake import Intake
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.process_started()
-        await services.db.changes.start()
+        await services.db.change_feed.start()
         if applier is not None:
             await applier.start()
         # What start-up built lives as long as the process: out of the collector's sight, a
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mount_graphiql_assets(app)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    app.add_middleware(MemoizedReads, services=services)
+    app.add_middleware(ResponseCache, services=services)
     if settings.cors_origins:
         app.add_middleware(
             ListedOriginsCORS,

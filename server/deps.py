@@ -6,7 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from billing.services import Services
+from billing.container import Services
 
 
 async def get_services(request: Request) -> Services:

@@ -12,11 +12,11 @@ from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
-from billing.auth import AuthError
-from billing.settings import Settings
+from billing.kit.auth import AuthError
+from billing.kit.settings import Settings
 from resolvers.context import Context
+from server.execution import build_schema
 from server.graphiql import OfflineGraphiQLRouter
-from server.graphql_schema import build_schema
 from server.websocket import socket_of
 
 log = logging.getLogger(__name__)

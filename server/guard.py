@@ -9,18 +9,16 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from billing.observability import new_request_id, request_id
+from billing.kit.logs import new_request_id, request_id
+from webhooks import RAW_BODY, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 GRAPHQL_PATH = "/graphql"
-WEBHOOK_PATH = "/webhooks/stripe"
 LIMITED_PATHS = (GRAPHQL_PATH, WEBHOOK_PATH)
 
 
 GRAPHQL_PAYLOAD = "graphql_payload"
 """The key under `scope["state"]` where the guard leaves a /graphql POST's parsed body."""
-RAW_BODY = "raw_body"
-"""The key under `scope["state"]` where the guard leaves another limited POST's raw body."""
 
 
 def _graphql_payload(body: bytes) -> dict[str, Any] | str:

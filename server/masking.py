@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from billing.observability import request_id
+from billing.kit.logs import request_id
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,19 +13,43 @@ import pytest
 
 from emulator.client import EmulatorControl
 from emulator.server import EmulatorServer
+from harness.api import Api
+from harness.db import CONNECTIONS_PER_WORKER, backends, fresh_database, max_connections
+from harness.servers import ThreadedServer, free_port
+from harness.signing import WEBHOOK_PATH, WEBHOOK_SECRET
+from harness.stack import Stack, seed, suite_settings
+from harness.stripe_side import stripe_sdk
 from server.app import create_app
-from tests.support.api import Api
-from tests.support.db import backends, fresh_database
-from tests.support.servers import ThreadedServer, free_port
-from tests.support.signing import WEBHOOK_PATH, WEBHOOK_SECRET
-from tests.support.stack import Stack, seed, suite_settings
-from tests.support.stripe_side import stripe_sdk
+from tests.support.browser import SCREENSHOTS_ENV
+from tests.support.private_stack import PrivateStack
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under CI the PostgreSQL run is required, never skipped."""
+    """Under CI the PostgreSQL run is required, never skipped; one screenshots folder for
+    every worker (they start after this, with this environment)."""
     if os.environ.get("CI") == "true" and not os.environ.get("TEST_DATABASE_URL"):
         raise pytest.UsageError("CI=true requires TEST_DATABASE_URL (the PostgreSQL run)")
+    if hasattr(config, "workerinput"):
+        return
+    if SCREENSHOTS_ENV not in os.environ:
+        os.environ[SCREENSHOTS_ENV] = tempfile.mkdtemp(prefix="billing-screenshots-")
+    workers = int(getattr(config.option, "numprocesses", 0) or 0)
+    needed = CONNECTIONS_PER_WORKER * workers
+    if "postgresql" in backends() and workers > 1:
+        allowed = max_connections(os.environ["TEST_DATABASE_URL"])
+        if allowed < needed:
+            raise pytest.UsageError(
+                f"PostgreSQL allows {allowed} connections; {workers} workers need {needed}: "
+                f"ALTER SYSTEM SET max_connections = {needed} and restart it (.ci/run does), "
+                f"or pass -n {max(1, allowed // CONNECTIONS_PER_WORKER)}"
+            )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the screenshots' folder in the run's summary, when the browser tests left any."""
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if folder and Path(folder).is_dir() and any(Path(folder).iterdir()):
+        terminalreporter.write_line(f"browser screenshots: {folder}")
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -63,3 +89,12 @@ def api(client: httpx.AsyncClient) -> Api:
 def stripe_client(stack: Stack) -> Any:
     """The real Stripe SDK pointed at this stack's emulator (to inspect Stripe's side)."""
     return stripe_sdk(stack.emulator.url)
+
+
+@pytest.fixture
+def private(stack: Stack) -> Iterator[PrivateStack]:
+    """A private emulator (its events wait for the test to deliver them), a fresh database and
+    the API in a process of its own."""
+    private = PrivateStack(stack)
+    yield private
+    private.close()

@@ -1,11 +1,11 @@
 """The background applier: stored events applied per customer, one Stripe re-read for all.
 
 Every API process runs one (and `python main.py worker` runs one alone). It takes the
-customers with events due, longest waiting first, claims each (`billing.claims`: one holder per
-customer across every process), re-reads the customer from Stripe once, projects it and marks
-every event of that customer it saw applied, in one transaction. A failed apply leaves its
-events failed with a backoff; a 429 from Stripe only slows every request down
-(`billing.throttle`) and the events stay due."""
+customers with events due, longest waiting first, locks each (`billing.kit.customer_locks`:
+one holder per customer across every process), re-reads the customer from Stripe once,
+projects it and marks every event of that customer it saw applied, in one transaction. A failed
+apply leaves its events failed with a backoff; a 429 from Stripe only slows every request down
+(`billing.gateway.throttle`) and the events stay due."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from functools import partial
 
 from sqlalchemy.orm import Session
 
-from billing import metrics
-from billing.errors import StripeRateLimited
+from billing.container import Services
+from billing.entitlements.projection import project_customer, read_customer
+from billing.gateway.errors import StripeRateLimited
+from billing.gateway.views import CustomerState
+from billing.kit import metrics
+from billing.kit.logs import bind_event_id, bind_org_id, in_log_scope
 from billing.models import utcnow
-from billing.observability import bind_event_id, bind_org_id, in_log_scope
-from billing.projection import project_customer, read_customer
-from billing.services import Services
-from billing.stripe_api import CustomerState
 from webhooks.store import (
     Outcome,
     StoredEvent,
@@ -47,7 +47,8 @@ ELSEWHERE_COOLDOWN = 1.0
 """Seconds a customer another process holds is left alone before this one looks again."""
 IDLE_POLL = 1.0
 """Seconds between looks for due work when nothing wakes the applier: retries coming due, and
-on SQLite other processes' events (on PostgreSQL their NOTIFY wakes it, `billing.changes`)."""
+on SQLite other processes' events (on PostgreSQL their NOTIFY wakes it,
+`billing.kit.change_feed`)."""
 STOP_GRACE = 10.0
 """Seconds `stop` lets applies in flight finish (an unfinished one rolls back and is redone)."""
 
@@ -60,13 +61,13 @@ async def apply_customer(
     also: frozenset[str] = frozenset(),
     wait: float = 0.0,
 ) -> dict[str, Outcome] | None:
-    """Apply a customer's pending events (and `also`) with one re-read; None if claimed elsewhere.
+    """Apply a customer's pending events (and `also`) with one re-read; None if locked elsewhere.
 
     Returns each event's outcome ({} when none was pending); after a 429 they are DEFERRED.
     While it runs, its log lines name the events (comma-joined) and the org (the events' hint,
     then the org the projection found)."""
-    async with services.db.claims.hold(customer_id, wait=wait) as claim:
-        if claim is None:
+    async with services.db.locks.hold(customer_id, wait=wait) as lock:
+        if lock is None:
             return None
         events = await pending_of(services, customer_id, also)
         if not events:
@@ -75,8 +76,8 @@ async def apply_customer(
         bind_event_id(",".join(e.id for e in events))
         bind_org_id(hint)
         try:
-            state = await read_customer(services, customer_id)
-            org_id = await claim.write(partial(_project_and_mark, services, state, hint, events))
+            state = await read_customer(services.stripe, customer_id)
+            org_id = await lock.write(partial(_project_and_mark, services, state, hint, events))
         except StripeRateLimited:
             log.info("customer %s: Stripe asked us to slow down; its events stay due", customer_id)
             return _counted(events, Outcome.DEFERRED)
@@ -108,7 +109,7 @@ def _project_and_mark(
     session: Session,
 ) -> str | None:
     """The apply's one transaction: the projection and its events marked applied."""
-    org_id = project_customer(services, session, state, hint)
+    org_id = project_customer(services.catalog, session, state, hint)
     mark_applied(session, events, org_id)
     return org_id
 
@@ -135,7 +136,7 @@ class Applier:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._elsewhere: dict[str, float] = {}
         self._loop: asyncio.Task[None] | None = None
-        services.db.changes.on_events_stored(self.wake)  # stored by any process (PostgreSQL)
+        services.db.change_feed.on_events_stored(self.wake)  # stored by any process (PostgreSQL)
 
     def wake(self) -> None:
         """New events were stored: look for work now."""
@@ -227,7 +228,7 @@ async def replay(
         for attempt in range(REPLAY_TRIES):
             done = await apply_customer(services, customer_id, also=also, wait=REPLAY_WAIT)
             if done is None:
-                raise TimeoutError(f"customer {customer_id} stayed claimed for {REPLAY_WAIT:.0f}s")
+                raise TimeoutError(f"customer {customer_id} stayed locked for {REPLAY_WAIT:.0f}s")
             if Outcome.DEFERRED not in done.values() or attempt == REPLAY_TRIES - 1:
                 outcomes.update(outcome.value for outcome in done.values())
                 break

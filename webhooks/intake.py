@@ -23,10 +23,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from billing.db import is_sqlite
+from billing.container import Services
+from billing.kit.database import is_sqlite
+from billing.kit.sql import dialect_insert
 from billing.models import EventStatus, WebhookEvent
-from billing.services import Services
-from billing.upsert import dialect_insert
 from webhooks.store import row_of
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """POST /webhooks/stripe: verify over the raw bytes, store, acknowledge; the applier applies.
 
 A plain ASGI endpoint rather than a FastAPI route, served right inside the request guard
-(`server.direct`): a renewal burst is thousands of these a second, and routing, dependency
+(`server.direct_routes`): a renewal burst is thousands of these a second, and routing, dependency
 solving, response models and middleware cost more than the work."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from billing import metrics
-from billing.observability import bind_event_id, log_scope
-from billing.services import Services
-from billing.stripe_api import InvalidSignature, verify_webhook
-from server.guard import RAW_BODY, WEBHOOK_PATH
+from billing.container import Services
+from billing.gateway.client import InvalidSignature, verify_webhook
+from billing.kit import metrics
+from billing.kit.logs import bind_event_id, log_scope
+from webhooks import RAW_BODY, WEBHOOK_PATH
 from webhooks.applier import Applier
 from webhooks.intake import Intake
 

@@ -1,10 +1,8 @@
-"""`events status`: the stored events' health, for people (a table) and machines (JSON)."""
+"""`events status`: the stored events' health as plain JSON values (the CLI draws the table)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from rich.table import Table
 
 from billing.models import EventStatus, utcnow
 from webhooks.store import LAG_WINDOW, Summary
@@ -45,37 +43,3 @@ def report(found: Summary) -> dict[str, Any]:
             "max": lags[-1] if lags else None,
         },
     }
-
-
-def _ms(value: int | None) -> str:
-    """Milliseconds, or seconds above ten of them."""
-    if value is None:
-        return "-"
-    return f"{value} ms" if value < 10_000 else f"{value / 1000:.1f} s"
-
-
-def render(found: Summary) -> Table:
-    """The summary as a table."""
-    data = report(found)
-    table = Table(title="Stored webhook events", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    for status, count in data["counts"].items():
-        table.add_row(status, f"{count:,}")
-    retry = data["next_retry_at"] or "-"
-    table.add_row("due now", f"{data['due_now']:,} (next retry at {retry})")
-    oldest = data["oldest_pending"]
-    table.add_row(
-        "oldest pending",
-        "-"
-        if oldest is None
-        else f"{oldest['id']} {oldest['type']}, received {oldest['received_at']} "
-        f"({oldest['age_seconds']:.1f} s ago)",
-    )
-    lag = data["lag_ms"]
-    table.add_row(
-        "lag (last hour)",
-        f"{lag['applied']:,} applied: p50 {_ms(lag['p50'])}, p95 {_ms(lag['p95'])}, "
-        f"max {_ms(lag['max'])}",
-    )
-    return table

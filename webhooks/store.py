@@ -12,8 +12,8 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
+from billing.container import Services
 from billing.models import APPLIED_STATUSES, PENDING_STATUSES, EventStatus, WebhookEvent, utcnow
-from billing.services import Services
 from webhooks.handlers import Target, target_of
 
 RETRY_FIRST = 2.0

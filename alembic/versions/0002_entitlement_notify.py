@@ -3,7 +3,7 @@
 Every committed insert, update or delete of an entitlement or a billing account NOTIFYs
 `billing_entitlement_changed` with the org id (a TRUNCATE with an empty payload: every org),
 whoever writes it: the service, a CLI, another worker or a hand-made fix. Each process
-LISTENs and drops its cached answers for that org (billing/changes.py). SQLite needs nothing:
+LISTENs and drops its cached answers for that org (billing/kit/change_feed.py). SQLite needs nothing:
 other processes' commits show in `PRAGMA data_version`.
 
 Revision ID: 0002

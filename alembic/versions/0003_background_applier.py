@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Add the columns and the index the applier claims by."""
+    """Add the columns and the index the applier picks events by."""
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("customer_id", sa.String(length=255), nullable=True))
         batch_op.add_column(

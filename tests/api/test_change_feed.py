@@ -1,4 +1,4 @@
-"""What the answer memo and the prepared documents must never do: keep a refused document or
+"""What the response cache and the prepared documents must never do: keep a refused document or
 an error, or trust its memory while PostgreSQL's LISTEN connection is down."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing.changes import APPLICATION_NAME
-from tests.support.api import ENTITLEMENT, Api
-from tests.support.db import execute, rows
+from billing.kit.change_feed import APPLICATION_NAME
+from harness.api import ENTITLEMENT, Api
+from harness.db import execute, rows
+from harness.stack import Stack
+from harness.timing import eventually
 from tests.support.freshness import put_entitlement
 from tests.support.live import subscribed
-from tests.support.stack import Stack
-from tests.support.timing import eventually
 
 
 async def test_a_refused_document_is_refused_every_time(api: Api) -> None:

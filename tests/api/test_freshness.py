@@ -17,14 +17,16 @@ import httpx
 import jwt
 
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import JWT_SECRET, Api, call, new_org, token, token_claims
-from tests.support.db import customer_id, execute
+from harness.api import JWT_SECRET, Api, call, new_org, token, token_claims
+from harness.db import customer_id, execute
+from harness.stack import Stack
 from tests.support.freshness import (
     DOCUMENT,
     DOCUMENTS,
     LEEWAY,
     PERIOD_END,
     answered_for,
+    applied,
     concerns,
     put_account,
     put_entitlement,
@@ -35,7 +37,6 @@ from tests.support.freshness import (
     warm,
 )
 from tests.support.journeys import click
-from tests.support.stack import Stack
 
 
 async def test_each_org_reads_its_own_entitlement(client: httpx.AsyncClient, stack: Stack) -> None:
@@ -120,8 +121,9 @@ async def test_a_subscription_shows_on_the_next_read_after_its_webhooks(
         assert {"customer.subscription.created", "checkout.session.completed"} <= {
             e["type"] for e in mine
         }
-        for event in mine:  # each answered 2xx by the API, so applied and committed
+        for event in mine:  # each answered 2xx by the API: stored, applied in the background
             await control.wait_for_deliveries(event_id=event["id"])
+    await applied(stack.settings.database_url, customer)
 
     entitlement = await read(api)
     assert {k: entitlement[k] for k in ("plan", "status", "hasBillingAccount")} == {

@@ -15,10 +15,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from harness.api import new_org, token
+from harness.stack import Stack
 from server.graphiql import ASSETS_DIR
-from tests.support.api import new_org, token
 from tests.support.browser import CHROMIUM_ARGS, browser_tools
-from tests.support.stack import Stack
 
 CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<ref>.*?)(?P=q)\s*\)""", re.S)
 CSS_IMPORT = re.compile(r"""@import\s+(?P<q>['"])(?P<ref>[^'"]+)(?P=q)""")
@@ -27,7 +27,7 @@ JS_IMPORT = re.compile(
     r"""|\bfrom\s+['"](?P<c>[^'"]+)['"]|\bimportScripts\s*\(\s*['"](?P<d>[^'"]+)['"]"""
 )
 SOURCE_MAP = re.compile(r"[#@]\s*sourceMappingURL=")
-PLANS = ["free", "pro", "team"]
+PLANS = ["free", "pro", "team", "business"]
 
 
 @dataclass

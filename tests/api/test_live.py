@@ -17,19 +17,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import InvalidStatus
 
+from harness.api import Api, new_org, token
+from harness.db import customer_id, rows
+from harness.servers import ThreadedServer
+from harness.signing import post_signed
+from harness.stack import Stack
+from harness.timing import eventually
 from server.app import create_app
-from tests.support.api import Api, new_org, token
-from tests.support.db import customer_id, rows
 from tests.support.freshness import put_entitlement
 from tests.support.identity import JwksServer, claims, ec_key, idp_settings, rsa_key
 from tests.support.journeys import click, subscribe
 from tests.support.live import SUBSCRIPTION, Closed, LiveClient, connected, subscribed
-from tests.support.servers import ThreadedServer
-from tests.support.signing import post_signed
-from tests.support.stack import Stack
-from tests.support.timing import eventually
+from tests.support.private_stack import settled
 from tests.support.tokens import BAD_TOKENS, rsa_of
-from tests.support.world import settled
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -89,6 +89,18 @@ async def test_a_paid_checkout_then_a_cancellation_are_pushed(
         await settled(stack.settings.database_url)
         await bystander.nothing_within(0.5)
     assert theirs["orgId"] == other and theirs["plan"] == "free"
+
+
+async def test_a_seat_change_is_pushed(stack: Stack, api: Api) -> None:
+    await subscribe(api, "business", seats=2)
+    async with subscribed(stack.api.url, api.org) as live:
+        first = await live.next()
+        assert (first["plan"], first["seats"], first["interval"]) == ("business", 2, "MONTH")
+        link = await api.change_seats(3)
+        await click(link["url"], "confirm")
+        pushed = await pushed_until(live, first, lambda e: e["seats"] == 3)
+    assert pushed[-1]["limits"] == {"projects": 1000, "seats": 3}
+    assert pushed[-1] == await api.entitlement()
 
 
 async def test_a_duplicate_or_an_event_that_changes_nothing_sends_nothing(

@@ -9,15 +9,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from billing.settings import Settings
-from tests.support.api import Api, app_client, new_org
-from tests.support.db import customer_id
+from billing.kit.settings import Settings
+from harness.api import Api, app_client, new_org
+from harness.db import customer_id
+from harness.signing import WEBHOOK_PATH, event_body, post_signed, signed_headers
+from harness.stack import Stack, suite_settings
+from harness.timing import eventually
 from tests.support.journeys import click, subscribe
 from tests.support.live import subscribed
 from tests.support.metrics import Scrape, scrape
-from tests.support.signing import WEBHOOK_PATH, event_body, post_signed, signed_headers
-from tests.support.stack import Stack, suite_settings
-from tests.support.timing import eventually
 
 OPS = "billing_graphql_operations_total"
 OPS_SECONDS = "billing_graphql_operation_duration_seconds_count"
@@ -100,7 +100,7 @@ async def test_refused_duplicate_and_ignored_deliveries_are_counted(
         WEBHOOK_PATH, content=body, headers=signed_headers(body, "whsec_not_ours")
     )
     assert forged.status_code == 400
-    not_event = json.dumps({"hello": "world"}).encode()
+    not_event = json.dumps({"hello": "there"}).encode()
     assert (await post_signed(client, not_event)).status_code == 400
     after = await scrape(client)
 

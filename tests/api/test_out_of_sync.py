@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
 
-from billing.projection import resync_customer
-from billing.services import with_services
-from tests.support.api import OPEN_PORTAL, UPGRADE, Api
-from tests.support.db import execute
-from tests.support.stack import Stack
-
-
-async def link_unknown_customer(url: str, org_id: str) -> str:
-    """Link the org to a customer id the emulator never had (as after losing its state)."""
-    customer_id = f"cus_lost{org_id[-8:]}"
-    await execute(
-        url,
-        "INSERT INTO billing_accounts (org_id, stripe_customer_id, created_at) "
-        "VALUES (:org, :cus, :now)",
-        org=org_id,
-        cus=customer_id,
-        now=datetime.now(UTC),
-    )
-    return customer_id
+from billing.container import with_services
+from billing.entitlements.projection import resync_customer
+from harness.api import OPEN_PORTAL, UPGRADE, Api
+from harness.stack import Stack
+from tests.support.private_stack import link_unknown_customer
 
 
 async def out_of_sync_error(api: Api, query: str, variables: dict[str, str]) -> dict[str, object]:
@@ -46,7 +30,12 @@ async def test_unknown_customer_says_how_to_repair(api: Api, stack: Stack) -> No
         assert "\n" not in message and fix in message and extensions["requestId"] in message
         assert customer_id not in message
 
-    await with_services(stack.settings, lambda s: resync_customer(s, customer_id))
+    await with_services(
+        stack.settings,
+        lambda services: resync_customer(
+            services.db, services.stripe, services.catalog, customer_id
+        ),
+    )
 
     assert (await api.open_portal())["code"] == "NO_CUSTOMER"
     checkout = await api.upgrade("pro")

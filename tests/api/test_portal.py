@@ -6,15 +6,15 @@ from typing import Any
 
 import httpx
 
-from tests.support.api import APP_URL, Api
-from tests.support.journeys import subscribe
-from tests.support.stack import Stack
-from tests.support.stripe_side import (
+from harness.api import APP_URL, Api
+from harness.stack import Stack
+from harness.stripe_side import (
     customer_of,
     managed_configurations,
     portal_sessions,
     stripe_calls,
 )
+from tests.support.journeys import subscribe
 
 
 async def test_org_without_customer_gets_no_customer(api: Api, stack: Stack) -> None:

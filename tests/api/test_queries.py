@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.api import ENTITLEMENT, Api
+from harness.api import ENTITLEMENT, Api
 
 
 async def test_plans_needs_no_token(client: httpx.AsyncClient) -> None:
@@ -16,7 +16,7 @@ async def test_plans_needs_no_token(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 200
     plans = {p["slug"]: p for p in response.json()["data"]["plans"]}
-    assert list(plans) == ["free", "pro", "team"]
+    assert list(plans) == ["free", "pro", "team", "business"]
     assert plans["free"]["prices"] == []
     assert plans["pro"]["limits"] == {"projects": 50, "seats": 10}
     assert plans["pro"]["prices"] == [
@@ -37,6 +37,8 @@ async def test_entitlement_of_an_org_that_never_subscribed(api: Api) -> None:
         "hasBillingAccount": False,
         "limits": {"projects": 3, "seats": 1},
         "updatedAt": None,
+        "interval": None,
+        "seats": None,
     }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tests.support.api import UPGRADE, Api, app_client
-from tests.support.stack import Stack
-from tests.support.stripe_side import stripe_calls
-from tests.support.timing import timed
+from harness.api import UPGRADE, Api, app_client
+from harness.stack import Stack
+from harness.stripe_side import stripe_calls
+from harness.timing import timed
 
 
 async def test_stripe_not_configured(stack: Stack) -> None:

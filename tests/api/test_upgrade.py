@@ -7,16 +7,16 @@ from typing import Any
 
 import httpx
 
-from tests.support.api import APP_URL, Api
-from tests.support.journeys import click, subscribe
-from tests.support.stack import Stack
-from tests.support.stripe_side import (
+from harness.api import APP_URL, Api
+from harness.stack import Stack
+from harness.stripe_side import (
     customer_of,
     managed_configurations,
     portal_sessions,
     price_id,
     stripe_calls,
 )
+from tests.support.journeys import click, subscribe
 
 
 async def test_new_org_gets_a_checkout_session(api: Api, stack: Stack, stripe_client: Any) -> None:

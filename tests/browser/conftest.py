@@ -10,19 +10,19 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from devstack.example import ROOT, missing_tools
-from tests.support.browser import CHROMIUM_ARGS, browser_tools, missing
-from tests.support.dev import Dev
+from harness.servers import free_port
+from tests.support.browser import CHROMIUM_ARGS, SCREENSHOTS_ENV, browser_tools, missing
+from tests.support.dev import DevStack
 from tests.support.example import Shots
-from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="session")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     """`python main.py dev` with the example: API, emulator and the page at APP_URL."""
     problem = missing_tools()
     if problem is not None:
         missing(f"the example client needs Node.js 20.19+ and npm ({problem})")
-    dev = Dev(
+    dev = DevStack(
         tmp_path_factory.mktemp("make-run"),
         app_url=f"http://localhost:{free_port()}",
         plans=ROOT / "plans.toml",
@@ -44,24 +44,11 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-SHOTS = pytest.StashKey[Path]()
-
-
 @pytest.fixture(scope="session")
-def shots_root(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """Where the screenshots go (SCREENSHOTS_DIR, else a temporary folder), printed at the end."""
-    given = os.environ.get("SCREENSHOTS_DIR")
-    root = Path(given) if given else tmp_path_factory.mktemp("screenshots")
-    request.config.stash[SHOTS] = root
-    return root
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    """Name the screenshots' folder in the run's summary."""
-    if SHOTS in config.stash:
-        terminalreporter.write_line(f"browser screenshots: {config.stash[SHOTS]}")
+def shots_root() -> Path:
+    """Where the screenshots go: SCREENSHOTS_DIR, which tests/conftest.py sets for every worker
+    and names in the run's summary."""
+    return Path(os.environ[SCREENSHOTS_ENV])
 
 
 @pytest.fixture

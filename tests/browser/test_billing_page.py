@@ -11,51 +11,33 @@ import time
 from datetime import datetime
 
 import httpx
-from playwright.async_api import Browser, Page, Request, WebSocketRoute, expect
+import pytest
+from playwright.async_api import Browser, WebSocketRoute, expect
 
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import new_org
-from tests.support.dev import Dev, dev_api
+from harness.api import new_org
+from tests.support.dev import DevStack, dev_api
 from tests.support.example import (
     BILLING,
     Shots,
+    api_writes,
     long_date,
+    mark,
     open_page,
     pay_on_checkout,
     sign_in_with_token,
+    still_same_document,
     subscribed_org,
     webhooks_held,
 )
 from tests.support.journeys import subscribe
 
-
-async def mark(page: Page) -> None:
-    """Tag this document; a reload or navigation loses the tag."""
-    await page.evaluate("window.__sameDocument = true")
+pytestmark = pytest.mark.xdist_group("example")  # one build of examples/react at a time
 
 
-async def still_same_document(page: Page) -> bool:
-    """Whether the page shown is still the tagged document (no reload happened)."""
-    return bool(await page.evaluate("window.__sameDocument === true"))
-
-
-def api_writes(page: Page, api_url: str) -> list[str]:
-    """Every mutation the page sends to the API from now on, and any request to Stripe."""
-    seen: list[str] = []
-
-    def watch(request: Request) -> None:
-        """Record writes to the API and any call to Stripe's side."""
-        body = request.post_data or ""
-        if request.url.startswith(api_url) and "mutation" in body:
-            seen.append(body)
-        if "/v1/" in request.url:
-            seen.append(request.url)
-
-    page.on("request", watch)
-    return seen
-
-
-async def test_the_whole_journey_in_a_browser(example: Dev, browser: Browser, shots: Shots) -> None:
+async def test_the_whole_journey_in_a_browser(
+    example: DevStack, browser: Browser, shots: Shots
+) -> None:
     app = example.app_url
     page = await open_page(browser)
     async with (
@@ -164,7 +146,7 @@ async def test_the_whole_journey_in_a_browser(example: Dev, browser: Browser, sh
 
 
 async def test_opening_the_portal_shows_progress_and_a_double_click_mints_one_session(
-    example: Dev, browser: Browser, shots: Shots
+    example: DevStack, browser: Browser, shots: Shots
 ) -> None:
     org, _ = await subscribed_org(example)
     async with AsyncEmulatorControl(example.emulator) as control:
@@ -185,7 +167,7 @@ async def test_opening_the_portal_shows_progress_and_a_double_click_mints_one_se
 
 
 async def test_without_the_socket_the_page_polls_and_subscribes_again_later(
-    example: Dev, browser: Browser
+    example: DevStack, browser: Browser
 ) -> None:
     org = new_org()
     page = await open_page(browser)
@@ -217,7 +199,7 @@ async def test_without_the_socket_the_page_polls_and_subscribes_again_later(
 
 
 async def test_a_confirmation_that_never_comes_is_said_plainly(
-    example: Dev, browser: Browser, shots: Shots
+    example: DevStack, browser: Browser, shots: Shots
 ) -> None:
     page = await open_page(browser)
     await page.clock.install()
@@ -236,7 +218,9 @@ async def test_a_confirmation_that_never_comes_is_said_plainly(
     assert writes == []
 
 
-async def test_leaving_checkout_says_nothing_was_charged(example: Dev, browser: Browser) -> None:
+async def test_leaving_checkout_says_nothing_was_charged(
+    example: DevStack, browser: Browser
+) -> None:
     page = await open_page(browser)
     await sign_in_with_token(page, example, new_org())
     await page.goto(f"{example.app_url}/pricing")
@@ -251,7 +235,7 @@ async def test_leaving_checkout_says_nothing_was_charged(example: Dev, browser: 
 
 
 async def test_a_member_is_told_why_and_nothing_is_created(
-    example: Dev, browser: Browser, shots: Shots
+    example: DevStack, browser: Browser, shots: Shots
 ) -> None:
     page = await open_page(browser)
     await sign_in_with_token(page, example, new_org(), role="member")
@@ -268,7 +252,9 @@ async def test_a_member_is_told_why_and_nothing_is_created(
     await shots.take(page, "forbidden")
 
 
-async def test_an_expired_session_asks_to_sign_in_again(example: Dev, browser: Browser) -> None:
+async def test_an_expired_session_asks_to_sign_in_again(
+    example: DevStack, browser: Browser
+) -> None:
     page = await open_page(browser)
     await sign_in_with_token(page, example, new_org(), ttl=3)
     started = time.monotonic()
@@ -280,7 +266,7 @@ async def test_an_expired_session_asks_to_sign_in_again(example: Dev, browser: B
 
 
 async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
-    example: Dev, browser: Browser, shots: Shots
+    example: DevStack, browser: Browser, shots: Shots
 ) -> None:
     org, _ = await subscribed_org(example)
     page = await open_page(browser)
@@ -303,7 +289,7 @@ async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
 
 
 async def test_a_yearly_switch_from_pricing_waits_for_the_new_period(
-    example: Dev, browser: Browser, shots: Shots
+    example: DevStack, browser: Browser, shots: Shots
 ) -> None:
     org, monthly = await subscribed_org(example)
     async with (

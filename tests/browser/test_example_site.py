@@ -17,19 +17,21 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from billing.settings import DEV_JWT_SECRET
+from billing.kit.settings import DEV_JWT_SECRET
 from devstack.example import EXAMPLE_DIR, ROOT
-from tests.support.dev import Dev
+from harness.servers import ThreadedServer
+from tests.support.dev import DevStack
 from tests.support.example import open_page
-from tests.support.servers import ThreadedServer
+
+pytestmark = pytest.mark.xdist_group("example")  # one build of examples/react at a time
 
 
-def sign_in(dev: Dev, **headers: str) -> httpx.Response:
+def sign_in(dev: DevStack, **headers: str) -> httpx.Response:
     """POST /dev/sign-in on the example's server with these headers."""
     return httpx.post(f"{dev.app_url}/dev/sign-in", headers=headers, timeout=10)
 
 
-def test_one_click_sign_in_mints_a_demo_owner_token_for_this_page_only(example: Dev) -> None:
+def test_one_click_sign_in_mints_a_demo_owner_token_for_this_page_only(example: DevStack) -> None:
     page_origin = example.app_url
     answer = sign_in(example, origin=page_origin)
     assert answer.status_code == 200
@@ -51,14 +53,14 @@ def test_one_click_sign_in_mints_a_demo_owner_token_for_this_page_only(example: 
     assert "token" not in httpx.get(f"{example.app_url}/dev/sign-in", timeout=10).text
 
 
-def test_the_api_itself_has_no_sign_in(example: Dev) -> None:
+def test_the_api_itself_has_no_sign_in(example: DevStack) -> None:
     for path in ("/dev/sign-in", "/config.js"):
         answer = httpx.post(f"{example.url}{path}", headers={"origin": example.app_url})
         assert answer.status_code in (404, 405), (path, answer.status_code)
         assert "token" not in answer.text
 
 
-def test_the_page_gets_the_api_address_and_page_paths_get_the_app(example: Dev) -> None:
+def test_the_page_gets_the_api_address_and_page_paths_get_the_app(example: DevStack) -> None:
     config = httpx.get(f"{example.app_url}/config.js", timeout=10)
     assert config.headers["content-type"].startswith("text/javascript")
     assert f'"apiUrl": "{example.url}/graphql"' in config.text
@@ -69,7 +71,7 @@ def test_the_page_gets_the_api_address_and_page_paths_get_the_app(example: Dev) 
     assert httpx.get(f"{example.app_url}/assets/missing.js", timeout=10).status_code == 404
 
 
-def test_the_api_allows_the_example_origin_in_development(example: Dev) -> None:
+def test_the_api_allows_the_example_origin_in_development(example: DevStack) -> None:
     preflight = {
         "access-control-request-method": "POST",
         "access-control-request-headers": "authorization, content-type",
@@ -85,7 +87,9 @@ def test_the_api_allows_the_example_origin_in_development(example: Dev) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-async def test_a_deployed_build_has_no_one_click_sign_in(example: Dev, browser: Browser) -> None:
+async def test_a_deployed_build_has_no_one_click_sign_in(
+    example: DevStack, browser: Browser
+) -> None:
     dist = EXAMPLE_DIR / "dist"
     assert "devSignIn: false" in (dist / "config.js").read_text()  # public/config.js
     static = ThreadedServer(Starlette(routes=[Mount("/", StaticFiles(directory=dist, html=True))]))

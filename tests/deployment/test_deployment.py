@@ -21,26 +21,28 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
+import pytest
 
 from emulator.client import EmulatorControl
-from tests.deployment.conftest import RATE_LIMIT, Deployment
-from tests.support.api import Api, new_org
-from tests.support.cli import run_cli
-from tests.support.db import execute
+from harness.api import Api, new_org
+from harness.cli import run_cli
+from harness.db import execute
+from harness.servers import logged_applies
+from harness.timing import eventually
+from tests.deployment.conftest import RATE_LIMIT, DeploymentStack
 from tests.support.deployment import Server, worker_pids
+from tests.support.lifecycles import bodies_of, customer_of, customers_by_org, live_through
 from tests.support.live import LiveClient, subscribed
 from tests.support.metrics import Scrape, scrape
-from tests.support.servers import logged_applies
-from tests.support.timing import eventually
-from tests.support.world import (
+from tests.support.private_stack import (
     CONCURRENCY,
     all_events,
     burst_to_both,
     closest_rereads,
     with_duplicates,
 )
-from tests.webhooks.test_applier import bodies_of, customer_of, customers_by_org
-from tests.webhooks.test_convergence import live_through
+
+pytestmark = pytest.mark.xdist_group("deployment")  # one deployment (module fixture) per run
 
 ORGS = 12
 DUPLICATES = 0.3
@@ -50,7 +52,7 @@ arrive closer together than this."""
 EVENTS = "billing_webhook_events_total"
 
 
-async def scrapes(d: Deployment) -> tuple[Scrape, Scrape]:
+async def scrapes(d: DeploymentStack) -> tuple[Scrape, Scrape]:
     """A's and B's metrics."""
     async with (
         httpx.AsyncClient(base_url=d.a.url, timeout=30) as on_a,
@@ -59,7 +61,9 @@ async def scrapes(d: Deployment) -> tuple[Scrape, Scrape]:
         return await scrape(on_a), await scrape(on_b)
 
 
-async def both(d: Deployment, name: str, before: tuple[Scrape, Scrape], **labels: str) -> float:
+async def both(
+    d: DeploymentStack, name: str, before: tuple[Scrape, Scrape], **labels: str
+) -> float:
     """How much a counter grew on A and B together (summed over other labels)."""
     now = await scrapes(d)
     return sum(
@@ -75,7 +79,9 @@ async def upgrade_once(url: str, org: str) -> str:
     return str(result.get("code") or result["__typename"])
 
 
-async def test_the_per_org_rate_limit_is_shared_by_every_process(deployment: Deployment) -> None:
+async def test_the_per_org_rate_limit_is_shared_by_every_process(
+    deployment: DeploymentStack,
+) -> None:
     if time.time() % 60 > 55:  # the limit counts per minute: stay inside one
         await asyncio.sleep(61 - time.time() % 60)
     before = await scrapes(deployment)
@@ -88,20 +94,20 @@ async def test_the_per_org_rate_limit_is_shared_by_every_process(deployment: Dep
 
 
 async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_behind_its_back(
-    deployment: Deployment,
+    deployment: DeploymentStack,
 ) -> None:
-    world, a, b = deployment.world, deployment.a, deployment.b
+    private, a, b = deployment.private, deployment.a, deployment.b
     async with httpx.AsyncClient(base_url=a.url, timeout=60) as client:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def guarded(i: int) -> Api:
             async with gate:
-                return await live_through(world, client, i)
+                return await live_through(private, client, i)
 
         orgs = [api.org for api in await asyncio.gather(*(guarded(i) for i in range(ORGS)))]
-    control = EmulatorControl(world.emulator.url)
+    control = EmulatorControl(private.emulator.url)
     control.advance(35 * 86_400)  # renewals, trial ends, cancellations
-    events = await all_events(world)
+    events = await all_events(private)
     bodies = with_duplicates(bodies_of(events), DUPLICATES, seed=1313)
     pending = {e["id"] for e in events if customer_of(e)}
 
@@ -116,7 +122,7 @@ async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_b
         before = await scrapes(deployment)
         assert before[0].value("billing_graphql_subscriptions_open") == ORGS  # both workers
 
-        reads = await burst_to_both(world, (a.url, b.url), bodies, STRIPE_DELAY, timeout=90)
+        reads = await burst_to_both(private, (a.url, b.url), bodies, STRIPE_DELAY, timeout=90)
 
         # Every event applied exactly once, by one process; a customer's Stripe re-reads never
         # overlapped (each came after the one before had been answered).
@@ -149,7 +155,7 @@ async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_b
         )
 
         # Subscribers on both sides end on what the API reads, whichever side applied it.
-        customers = await customers_by_org(world)
+        customers = await customers_by_org(private)
         heard_from_other = Counter[str]()
         async with httpx.AsyncClient(base_url=b.url, timeout=30) as client:
             for (side, org), live in listeners.items():
@@ -168,7 +174,7 @@ async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_b
         # A row changed behind the service's back: exactly that org, and --fix repairs it.
         plans = {org: (await entitlement_of(b, org))["plan"] for org in orgs}
         target = next(org for org, plan in plans.items() if plan == "pro")
-        url = world.settings.database_url
+        url = private.settings.database_url
         await execute(url, "UPDATE entitlements SET plan = 'team' WHERE org_id = :o", o=target)
         found = await drift(deployment, "--json")
         assert found["code"] == 1
@@ -211,7 +217,7 @@ async def latest_is(live: LiveClient, want: dict[str, Any], timeout: float = 20)
         seen = await live.next(timeout=max(0.1, deadline - time.monotonic()))
 
 
-async def drift(d: Deployment, *args: str) -> dict[str, Any]:
+async def drift(d: DeploymentStack, *args: str) -> dict[str, Any]:
     """`python main.py drift ARGS` against the deployment's database and emulator."""
     done = await asyncio.to_thread(run_cli, "drift", *args, env=d.env)
     report = json.loads(done.stdout) if "--json" in args and done.stdout.strip() else None
@@ -219,7 +225,7 @@ async def drift(d: Deployment, *args: str) -> dict[str, Any]:
 
 
 async def test_a_killed_worker_is_replaced_and_its_subscriptions_stop_counting(
-    deployment: Deployment,
+    deployment: DeploymentStack,
 ) -> None:
     a = deployment.a
     async with AsyncExitStack() as stack:

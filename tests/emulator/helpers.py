@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -119,11 +120,12 @@ def checkout(
     *,
     trial_days: int | None = None,
     metadata: dict[str, str] | None = None,
+    quantity: int = 1,
 ) -> Any:
     """A subscription-mode Checkout Session."""
     params: dict[str, Any] = {
         "mode": "subscription",
-        "line_items": [{"price": price, "quantity": 1}],
+        "line_items": [{"price": price, "quantity": quantity}],
         "success_url": f"{APP}/done?session={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{APP}/pricing",
         "client_reference_id": "org_1",
@@ -145,12 +147,15 @@ def pay(browser: httpx.Client, session: Any, **fields: str) -> str:
     return result
 
 
-def subscribe(client: Any, browser: httpx.Client, catalog: dict[str, Any], **kw: Any) -> Any:
-    """Customer + Checkout + Pay; returns the subscription."""
+def subscribe(
+    client: Any, browser: httpx.Client, catalog: dict[str, Any], price: str = "month", **kw: Any
+) -> Any:
+    """Customer + Checkout (``catalog[price]``; ``quantity=N`` for seats) + Pay; returns the
+    subscription."""
     customer = client.v1.customers.create(
         params={"email": "ada@example.com", "metadata": {"org_id": "org_1"}}
     )
-    session = checkout(client, customer.id, catalog["month"].id, **kw)
+    session = checkout(client, customer.id, catalog[price].id, **kw)
     pay(browser, session)
     done = client.v1.checkout.sessions.retrieve(session.id)
     return client.v1.subscriptions.retrieve(done.subscription)
@@ -166,3 +171,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.02)
+
+
+def steady_page(browser: httpx.Client, control: EmulatorControl, url: str) -> tuple[str, int]:
+    """A page and the emulator second it was rendered in (retried across a clock tick)."""
+    for _ in range(5):
+        before = control.now()
+        text = browser.get(url).text
+        if control.now() == before:
+            return text, before
+    raise AssertionError("the emulator clock kept ticking")
+
+
+def prorated(amount: int, now: int, start: int, end: int) -> int:
+    """Stripe's seconds-based proration of amount over the rest of [start, end), to cents."""
+    return int(Decimal(amount * (end - now)) / Decimal(end - start) + Decimal("0.5"))

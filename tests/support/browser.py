@@ -10,6 +10,9 @@ from typing import NoReturn
 
 import pytest
 
+SCREENSHOTS_ENV = "SCREENSHOTS_DIR"
+"""Where the browser tests leave their step-by-step screenshots (a temporary folder unless set)."""
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import LoggedApi, applies
+from harness.servers import LoggedApi, applies
 
 
 class Server(LoggedApi):

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import httpx
 
-from billing.settings import DEV_JWT_SECRET
+from billing.kit.settings import DEV_JWT_SECRET
 from emulator.client import EmulatorControl
-from tests.support.api import APP_URL, Api
-from tests.support.cli import MAIN, run_cli
-from tests.support.servers import free_port, wait_healthy
-from tests.support.stack import PLANS
-from tests.support.world import settled
+from harness.api import APP_URL, Api
+from harness.cli import MAIN, run_cli
+from harness.servers import free_port, wait_healthy
+from harness.stack import PLANS
+from tests.support.private_stack import settled
 
 
-class Dev:
+class DevStack:
     """`python main.py dev` (what `make run` runs) in a folder of its own, on free ports."""
 
     def __init__(

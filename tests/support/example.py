@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Request, expect
 
-from billing.settings import DEV_JWT_SECRET
+from billing.kit.settings import DEV_JWT_SECRET
 from emulator.client import AsyncEmulatorControl
-from tests.support.api import new_org, token
-from tests.support.dev import Dev, dev_api
+from harness.api import new_org, token
+from tests.support.dev import DevStack, dev_api
 from tests.support.journeys import subscribe
 
 BILLING = "/settings/billing"
@@ -46,7 +46,7 @@ async def open_page(browser: Browser) -> Page:
 
 
 async def sign_in_with_token(
-    page: Page, dev: Dev, org: str, role: str = "owner", ttl: int = 600
+    page: Page, dev: DevStack, org: str, role: str = "owner", ttl: int = 600
 ) -> None:
     """Sign in by pasting a token, as a deployment without `make run`'s button does."""
     await page.goto(f"{dev.app_url}{BILLING}")
@@ -56,7 +56,7 @@ async def sign_in_with_token(
     await expect(page.get_by_test_id("current-plan")).to_be_visible()
 
 
-async def pay_on_checkout(page: Page, dev: Dev) -> None:
+async def pay_on_checkout(page: Page, dev: DevStack) -> None:
     """On the emulator's Checkout page: enter the test card and press Subscribe."""
     await page.wait_for_url(re.compile(re.escape(dev.emulator) + r"/c/pay/"))
     await page.locator("form#pay input[name=card]").fill(CARD)
@@ -69,7 +69,7 @@ def long_date(iso: str) -> str:
     return f"{moment:%B} {moment.day}, {moment.year}"
 
 
-async def subscribed_org(dev: Dev, plan: str = "pro") -> tuple[str, dict[str, Any]]:
+async def subscribed_org(dev: DevStack, plan: str = "pro") -> tuple[str, dict[str, Any]]:
     """A new org that paid for `plan` through the API and Checkout: its id and entitlement."""
     org = new_org()
     async with httpx.AsyncClient(base_url=dev.url, timeout=30) as http:
@@ -89,3 +89,29 @@ async def webhooks_held(control: AsyncEmulatorControl) -> AsyncIterator[None]:
         await control.configure(auto_deliver=True)
     late = [event["id"] for event in await control.events() if event["id"] not in before]
     await control.deliver_events(late)
+
+
+async def mark(page: Page) -> None:
+    """Tag this document; a reload or navigation loses the tag."""
+    await page.evaluate("window.__sameDocument = true")
+
+
+async def still_same_document(page: Page) -> bool:
+    """Whether the page shown is still the tagged document (no reload happened)."""
+    return bool(await page.evaluate("window.__sameDocument === true"))
+
+
+def api_writes(page: Page, api_url: str) -> list[str]:
+    """Every mutation the page sends to the API from now on, and any request to Stripe."""
+    seen: list[str] = []
+
+    def watch(request: Request) -> None:
+        """Record writes to the API and any call to Stripe's side."""
+        body = request.post_data or ""
+        if request.url.startswith(api_url) and "mutation" in body:
+            seen.append(body)
+        if "/v1/" in request.url:
+            seen.append(request.url)
+
+    page.on("request", watch)
+    return seen

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.support.api import Api, error_codes
-from tests.support.db import execute
-from tests.support.stack import Stack
-from tests.support.timing import eventually
+from harness.api import Api, error_codes
+from harness.db import execute, rows
+from harness.stack import Stack
+from harness.timing import eventually
 
 FRESH_WITHIN = 1.0
 """Seconds a change by another writer may take to show on PostgreSQL."""
@@ -20,7 +20,7 @@ WARM = 10
 """Reads of an unchanged entitlement before a change: enough for any cache to hold it."""
 
 LEEWAY = 5
-"""Seconds past `exp` the server still accepts a token (billing.auth)."""
+"""Seconds past `exp` the server still accepts a token (billing.kit.auth)."""
 
 DOCUMENTS = (
     "{ entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd hasBillingAccount } }",
@@ -153,3 +153,16 @@ def refused(body: dict[str, Any]) -> bool:
 def answered_for(body: dict[str, Any], org: str) -> bool:
     """True when the answer is this org's entitlement, without errors."""
     return "errors" not in body and body["data"]["entitlement"]["orgId"] == org
+
+
+async def applied(url: str, customer: str) -> None:
+    """Wait until the applier has committed every stored event of the customer."""
+    pending = (
+        "SELECT count(*) AS n FROM webhook_events"
+        " WHERE customer_id = :c AND status NOT IN ('processed', 'ignored')"
+    )
+    await eventually(
+        lambda: rows(url, pending, c=customer),
+        lambda found: found[0]["n"] == 0,
+        what="the applier to commit the customer's events",
+    )

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from billing.settings import Settings
-from tests.support.api import token_claims
-from tests.support.servers import ThreadedServer
-from tests.support.stack import Stack
+from billing.kit.settings import Settings
+from harness.api import token_claims
+from harness.servers import ThreadedServer
+from harness.stack import Stack
 
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "billing-api"

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from emulator.hosted import submit_form_async
-from tests.support.api import APP_URL, Api
+from harness.api import APP_URL, Api
 
 
 async def click(page_url: str, form_id: str, **fields: str) -> str:
@@ -18,10 +18,14 @@ async def click(page_url: str, form_id: str, **fields: str) -> str:
 
 
 async def subscribe(
-    api: Api, plan: str = "pro", interval: str = "MONTH", app_url: str = APP_URL
+    api: Api,
+    plan: str = "pro",
+    interval: str = "MONTH",
+    app_url: str = APP_URL,
+    seats: int | None = None,
 ) -> dict[str, Any]:
     """Upgrade, pay on the Checkout page, and wait until the webhook made the plan apply."""
-    session = await api.upgrade(plan, interval)
+    session = await api.upgrade(plan, interval, seats)
     assert session["__typename"] == "CheckoutSession", session
     landed = await click(session["url"], "pay")
     assert landed.startswith(f"{app_url}/settings/billing?checkout=success"), landed

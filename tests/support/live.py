@@ -15,13 +15,14 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.support.api import token
+from harness.api import token
 
 SUBSCRIPTION = """
 subscription { entitlementChanged { orgId plan status cancelAtPeriodEnd currentPeriodEnd
-                                    trialEnd hasBillingAccount limits updatedAt } }
+                                    trialEnd hasBillingAccount limits updatedAt interval
+                                    seats } }
 """
-"""The same selection as tests.support.api.ENTITLEMENT."""
+"""The same selection as harness.api.ENTITLEMENT."""
 
 PROTOCOL = "graphql-transport-ws"
 

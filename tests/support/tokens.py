@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from tests.support.api import JWT_SECRET
+from harness.api import JWT_SECRET
 from tests.support.identity import JwksServer, SigningKey, claims, ec_key, rsa_key
 
 

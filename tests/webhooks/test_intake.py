@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from billing.services import Services
-from tests.support.db import fresh_database
-from tests.support.signing import event_body
-from tests.support.stack import Stack
+from billing.container import Services
+from harness.db import fresh_database
+from harness.signing import event_body
+from harness.stack import Stack
 from webhooks.intake import Intake
 
 EVENTS = 400

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tests.support.api import Api
-from tests.support.db import rows
+from harness.api import Api
+from harness.db import rows
+from harness.stack import Stack
+from harness.stripe_side import customer_of, price_id
+from harness.timing import eventually
 from tests.support.journeys import click, subscribe
-from tests.support.stack import Stack
-from tests.support.stripe_side import customer_of, price_id
-from tests.support.timing import eventually
 from webhooks.handlers import HANDLERS
 
 DAY = 86_400

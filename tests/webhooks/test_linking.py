@@ -9,14 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import Api, new_org
-from tests.support.db import rows
+from harness.api import Api, new_org
+from harness.db import rows
+from harness.signing import event_body, post_signed
+from harness.stack import Stack
+from harness.stripe_side import customer_of, price_id
+from harness.timing import eventually
 from tests.support.journeys import click, subscribe
-from tests.support.signing import event_body, post_signed
-from tests.support.stack import Stack
-from tests.support.stripe_side import customer_of, price_id
-from tests.support.timing import eventually
-from tests.support.world import World, all_events, deliver, settled
+from tests.support.private_stack import PrivateStack, all_events, deliver, settled
 
 
 @pytest.mark.parametrize(
@@ -86,13 +86,13 @@ async def test_a_stripe_outage_during_a_webhook_is_retried(
 
 @pytest.mark.parametrize("checkout_first", [True, False], ids=["checkout-first", "checkout-last"])
 async def test_checkout_completed_links_a_customer_we_never_saw(
-    world: World, checkout_first: bool
+    private: PrivateStack, checkout_first: bool
 ) -> None:
     """A customer made outside `upgrade` (no org in its metadata, none on the subscription):
     only `checkout.session.completed` names the org, through `client_reference_id`. Events
     before it are acknowledged and ignored; it links the customer and syncs the plan."""
     org = new_org()
-    sdk = world.sdk
+    sdk = private.sdk
     customer = await asyncio.to_thread(sdk.v1.customers.create, {"email": "someone@example.test"})
     price = await asyncio.to_thread(price_id, sdk, "pro_monthly")
     session = await asyncio.to_thread(
@@ -109,7 +109,7 @@ async def test_checkout_completed_links_a_customer_we_never_saw(
     await click(str(session.url), "pay")
     events = [
         e
-        for e in await all_events(world)
+        for e in await all_events(private)
         if customer.id in json.dumps(e["data"]["object"]) and e["type"] != "customer.created"
     ]
     checkout = [e for e in events if e["type"] == "checkout.session.completed"]
@@ -118,18 +118,18 @@ async def test_checkout_completed_links_a_customer_we_never_saw(
         e["type"] for e in others
     }
     ordered = checkout + others if checkout_first else others + checkout
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
         api = Api(client, org)
         for event in ordered:
-            assert await deliver(world.api.url, [json.dumps(event).encode()]) == []
-            await settled(world.settings.database_url)
+            assert await deliver(private.api.url, [json.dumps(event).encode()]) == []
+            await settled(private.settings.database_url)
             if event in others and not checkout_first:
                 assert (await api.entitlement())["hasBillingAccount"] is False
         entitlement = await api.entitlement()
     assert entitlement["plan"] == "pro" and entitlement["status"] == "ACTIVE"
     assert entitlement["hasBillingAccount"] is True
     [account] = await rows(
-        world.settings.database_url,
+        private.settings.database_url,
         "SELECT stripe_customer_id FROM billing_accounts WHERE org_id = :org",
         org=org,
     )

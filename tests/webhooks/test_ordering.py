@@ -1,5 +1,5 @@
 """Order cannot matter: an older event whose Stripe read lands late never overwrites the
-state a newer event wrote (each re-read and its write happen under the customer's claim)."""
+state a newer event wrote (each re-read and its write happen under the customer's lock)."""
 
 from __future__ import annotations
 
@@ -9,59 +9,90 @@ import json
 import httpx
 
 from emulator.client import EmulatorControl
-from tests.support.api import Api
+from harness.api import Api
 from tests.support.journeys import click
-from tests.support.world import World, all_events, deliver, settled
+from tests.support.private_stack import PrivateStack, all_events, deliver, settled
 
 DELAY = 2.0
 
 
-async def _new_events(world: World, customer: str, seen: set[str]) -> list[bytes]:
+async def _new_events(private: PrivateStack, customer: str, seen: set[str]) -> list[bytes]:
     """Bodies of the customer's events not delivered yet, oldest first."""
     fresh = [
         e
-        for e in reversed(await all_events(world))
+        for e in reversed(await all_events(private))
         if e["id"] not in seen and customer in json.dumps(e["data"]["object"])
     ]
     seen.update(e["id"] for e in fresh)
     return [json.dumps(e).encode() for e in fresh]
 
 
-async def test_a_late_stripe_read_does_not_undo_a_newer_event(world: World) -> None:
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateStack) -> None:
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
         api = Api(client)
         checkout = await api.upgrade("pro")
         await click(checkout["url"], "pay")
-        session = await asyncio.to_thread(world.sdk.v1.checkout.sessions.retrieve, checkout["id"])
+        session = await asyncio.to_thread(private.sdk.v1.checkout.sessions.retrieve, checkout["id"])
         customer, subscription = str(session.customer), str(session.subscription)
         seen: set[str] = set()
-        assert await deliver(world.api.url, await _new_events(world, customer, seen)) == []
-        await settled(world.settings.database_url)
+        assert await deliver(private.api.url, await _new_events(private, customer, seen)) == []
+        await settled(private.settings.database_url)
         before = await api.entitlement()
         assert before["plan"] == "pro" and before["cancelAtPeriodEnd"] is False
 
         # E1: a change that leaves the plan as it is. Its re-read of the subscriptions is
         # answered from this moment's state but lands DELAY seconds later.
         await asyncio.to_thread(
-            world.sdk.v1.subscriptions.update, subscription, {"metadata": {"note": "e1"}}
+            private.sdk.v1.subscriptions.update, subscription, {"metadata": {"note": "e1"}}
         )
-        older = await _new_events(world, customer, seen)
+        older = await _new_events(private, customer, seen)
         assert older
-        with EmulatorControl(world.emulator.url) as control:
+        with EmulatorControl(private.emulator.url) as control:
             control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=DELAY)
-        first = asyncio.create_task(deliver(world.api.url, older))
+        first = asyncio.create_task(deliver(private.api.url, older))
         await asyncio.sleep(DELAY / 4)  # E1 is now waiting on its stale answer
 
         # E2: the customer schedules a cancellation; its event arrives while E1 is in flight.
         await asyncio.to_thread(
-            world.sdk.v1.subscriptions.update, subscription, {"cancel_at_period_end": True}
+            private.sdk.v1.subscriptions.update, subscription, {"cancel_at_period_end": True}
         )
-        newer = await _new_events(world, customer, seen)
+        newer = await _new_events(private, customer, seen)
         assert newer
-        assert await deliver(world.api.url, newer) == []
+        assert await deliver(private.api.url, newer) == []
         assert await first == []
-        await settled(world.settings.database_url)
+        await settled(private.settings.database_url)
 
         after = await api.entitlement()
     assert after["plan"] == "pro" and after["status"] == "ACTIVE"
     assert after["cancelAtPeriodEnd"] is True, "the late, older read overwrote the newer state"
+
+
+async def test_late_and_repeated_seat_changes_never_roll_the_quantity_back(
+    private: PrivateStack,
+) -> None:
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
+        api = Api(client)
+        checkout = await api.upgrade("business", seats=3)
+        await click(checkout["url"], "pay")
+        session = await asyncio.to_thread(private.sdk.v1.checkout.sessions.retrieve, checkout["id"])
+        customer = str(session.customer)
+        seen: set[str] = set()
+        bought = await _new_events(private, customer, seen)
+        for seats in (5, 4):  # two seat changes, each confirmed on Stripe's page
+            link = await api.change_seats(seats)
+            await click(link["url"], "confirm")
+        changes = await _new_events(private, customer, seen)
+        quantities = [
+            item["quantity"]
+            for body in changes
+            if (event := json.loads(body))["type"] == "customer.subscription.updated"
+            for item in event["data"]["object"]["items"]["data"]
+        ]
+        assert quantities == [5, 4]  # each event's payload carries the quantity of its moment
+
+        # Newest first, then the purchase, then every event again.
+        everything = list(reversed(changes)) + bought + bought + changes
+        assert await deliver(private.api.url, everything) == []
+        await settled(private.settings.database_url)
+        after = await api.entitlement()
+    assert (after["plan"], after["seats"], after["limits"]["seats"]) == ("business", 4, 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from billing.settings import Settings
+from billing.kit.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 
-from tests.support.api import app_client
-from tests.support.db import stored_event
-from tests.support.signing import WEBHOOK_PATH, WEBHOOK_SECRET, event_body, sign, signed_headers
-from tests.support.stack import Stack
+from harness.api import app_client
+from harness.db import stored_event
+from harness.signing import WEBHOOK_PATH, WEBHOOK_SECRET, event_body, sign, signed_headers
+from harness.stack import Stack
 
 
 async def post(client: httpx.AsyncClient, body: bytes, signature: str | None) -> httpx.Response:

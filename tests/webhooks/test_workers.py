@@ -17,17 +17,28 @@ from pathlib import Path
 import httpx
 import pytest
 
+from billing.kit.change_feed import APPLICATION_NAME, EVENTS_CHANNEL
 from emulator.client import EmulatorControl
-from tests.support.api import Api
-from tests.support.cli import ROOT
-from tests.support.db import rows
+from harness.api import Api
+from harness.cli import ROOT
+from harness.db import rows
+from harness.servers import ApiProcess, LoggedApi, applies, logged_applies
+from harness.stack import Stack
+from harness.timing import eventually
 from tests.support.journeys import click
-from tests.support.servers import ApiProcess, LoggedApi, applies, logged_applies
-from tests.support.stack import Stack
-from tests.support.timing import eventually
-from tests.support.world import (
+from tests.support.lifecycles import (
+    EVENTS_SQL,
+    bodies_of,
+    customer_of,
+    customers_by_org,
+    expected,
+    live_through,
+    subscribe_orgs,
+    subscription_reads,
+)
+from tests.support.private_stack import (
     CONCURRENCY,
-    World,
+    PrivateStack,
     all_events,
     burst_to_both,
     closest_rereads,
@@ -35,20 +46,11 @@ from tests.support.world import (
     settled,
     with_duplicates,
 )
-from tests.webhooks.test_applier import (
-    EVENTS_SQL,
-    bodies_of,
-    customer_of,
-    customers_by_org,
-    subscribe_orgs,
-    subscription_reads,
-)
-from tests.webhooks.test_convergence import expected, live_through
 
 
-async def all_on_pro(world: World, orgs: list[Api]) -> None:
+async def all_on_pro(private: PrivateStack, orgs: list[Api]) -> None:
     """Every org's entitlement, read through the API, is Pro and active."""
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
         for api in orgs:
             got = await Api(client, api.org).entitlement()
             assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
@@ -91,20 +93,21 @@ class Worker:
             self.process.wait(timeout=10)
 
 
-async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: Path) -> None:
-    orgs = await subscribe_orgs(world, 6)
-    events = await all_events(world)
+async def test_the_worker_applies_what_a_server_stored(
+    private: PrivateStack, tmp_path: Path
+) -> None:
+    orgs = await subscribe_orgs(private, 6)
+    events = await all_events(private)
     pending = {e["id"] for e in events if customer_of(e)}
-    control = EmulatorControl(world.emulator.url)
-    url = world.settings.database_url
+    control = EmulatorControl(private.emulator.url)
+    url = private.settings.database_url
     control.clear_requests()
     # A server that stores every delivery but whose applier never gets Stripe's answer: each
     # re-read hangs (and it would wait a minute for it), then the server dies mid-apply.
     control.fail("/v1/subscriptions", method="GET", mode="hang", hang_seconds=60, count=1000)
     try:
-        world.api.stop()
-        world.api = ApiProcess({**world.env, "STRIPE_TIMEOUT": "60"}, port=world.api.port).start()
-        assert await deliver(world.api.url, bodies_of(events)) == []
+        private.restart_api(STRIPE_TIMEOUT="60")
+        assert await deliver(private.api.url, bodies_of(events)) == []
         await eventually(
             lambda: asyncio.to_thread(control.requests, path="/v1/subscriptions", method="GET"),
             what="the server's applier waiting for Stripe",
@@ -114,11 +117,11 @@ async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: P
         assert {(r["status"], r["attempts"]) for r in stored if r["id"] in pending} == {
             ("received", 0)
         }
-        world.api.kill()
+        private.api.kill()
     finally:
         control.clear_faults()
 
-    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    worker = await asyncio.to_thread(Worker, private.env, tmp_path)
     try:
         await settled(url, timeout=30)
         stored = await rows(url, EVENTS_SQL)
@@ -133,43 +136,44 @@ async def test_the_worker_applies_what_a_server_stored(world: World, tmp_path: P
     assert took < 5, took
     assert "applying stored webhook events" in worker.stdout.read_text()
 
-    world.restart_api()
-    await all_on_pro(world, orgs)
+    private.restart_api()
+    await all_on_pro(private, orgs)
     control.close()
 
 
 async def test_with_the_applier_in_a_worker_servers_only_store(
-    world: World, tmp_path: Path
+    private: PrivateStack, tmp_path: Path
 ) -> None:
-    orgs = await subscribe_orgs(world, 4)
-    events = await all_events(world)
+    orgs = await subscribe_orgs(private, 4)
+    events = await all_events(private)
     pending = {e["id"] for e in events if customer_of(e)}
-    control = EmulatorControl(world.emulator.url)
-    url = world.settings.database_url
-    world.api.stop()
-    world.api = ApiProcess({**world.env, "WEBHOOK_APPLIER": "worker"}, port=world.api.port).start()
+    control = EmulatorControl(private.emulator.url)
+    url = private.settings.database_url
+    private.restart_api(WEBHOOK_APPLIER="worker")
     control.clear_requests()
-    assert await deliver(world.api.url, bodies_of(events)) == []
+    assert await deliver(private.api.url, bodies_of(events)) == []
     await asyncio.sleep(2.5)  # more than two of an applier's idle polls
     stored = await rows(url, EVENTS_SQL)
     assert {(r["status"], r["attempts"]) for r in stored if r["id"] in pending} == {("received", 0)}
     assert control.requests(path="/v1/subscriptions", method="GET") == []
 
-    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    worker = await asyncio.to_thread(Worker, private.env, tmp_path)
     try:
         await settled(url, timeout=30)
         applied = await worker.applied(len(pending))
         assert sorted(applied) == sorted(pending)
     finally:
         worker.kill()
-    await all_on_pro(world, orgs)
+    await all_on_pro(private, orgs)
     control.close()
 
 
-HEARD_WITHIN = 0.5
+HEARD_WITHIN = 0.75
 """Seconds from a server acknowledging a delivery to the worker's Stripe re-read. The
-worker's idle poll is a second: without the NOTIFY, each of 8 re-reads would land at a random
-point in it, all 8 within this with a chance of 1 in 256."""
+worker's idle poll is a second: without the NOTIFY, each of HEARING re-reads would land at a
+random point in it, all within this with a chance of 1 in 100 (0.75 ** 16); with it, even a
+busy machine (four test workers on two cores) hears well within it."""
+HEARING = 16
 
 
 async def test_a_worker_hears_at_once_what_a_server_stored(
@@ -177,43 +181,51 @@ async def test_a_worker_hears_at_once_what_a_server_stored(
 ) -> None:
     if stack.backend != "postgresql":
         pytest.skip("SQLite has no NOTIFY: a worker polls for other processes' events")
-    world: World = request.getfixturevalue("world")
-    orgs = await subscribe_orgs(world, 8)
-    customers = await customers_by_org(world)
-    events = await all_events(world)
-    control = EmulatorControl(world.emulator.url)
-    world.api.stop()
-    world.api = ApiProcess({**world.env, "WEBHOOK_APPLIER": "worker"}, port=world.api.port).start()
-    listening = "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = :name"
-    url, name = world.settings.database_url, "billing-change-feed"
-    before = (await rows(url, listening, name=name))[0]["n"]
-    worker = await asyncio.to_thread(Worker, world.env, tmp_path)
+    private: PrivateStack = request.getfixturevalue("private")
+    orgs = await subscribe_orgs(private, 1 + HEARING)
+    customers = await customers_by_org(private)
+    events = await all_events(private)
+    control = EmulatorControl(private.emulator.url)
+    private.restart_api(WEBHOOK_APPLIER="worker")
+    # A LISTEN connection's last statement is its LISTEN on the events' channel, once it hears.
+    # Backends are told apart by pid: the restarted server's old connection may still be listed
+    # when `before` is read, and gone by the time the worker's appears.
+    listening = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name AND query LIKE :listen"
+    )
+    url, name = private.settings.database_url, APPLICATION_NAME
+    listen = f"LISTEN %{EVENTS_CHANNEL}%"
+    before = {row["pid"] for row in await rows(url, listening, name=name, listen=listen)}
+    worker = await asyncio.to_thread(Worker, private.env, tmp_path)
     rng = random.Random(7)
     delays = []
     try:
         await eventually(
-            lambda: rows(url, listening, name=name),
-            lambda found: found[0]["n"] > before,
-            what="the worker's LISTEN connection",
+            lambda: rows(url, listening, name=name, listen=listen),
+            lambda found: bool({row["pid"] for row in found} - before),
+            timeout=30,
+            what="the worker's LISTEN on the events' channel",
         )
-        await asyncio.sleep(0.2)  # its LISTEN follows the connection
-        for api in orgs:
+        # The first apply of a process pays for its first Stripe call (the SDK's lazy imports,
+        # a new connection: a second on a busy machine); the ones measured come after it.
+        for n, api in enumerate(orgs):
             customer = customers[api.org]
             mine = [e for e in events if customer_of(e) == customer]
             await asyncio.sleep(rng.uniform(0, 1))  # anywhere in the worker's poll
-            assert await deliver(world.api.url, bodies_of(mine)) == []
+            assert await deliver(private.api.url, bodies_of(mine)) == []
             acknowledged = time.time()
             reads = await eventually(
                 functools.partial(asyncio.to_thread, subscription_reads, control, customer),
                 what="the worker's re-read",
             )
-            delays.append(min(r["time"] for r in reads) - acknowledged)
+            if n > 0:
+                delays.append(min(r["time"] for r in reads) - acknowledged)
         await settled(url, timeout=30)
     finally:
         worker.kill()
     print("acknowledged -> worker's re-read:", ", ".join(f"{d * 1000:.0f} ms" for d in delays))
     assert max(delays) < HEARD_WITHIN, delays
-    await all_on_pro(world, orgs)
+    await all_on_pro(private, orgs)
     control.close()
 
 
@@ -231,30 +243,29 @@ WATCHED = 2.5
 
 
 async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
-    world: World, tmp_path: Path
+    private: PrivateStack, tmp_path: Path
 ) -> None:
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
         api = Api(client)
         await click((await api.upgrade("pro"))["url"], "pay")
-    customer = (await customers_by_org(world))[api.org]
-    events = [e for e in await all_events(world) if customer_of(e) == customer]
+    customer = (await customers_by_org(private))[api.org]
+    events = [e for e in await all_events(private) if customer_of(e) == customer]
     assert len(events) >= 2
-    url = world.settings.database_url
-    control = EmulatorControl(world.emulator.url)
+    url = private.settings.database_url
+    control = EmulatorControl(private.emulator.url)
     control.clear_requests()
-    world.api.stop()  # the holder waits for Stripe's late answer instead of timing out
-    world.api = ApiProcess({**world.env, "STRIPE_TIMEOUT": "30"}, port=world.api.port).start()
+    private.restart_api(STRIPE_TIMEOUT="30")  # the holder waits for Stripe's late answer
     control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=HOLD)
     held_from = time.monotonic()
-    assert await deliver(world.api.url, bodies_of(events[:1])) == []
+    assert await deliver(private.api.url, bodies_of(events[:1])) == []
     await eventually(
         lambda: asyncio.to_thread(subscription_reads, control, customer),
         what="the holder's re-read in flight",
     )
     # The other process starts once the first holds the customer (else, hearing the event
-    # stored through NOTIFY, it could be the one to claim it) and stores the rest: the
-    # customer is due, but claimed elsewhere.
-    other = LoggedApi(world.env, tmp_path / "other.log").start()
+    # stored through NOTIFY, it could be the one to lock it) and stores the rest: the
+    # customer is due, but locked elsewhere.
+    other = LoggedApi(private.env, tmp_path / "other.log").start()
     try:
         waiting_from = cpu_seconds(other.process)
         assert await deliver(other.url, bodies_of(events[1:])) == []
@@ -271,8 +282,8 @@ async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
         other.stop()
     stored = await rows(url, EVENTS_SQL + " WHERE customer_id = :c", c=customer)
     assert {(r["status"], r["attempts"]) for r in stored} == {("processed", 1)}
-    # Waiting for another process's claim should cost about as little as idling, not a core's
-    # worth of looking for due work and trying the claim again.
+    # Waiting for another process's lock should cost about as little as idling, not a core's
+    # worth of looking for due work and trying the lock again.
     assert waiting < 0.5, f"{waiting:.2f} s of CPU in {WATCHED:.1f} s (idle: {idle:.2f} s)"
     control.close()
 
@@ -289,35 +300,33 @@ async def test_two_servers_never_apply_one_customer_at_once(
 ) -> None:
     if stack.backend != "postgresql":
         pytest.skip("two API processes share a database on PostgreSQL only")
-    world: World = request.getfixturevalue("world")
-    async with httpx.AsyncClient(base_url=world.api.url, timeout=60) as client:
+    private: PrivateStack = request.getfixturevalue("private")
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=60) as client:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def guarded(i: int) -> Api:
             async with gate:
-                return await live_through(world, client, i)
+                return await live_through(private, client, i)
 
         orgs = await asyncio.gather(*(guarded(i) for i in range(ORGS)))
-    control = EmulatorControl(world.emulator.url)
+    control = EmulatorControl(private.emulator.url)
     control.advance(35 * 86_400)
-    events = await all_events(world)
+    events = await all_events(private)
     bodies = with_duplicates(bodies_of(events), DUPLICATES, seed=4321)
-    url = world.settings.database_url
+    url = private.settings.database_url
 
-    world.api.stop()
-    first = LoggedApi(world.env, tmp_path / "first.log", port=world.api.port).start()
-    world.api = first
-    second = LoggedApi(world.env, tmp_path / "second.log").start()
+    first = private.restart_logged_api(tmp_path / "first.log")
+    second = LoggedApi(private.env, tmp_path / "second.log").start()
     try:
-        reads = await burst_to_both(world, (first.url, second.url), bodies, STRIPE_DELAY, 60)
+        reads = await burst_to_both(private, (first.url, second.url), bodies, STRIPE_DELAY, 60)
     finally:
         second.stop()
 
     # Every org equals Stripe; every event applied exactly once.
-    customers = await customers_by_org(world)
+    customers = await customers_by_org(private)
     async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
         for api in orgs:
-            want = await asyncio.to_thread(expected, world, api.org, customers[api.org])
+            want = await asyncio.to_thread(expected, private, api.org, customers[api.org])
             got = await Api(client, api.org).entitlement()
             assert {k: got[k] for k in want} == want, (api.org, customers[api.org])
     stored = await rows(url, EVENTS_SQL)

@@ -1,4 +1,4 @@
-// The two ways to Stripe: openPortal and upgrade. One at a time per page (a double click
+// The ways to Stripe: openPortal, upgrade and changeSeats. One at a time per page (a double click
 // mints one session), the button that was clicked says so, and errors become sentences.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useNavigate } from "react-router";
@@ -9,15 +9,19 @@ import { BILLING_PATH } from "./config";
 import { ERROR_SENTENCES, NETWORK_TROUBLE } from "./format";
 import type {
   BillingInterval,
+  ChangeSeatsMutation,
   OpenPortalMutation,
   PortalFlow,
   UpgradeMutation,
 } from "./gql/graphql";
 import type { Entitlement } from "./live";
-import { OpenPortal, Upgrade } from "./operations";
+import { ChangeSeats, OpenPortal, Upgrade } from "./operations";
 import { type Errand, expectOnReturn } from "./returns";
 
-type Outcome = OpenPortalMutation["openPortal"] | UpgradeMutation["upgrade"];
+type Outcome =
+  | OpenPortalMutation["openPortal"]
+  | UpgradeMutation["upgrade"]
+  | ChangeSeatsMutation["changeSeats"];
 
 function problem(error: CombinedError): string {
   if (error.networkError) return NETWORK_TROUBLE;
@@ -29,13 +33,17 @@ export interface BillingActions {
   busy: string | null;
   error: string | null;
   openPortal: (key: string, flow: PortalFlow | null, errand: Errand | null, path?: string) => void;
-  upgrade: (plan: string, interval: BillingInterval) => void;
+  /** `seats` only for a per-seat plan (null: the API's default). */
+  upgrade: (plan: string, interval: BillingInterval, seats?: number | null) => void;
+  /** Stripe's confirmation page for a new seat count on the current per-seat plan. */
+  changeSeats: (seats: number) => void;
 }
 
 export function useBillingActions(entitlement: Entitlement | null): BillingActions {
   const navigate = useNavigate();
   const [, openPortalMutation] = useMutation(OpenPortal);
   const [, upgradeMutation] = useMutation(Upgrade);
+  const [, changeSeatsMutation] = useMutation(ChangeSeats);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const running = useRef(false); // set at once: two clicks in one frame start one action
@@ -96,18 +104,48 @@ export function useBillingActions(entitlement: Entitlement | null): BillingActio
   );
 
   const upgrade = useCallback(
-    (plan: string, interval: BillingInterval) => {
+    (plan: string, interval: BillingInterval, seats: number | null = null) => {
       if (!start(`upgrade-${plan}`)) return;
-      void upgradeMutation({ plan, interval }).then((result) => {
+      void upgradeMutation({ plan, interval, seats }).then((result) => {
         const outcome = result.data?.upgrade;
         follow(outcome, result.error, () => {
-          const errand = outcome?.__typename === "CheckoutSession" ? "checkout" : "switch";
-          expectOnReturn(errand, entitlement, plan);
+          let errand: Errand = "switch";
+          if (outcome?.__typename === "CheckoutSession") errand = "checkout";
+          else if (seatsOnly(entitlement, plan, interval, seats)) errand = "seats";
+          expectOnReturn(errand, entitlement, plan, seats);
         });
       });
     },
     [entitlement, follow, start, upgradeMutation],
   );
 
-  return { busy, error, openPortal, upgrade };
+  const changeSeats = useCallback(
+    (seats: number) => {
+      if (!start("change-seats")) return;
+      void changeSeatsMutation({ seats, returnPath: BILLING_PATH }).then((result) =>
+        follow(result.data?.changeSeats, result.error, () =>
+          expectOnReturn("seats", entitlement, null, seats),
+        ),
+      );
+    },
+    [changeSeatsMutation, entitlement, follow, start],
+  );
+
+  return { busy, error, openPortal, upgrade, changeSeats };
+}
+
+/** Whether an upgrade changes only the seat count: same plan, same billing period. */
+function seatsOnly(
+  now: Entitlement | null,
+  plan: string,
+  interval: BillingInterval,
+  seats: number | null,
+): boolean {
+  return (
+    now !== null &&
+    seats !== null &&
+    now.plan === plan &&
+    now.interval === interval &&
+    (now.seats ?? null) !== seats
+  );
 }

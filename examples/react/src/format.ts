@@ -8,10 +8,14 @@ export const ERROR_SENTENCES: Record<BillingErrorCode, string> = {
   FORBIDDEN: "Only an owner or admin of your organization can manage billing.",
   INVALID_RETURN_PATH: "The billing service refused this page's return address.",
   UNKNOWN_PLAN: "That plan is not available with the chosen billing period.",
-  ALREADY_ON_PLAN: "You are already on this plan with this billing period.",
+  ALREADY_ON_PLAN:
+    "Nothing to change: you already have this plan, billing period and number of seats.",
   STRIPE_NOT_CONFIGURED: "Billing is not set up on this server yet.",
   STRIPE_UNAVAILABLE: "Stripe did not answer. Nothing was changed; please try again.",
   RATE_LIMITED: "Too many billing requests for your organization. Wait a minute and try again.",
+  INVALID_SEATS:
+    "That number of seats is not available: choose a number within the plan's range (only " +
+    "per-seat plans have seats).",
 };
 
 export const STATUS_LABELS: Record<SubscriptionStatus, string> = {
@@ -37,13 +41,26 @@ export function formatDate(iso: string): string {
   return new Intl.DateTimeFormat(undefined, { dateStyle: "long" }).format(new Date(iso));
 }
 
-export function formatPrice(amount: number, currency: string, interval: BillingInterval): string {
-  const money = new Intl.NumberFormat(undefined, {
+/** An amount in the currency's smallest unit, e.g. 1500 usd -> "$15", 1550 usd -> "$15.50". */
+export function formatMoney(amount: number, currency: string): string {
+  return new Intl.NumberFormat(undefined, {
     style: "currency",
     currency: currency.toUpperCase(),
     minimumFractionDigits: amount % 100 === 0 ? 0 : 2,
   }).format(amount / 100);
-  return `${money} / ${interval === "YEAR" ? "year" : "month"}`;
+}
+
+export function intervalWord(interval: BillingInterval): string {
+  return interval === "YEAR" ? "year" : "month";
+}
+
+export function formatPrice(amount: number, currency: string, interval: BillingInterval): string {
+  return `${formatMoney(amount, currency)} / ${intervalWord(interval)}`;
+}
+
+/** "1 seat", "5 seats". */
+export function formatSeats(seats: number): string {
+  return `${seats} ${seats === 1 ? "seat" : "seats"}`;
 }
 
 export function formatLimits(limits: Record<string, unknown>): string {

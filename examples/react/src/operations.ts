@@ -12,6 +12,8 @@ export const EntitlementFields = graphql(`
     hasBillingAccount
     limits
     updatedAt
+    interval
+    seats
   }
 `);
 
@@ -37,6 +39,10 @@ export const PlansQuery = graphql(`
       slug
       name
       limits
+      seats {
+        min
+        max
+      }
       prices {
         interval
         amount
@@ -62,12 +68,27 @@ export const OpenPortal = graphql(`
 `);
 
 export const Upgrade = graphql(`
-  mutation Upgrade($plan: String!, $interval: BillingInterval!) {
-    upgrade(plan: $plan, interval: $interval) {
+  mutation Upgrade($plan: String!, $interval: BillingInterval!, $seats: Int) {
+    upgrade(plan: $plan, interval: $interval, seats: $seats) {
       __typename
       ... on CheckoutSession {
         url
       }
+      ... on PortalSession {
+        url
+      }
+      ... on BillingError {
+        code
+        message
+      }
+    }
+  }
+`);
+
+export const ChangeSeats = graphql(`
+  mutation ChangeSeats($seats: Int!, $returnPath: String!) {
+    changeSeats(seats: $seats, returnPath: $returnPath) {
+      __typename
       ... on PortalSession {
         url
       }

@@ -4,16 +4,19 @@ import { useEffect, useRef, useState } from "react";
 import { useLocation, useNavigate } from "react-router";
 
 import { BILLING_PATH } from "./config";
-import { SUBSCRIBED } from "./format";
+import { SUBSCRIBED, formatSeats } from "./format";
 import type { Entitlement } from "./live";
 
-/** What the customer went to do; the return path's query says which came back. */
-export type Errand = "checkout" | "switch" | "cancel";
+/** What the customer went to do; the return path's query says which came back ("seats", a new
+ * seat count on the same plan, comes back as a "switch": the note left before says which). */
+export type Errand = "checkout" | "switch" | "seats" | "cancel";
 
 interface Expectation {
   errand: Errand;
   plan: string | null;
-  before: Pick<Entitlement, "plan" | "updatedAt"> | null;
+  /** The seat count asked for (a per-seat plan), else null. */
+  seats: number | null;
+  before: { plan: string; seats: number | null; updatedAt: string | null } | null;
   at: number;
 }
 
@@ -28,21 +31,38 @@ export const RETURN_PATHS = {
   cancel: `${BILLING_PATH}?canceling=1`,
 } as const;
 
+/** The errands a Portal button waits for, each with its own return path. */
+export type PortalErrand = keyof typeof RETURN_PATHS;
+
+/** The errand whose return path a note's errand comes back on. */
+function comesBackAs(errand: Errand): Errand {
+  return errand === "seats" ? "switch" : errand;
+}
+
 /** Remember, before leaving for Stripe, what should change when the customer is back. */
-export function expectOnReturn(errand: Errand, now: Entitlement | null, plan: string | null): void {
+export function expectOnReturn(
+  errand: Errand,
+  now: Entitlement | null,
+  plan: string | null,
+  seats: number | null = null,
+): void {
   const expectation: Expectation = {
     errand,
     plan,
-    before: now && { plan: now.plan, updatedAt: now.updatedAt ?? null },
+    seats,
+    before: now && { plan: now.plan, seats: now.seats ?? null, updatedAt: now.updatedAt ?? null },
     at: Date.now(),
   };
   sessionStorage.setItem(KEY, JSON.stringify(expectation));
 }
 
-function expected(errand: Errand): Expectation | null {
+function expected(back: Errand): Expectation | null {
   try {
     const stored = JSON.parse(sessionStorage.getItem(KEY) ?? "null") as Expectation | null;
-    if (stored?.errand === errand && Date.now() - stored.at < STALE_MS) return stored;
+    if (stored && comesBackAs(stored.errand) === back && Date.now() - stored.at < STALE_MS) {
+      // a note from before seats existed has none
+      return { ...stored, seats: stored.seats ?? null };
+    }
   } catch {
     // a damaged note is no note
   }
@@ -62,10 +82,15 @@ function shows(errand: Errand, note: Expectation | null, e: Entitlement): boolea
   switch (errand) {
     case "checkout":
       return SUBSCRIBED.has(e.status) && (note?.plan == null || e.plan === note.plan);
-    case "switch":
+    case "switch": {
       if (note?.before == null) return true;
-      if (note.plan !== null && note.plan !== note.before.plan) return e.plan === note.plan;
+      const seated = note.seats === null || e.seats === note.seats;
+      if (note.plan !== null && note.plan !== note.before.plan) return e.plan === note.plan && seated;
+      if (note.seats !== null && note.seats !== note.before.seats) return seated;
       return (e.updatedAt ?? null) !== note.before.updatedAt;
+    }
+    case "seats":
+      return note?.seats == null || e.seats === note.seats;
     case "cancel":
       return e.cancelAtPeriodEnd || !SUBSCRIBED.has(e.status);
   }
@@ -78,18 +103,24 @@ export interface Sync {
   phase: SyncPhase;
 }
 
+/** What came back, from the URL's query and the note left before leaving. */
+function arrival(search: string): { sync: Sync | null; note: Expectation | null } {
+  const back = errandOf(new URLSearchParams(search));
+  if (back === null) return { sync: null, note: null };
+  if (back === "checkout-canceled") {
+    return { sync: { errand: back, phase: "checkout-canceled" }, note: null };
+  }
+  const note = expected(back);
+  return { sync: { errand: note?.errand ?? back, phase: "waiting" }, note };
+}
+
 /** The return being confirmed, read from the URL once; the URL is then cleaned. */
 export function useReturnSync(entitlement: Entitlement | null): Sync | null {
   const location = useLocation();
   const navigate = useNavigate();
-  const [sync, setSync] = useState<Sync | null>(() => {
-    const errand = errandOf(new URLSearchParams(location.search));
-    if (errand === null) return null;
-    return { errand, phase: errand === "checkout-canceled" ? "checkout-canceled" : "waiting" };
-  });
-  const note = useRef<Expectation | null>(
-    sync && sync.errand !== "checkout-canceled" ? expected(sync.errand) : null,
-  );
+  const [first] = useState(() => arrival(location.search));
+  const [sync, setSync] = useState<Sync | null>(first.sync);
+  const note = useRef<Expectation | null>(first.note);
 
   // A reload or a shared link must not start the wait again.
   useEffect(() => {
@@ -127,31 +158,38 @@ export function useReturnSync(entitlement: Entitlement | null): Sync | null {
 const WAITING: Record<Errand, string> = {
   checkout: "Confirming your payment...",
   switch: "Applying your plan change...",
+  seats: "Applying your seat change...",
   cancel: "Confirming your cancellation...",
 };
+
+/** The late notice of a change confirmed on Stripe's page. */
+const lateChange = (what: string): string =>
+  `Your ${what} has not arrived from Stripe after 30 seconds. If you confirmed it, it shows ` +
+  "here by itself when it arrives; if you left without confirming, nothing changed.";
 
 const LATE: Record<Errand, string> = {
   checkout:
     "Stripe has not confirmed your payment after 30 seconds. If you paid, this page updates " +
     "by itself as soon as the confirmation arrives; you do not need to pay again.",
-  switch:
-    "Your plan change has not arrived from Stripe after 30 seconds. If you confirmed it, it " +
-    "shows here by itself when it arrives; if you left without confirming, nothing changed.",
-  cancel:
-    "Your cancellation has not arrived from Stripe after 30 seconds. If you confirmed it, it " +
-    "shows here by itself when it arrives; if you left without confirming, nothing changed.",
+  switch: lateChange("plan change"),
+  seats: lateChange("seat change"),
+  cancel: lateChange("cancellation"),
 };
 
-/** The sentence for a sync, given the plan's display name once it is done. */
-export function syncMessage(sync: Sync, planName: string): string {
+/** The sentence for a sync, given the plan's display name and seats (per-seat plans) once it
+ * is done. */
+export function syncMessage(sync: Sync, planName: string, seats: number | null): string {
   if (sync.errand === "checkout-canceled") return "Checkout was canceled. Nothing was charged.";
   if (sync.phase === "waiting") return WAITING[sync.errand];
   if (sync.phase === "late") return LATE[sync.errand];
+  const plan = seats === null ? planName : `${planName} with ${formatSeats(seats)}`;
   switch (sync.errand) {
     case "checkout":
-      return `Payment confirmed: you are on ${planName}.`;
+      return `Payment confirmed: you are on ${plan}.`;
     case "switch":
-      return `Plan change applied: you are on ${planName}.`;
+      return `Plan change applied: you are on ${plan}.`;
+    case "seats":
+      return seats === null ? "Seat change applied." : `Seat change applied: you have ${formatSeats(seats)}.`;
     case "cancel":
       return "Cancellation confirmed.";
   }

@@ -2,7 +2,7 @@
 // "Opening portal..." while `openPortal` runs, and disabled while any billing action runs.
 import type { BillingActions } from "../actions";
 import type { PortalFlow } from "../gql/graphql";
-import { type Errand, RETURN_PATHS } from "../returns";
+import { type PortalErrand, RETURN_PATHS } from "../returns";
 
 export function PortalButton(props: {
   actions: BillingActions;
@@ -11,7 +11,7 @@ export function PortalButton(props: {
   className?: string;
   flow?: PortalFlow;
   /** The change to wait for on return (its return path says so). */
-  errand?: Exclude<Errand, "checkout">;
+  errand?: PortalErrand;
   disabled?: boolean;
 }) {
   const { actions, testId, children, className, flow, errand, disabled } = props;

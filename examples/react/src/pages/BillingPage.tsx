@@ -1,12 +1,22 @@
 // /settings/billing: what the org has now, live, and the ways to change it through Stripe.
+import { type FormEvent, useState } from "react";
 import { Link } from "react-router";
 
-import { useBillingActions } from "../actions";
+import { type BillingActions, useBillingActions } from "../actions";
 import { PortalButton } from "../components/PortalButton";
-import { NETWORK_TROUBLE, STATUS_LABELS, SUBSCRIBED, formatDate, formatLimits } from "../format";
+import {
+  NETWORK_TROUBLE,
+  STATUS_LABELS,
+  SUBSCRIBED,
+  formatDate,
+  formatLimits,
+  formatSeats,
+} from "../format";
+import type { BillingInterval } from "../gql/graphql";
 import { useLiveEntitlement } from "../live";
-import { planName, usePlans } from "../plans";
+import { type Plan, planName, usePlans } from "../plans";
 import { syncMessage, useReturnSync } from "../returns";
+import { seatCount, seatRangeHint, seatTotal } from "../seats";
 
 export function BillingPage() {
   const { entitlement, error } = useLiveEntitlement();
@@ -26,12 +36,14 @@ export function BillingPage() {
   const name = planName(plans, entitlement.plan);
   const subscribed = SUBSCRIBED.has(entitlement.status);
   const changeable = subscribed && !entitlement.cancelAtPeriodEnd;
+  const seats = entitlement.seats ?? null;
+  const plan = plans?.find((p) => p.slug === entitlement.plan) ?? null;
 
   return (
     <>
       {sync && (
         <p className={`notice ${sync.phase}`} data-testid="sync-state" data-phase={sync.phase} role="status">
-          {syncMessage(sync, name)}
+          {syncMessage(sync, name, seats)}
         </p>
       )}
       {entitlement.cancelAtPeriodEnd && entitlement.currentPeriodEnd && (
@@ -50,6 +62,12 @@ export function BillingPage() {
         <dl className="facts">
           <dt>Current Plan</dt>
           <dd data-testid="current-plan">{name}</dd>
+          {seats !== null && (
+            <>
+              <dt>Seats</dt>
+              <dd data-testid="current-seats">{formatSeats(seats)}</dd>
+            </>
+          )}
           <dt>Status</dt>
           <dd data-testid="plan-status">{STATUS_LABELS[entitlement.status]}</dd>
           {entitlement.trialEnd && entitlement.status === "TRIALING" && (
@@ -67,6 +85,15 @@ export function BillingPage() {
           <dt>Includes</dt>
           <dd data-testid="plan-limits">{formatLimits(entitlement.limits)}</dd>
         </dl>
+        {seats !== null && changeable && (
+          <SeatChanger
+            key={seats}
+            current={seats}
+            plan={plan}
+            interval={entitlement.interval ?? "MONTH"}
+            actions={actions}
+          />
+        )}
         {actions.error && (
           <p className="error" data-testid="billing-error" role="alert">
             {actions.error}
@@ -107,5 +134,58 @@ export function BillingPage() {
         )}
       </section>
     </>
+  );
+}
+
+const WHERE_SEATS_CHANGE =
+  "Opens Stripe's confirmation page, which shows the prorated amount before anything changes.";
+
+/** A new seat count for the current per-seat plan, confirmed on Stripe's page (`changeSeats`);
+ * the count shown changes only when the webhook lands. Keyed by the current count, so a change
+ * that lands starts it afresh. */
+function SeatChanger(props: {
+  current: number;
+  plan: Plan | null;
+  interval: BillingInterval;
+  actions: BillingActions;
+}) {
+  const { current, plan, interval, actions } = props;
+  const [typed, setTyped] = useState(String(current));
+  const range = plan?.seats ?? null;
+  const seats = seatCount(typed, range);
+  const total = seats !== null && plan !== null ? seatTotal(plan, interval, seats) : null;
+
+  const submit = (event: FormEvent): void => {
+    event.preventDefault();
+    if (seats !== null && seats !== current) actions.changeSeats(seats);
+  };
+
+  return (
+    <form className="seat-change" onSubmit={submit}>
+      <label htmlFor="seat-count">Seats</label>
+      <input
+        id="seat-count"
+        type="number"
+        inputMode="numeric"
+        data-testid="seat-count"
+        min={range?.min}
+        max={range?.max}
+        step={1}
+        value={typed}
+        onChange={(event) => setTyped(event.target.value)}
+      />
+      <button
+        type="submit"
+        data-testid="change-seats"
+        aria-describedby="change-seats-hint"
+        disabled={actions.busy !== null || seats === null || seats === current}
+      >
+        {actions.busy === "change-seats" ? "Opening Stripe..." : "Change seats"}
+      </button>
+      <p id="change-seats-hint" className="hint" data-testid="change-seats-hint">
+        {seats === null && range !== null ? seatRangeHint(range) : WHERE_SEATS_CHANGE}
+        {total !== null && seats !== current && <> New price: {total}.</>}
+      </p>
+    </form>
   );
 }

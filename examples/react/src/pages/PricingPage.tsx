@@ -1,13 +1,15 @@
-// /pricing: the catalog, a month/year switch, and one button per plan calling `upgrade`.
+// /pricing: the catalog, a month/year switch, a seat picker on per-seat plans, and one button
+// per plan calling `upgrade`.
 import { useState } from "react";
 import { useLocation } from "react-router";
 
 import { type BillingActions, useBillingActions } from "../actions";
 import { PortalButton } from "../components/PortalButton";
-import { SUBSCRIBED, formatLimits, formatPrice } from "../format";
+import { SUBSCRIBED, formatLimits, formatMoney, formatPrice, intervalWord } from "../format";
 import type { BillingInterval } from "../gql/graphql";
 import { type Entitlement, useLiveEntitlement } from "../live";
 import { type Plan, usePlans } from "../plans";
+import { type SeatRange, seatCount, seatRangeHint, seatTotal } from "../seats";
 
 const INTERVALS: [BillingInterval, string][] = [
   ["MONTH", "Monthly"],
@@ -71,10 +73,50 @@ export function PricingPage() {
   );
 }
 
-/** The label of a plan's upgrade button when the plan has a price for the interval. */
-function upgradeLabel(plan: Plan, current: boolean, subscribed: boolean): string {
+/** The label of a plan's upgrade button when the plan has a price for the interval;
+ * `newSeats` is the count picked on the current per-seat plan when it differs from today's. */
+function upgradeLabel(
+  plan: Plan,
+  current: boolean,
+  subscribed: boolean,
+  newSeats: number | null,
+): string {
   if (!subscribed) return `Upgrade to ${plan.name}`;
-  return current ? "Your plan" : `Switch to ${plan.name}`;
+  if (!current) return `Switch to ${plan.name}`;
+  return newSeats === null ? "Your plan" : `Change to ${newSeats} seats`;
+}
+
+/** A per-seat plan's number of seats, bounded by its range; shows what they cost together. */
+function SeatPicker(props: {
+  plan: Plan;
+  range: SeatRange;
+  interval: BillingInterval;
+  typed: string;
+  onChange: (typed: string) => void;
+}) {
+  const { plan, range, interval, typed, onChange } = props;
+  const seats = seatCount(typed, range);
+  const total = seats === null ? null : seatTotal(plan, interval, seats);
+  const id = `seats-${plan.slug}`;
+  return (
+    <div className="seat-picker">
+      <label htmlFor={id}>Seats</label>
+      <input
+        id={id}
+        type="number"
+        inputMode="numeric"
+        data-testid={id}
+        min={range.min}
+        max={range.max}
+        step={1}
+        value={typed}
+        onChange={(event) => onChange(event.target.value)}
+      />
+      <p className="seat-total" data-testid={`seat-total-${plan.slug}`} aria-live="polite">
+        {seats === null ? seatRangeHint(range) : (total ?? "")}
+      </p>
+    </div>
+  );
 }
 
 function PlanCard(props: {
@@ -89,6 +131,13 @@ function PlanCard(props: {
   const subscribed = entitlement !== null && SUBSCRIBED.has(entitlement.status);
   const current = entitlement?.plan === plan.slug;
   const key = `upgrade-${plan.slug}`;
+  const range = plan.seats ?? null;
+  // The picked count; until one is typed, the current count on this plan, else the minimum.
+  const [typed, setTyped] = useState<string | null>(null);
+  const ownSeats = current && subscribed ? (entitlement?.seats ?? null) : null;
+  const shownSeats = typed ?? String(ownSeats ?? range?.min ?? "");
+  const seats = range === null ? null : seatCount(shownSeats, range);
+  const newSeats = ownSeats !== null && seats !== null && seats !== ownSeats ? seats : null;
 
   let button;
   if (price) {
@@ -97,10 +146,12 @@ function PlanCard(props: {
         type="button"
         className="primary"
         data-testid={key}
-        disabled={actions.busy !== null || entitlement === null}
-        onClick={() => actions.upgrade(plan.slug, interval)}
+        disabled={
+          actions.busy !== null || entitlement === null || (range !== null && seats === null)
+        }
+        onClick={() => actions.upgrade(plan.slug, interval, seats)}
       >
-        {actions.busy === key ? "Redirecting..." : upgradeLabel(plan, current, subscribed)}
+        {actions.busy === key ? "Redirecting..." : upgradeLabel(plan, current, subscribed, newSeats)}
       </button>
     );
   } else if (free && subscribed) {
@@ -126,14 +177,28 @@ function PlanCard(props: {
   }
 
   let shownPrice = "—";
-  if (price) shownPrice = formatPrice(price.amount, price.currency, interval);
+  if (price && range) {
+    shownPrice = `${formatMoney(price.amount, price.currency)} per seat / ${intervalWord(interval)}`;
+  } else if (price) shownPrice = formatPrice(price.amount, price.currency, interval);
   else if (free) shownPrice = "Free";
 
   return (
     <article className={current ? "plan current" : "plan"} data-testid={`plan-${plan.slug}`}>
       <h2>{plan.name}</h2>
       <p className="price">{shownPrice}</p>
-      <p className="limits">{formatLimits(plan.limits)}</p>
+      <p className="limits">
+        {formatLimits(plan.limits)}
+        {range && ` · ${range.min} to ${range.max} seats`}
+      </p>
+      {range && price && (
+        <SeatPicker
+          plan={plan}
+          range={range}
+          interval={interval}
+          typed={shownSeats}
+          onChange={setTyped}
+        />
+      )}
       {button}
     </article>
   );

@@ -1,0 +1,167 @@
+"""The plan catalog from PLANS_FILE, validated at start-up."""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class BillingInterval(enum.StrEnum):
+    """How often a price bills."""
+
+    MONTH = "month"
+    YEAR = "year"
+
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+MAX_QUANTITY = 999_999
+"""The largest seat count a plan may sell (Stripe's quantities are far larger; this keeps a
+typo such as an extra zero row out of the plans file)."""
+
+
+class CatalogError(Exception):
+    """The plans file is missing or invalid."""
+
+
+class PriceSpec(BaseModel):
+    """One recurring price of a plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookup_key: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    amount: int = Field(ge=0, le=99_999_999)
+    currency: str = Field(pattern=r"^[a-z]{3}$")
+
+
+class SeatRange(BaseModel):
+    """How many seats a per-seat plan sells: its price's quantity stays within min..max."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int = Field(ge=1, le=MAX_QUANTITY)
+    max: int = Field(ge=1, le=MAX_QUANTITY)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeatRange:
+        """min ≤ max."""
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not be above max ({self.max})")
+        return self
+
+    def __contains__(self, seats: object) -> bool:
+        """Whether a seat count is within the range."""
+        return isinstance(seats, int) and self.min <= seats <= self.max
+
+    def clamp(self, seats: int) -> int:
+        """The nearest seat count within the range."""
+        return max(self.min, min(self.max, seats))
+
+
+class PlanSpec(BaseModel):
+    """A plan: its name, limits, prices by interval and, for a per-seat plan, its seats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    limits: dict[str, Any] = Field(default_factory=dict)
+    prices: dict[BillingInterval, PriceSpec] = Field(default_factory=dict)
+    trial_days: int | None = Field(default=None, ge=1, le=730)
+    seats: SeatRange | None = None
+    """Set for a per-seat plan: its prices are per seat, their quantity is the seat count."""
+
+    def limits_for(self, seats: int | None) -> dict[str, Any]:
+        """The plan's limits, `seats` set to the purchased seats when given (a per-seat plan)."""
+        return dict(self.limits) if seats is None else {**self.limits, "seats": seats}
+
+
+class PortalSpec(BaseModel):
+    """The Customer Portal configuration, as code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    headline: str | None = Field(default=None, max_length=60)
+    cancel_mode: Literal["at_period_end"] = "at_period_end"
+    invoice_history: bool = True
+    payment_method_update: bool = True
+    plan_switching: list[str] = Field(default_factory=list)
+
+
+class Catalog(BaseModel):
+    """The whole plans file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: str = Field(pattern=SLUG)
+    plans: dict[str, PlanSpec]
+    portal: PortalSpec = Field(default_factory=PortalSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        """Check slugs, the default plan, unique lookup keys and the switchable plans."""
+        import re
+
+        for slug in self.plans:
+            if not re.match(SLUG, slug):
+                raise ValueError(f"plan slug {slug!r} must match {SLUG}")
+        if self.default not in self.plans:
+            raise ValueError(f"default plan {self.default!r} is not defined under [plans]")
+        if self.plans[self.default].prices:
+            raise ValueError(f"default plan {self.default!r} must not have prices")
+        if self.plans[self.default].seats is not None:
+            raise ValueError(f"default plan {self.default!r} must not be per seat")
+        seen: dict[str, str] = {}
+        for slug, plan in self.plans.items():
+            for interval, price in plan.prices.items():
+                if price.lookup_key in seen:
+                    raise ValueError(
+                        f"lookup_key {price.lookup_key!r} is used by both "
+                        f"{seen[price.lookup_key]} and {slug}.{interval}"
+                    )
+                seen[price.lookup_key] = f"{slug}.{interval}"
+        for slug in self.portal.plan_switching:
+            if slug not in self.plans or not self.plans[slug].prices:
+                raise ValueError(f"portal.plan_switching names {slug!r}, which is not a paid plan")
+        return self
+
+    def price(self, plan: str, interval: BillingInterval) -> PriceSpec | None:
+        """The price of a plan for an interval, if any."""
+        spec = self.plans.get(plan)
+        return spec.prices.get(interval) if spec else None
+
+    def by_lookup_key(self, lookup_key: str | None) -> tuple[str, BillingInterval] | None:
+        """The (plan, interval) a price lookup key belongs to."""
+        for slug, plan in self.plans.items():
+            for interval, price in plan.prices.items():
+                if price.lookup_key == lookup_key:
+                    return slug, interval
+        return None
+
+    def paid_prices(self) -> list[tuple[str, BillingInterval, PriceSpec]]:
+        """Every (plan, interval, price) in file order."""
+        return [
+            (slug, interval, price)
+            for slug, plan in self.plans.items()
+            for interval, price in plan.prices.items()
+        ]
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the plans file, with an error that names the problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"plans file not found: {path} (set PLANS_FILE)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"plans file {path} is not valid TOML: {exc}") from None
+    try:
+        return Catalog.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "".join(f"{part}: " for part in (".".join(map(str, first["loc"])),) if part)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise CatalogError(f"plans file {path}: {where}{message}") from None

@@ -1,0 +1,158 @@
+"""Catalog and portal configuration as code: compare the plans file with Stripe, then apply."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from billing.catalog.plans import Catalog
+from billing.gateway.client import (
+    ConfigurationCreateParams,
+    PortalProductParams,
+    PortalQuantityParams,
+    StripeGateway,
+)
+from billing.gateway.portal_shape import PortalShape
+from billing.gateway.views import MANAGED_MARKER
+from billing.kit.settings import Settings
+
+Action = Literal["create", "update", "unchanged"]
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """One step of the plan of changes: create, update or keep a product, price or portal."""
+
+    action: Action
+    kind: str
+    key: str
+    detail: str = ""
+
+
+class SyncError(Exception):
+    """The plans file and Stripe cannot be reconciled as asked."""
+
+
+async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -> list[SyncStep]:
+    """Products by plan, prices by lookup_key; a changed price is a new price taking the key."""
+    steps: list[SyncStep] = []
+    products = await stripe.managed_products()
+    prices = await stripe.prices_by_lookup_keys([p.lookup_key for _, _, p in catalog.paid_prices()])
+    for slug, plan in catalog.plans.items():
+        if not plan.prices:
+            continue
+        product = products.get(slug)
+        if product is None:
+            steps.append(SyncStep("create", "product", slug, plan.name))
+            product_id = f"(new product {slug})"
+            if not dry_run:
+                product_id = await stripe.create_product(slug, plan.name)
+        else:
+            product_id = product.id
+            if product.name != plan.name or not product.active:
+                steps.append(SyncStep("update", "product", slug, f"name {plan.name!r}, active"))
+                if not dry_run:
+                    await stripe.update_product(product.id, plan.name)
+            else:
+                steps.append(SyncStep("unchanged", "product", slug, product.id))
+        for interval, spec in plan.prices.items():
+            current = prices.get(spec.lookup_key)
+            wanted = f"{spec.amount} {spec.currency}/{interval}"
+            if current and (
+                current.unit_amount,
+                current.currency,
+                current.interval,
+                current.product_id,
+            ) == (spec.amount, spec.currency, interval, product_id):
+                steps.append(SyncStep("unchanged", "price", spec.lookup_key, current.id))
+                continue
+            action: Action = "update" if current else "create"
+            detail = f"{wanted} (replaces {current.id})" if current else wanted
+            steps.append(SyncStep(action, "price", spec.lookup_key, detail))
+            if dry_run:
+                continue
+            await stripe.create_price(
+                product_id,
+                spec.lookup_key,
+                spec.amount,
+                spec.currency,
+                interval,
+                replaces=current.id if current else None,
+            )
+            if current is not None:
+                await stripe.deactivate_price(current.id)
+    return steps
+
+
+def _portal_plans(catalog: Catalog) -> list[str]:
+    """The plans the portal offers: those it may switch to, then every per-seat plan (a seat
+    change is confirmed in the portal, and Stripe confirms only prices the portal lists)."""
+    per_seat = [slug for slug, plan in catalog.plans.items() if plan.seats and plan.prices]
+    return list(dict.fromkeys([*catalog.portal.plan_switching, *per_seat]))
+
+
+async def _portal_params(
+    stripe: StripeGateway, catalog: Catalog, settings: Settings
+) -> ConfigurationCreateParams:
+    """The portal configuration the plans file asks for (needs a synced catalog)."""
+    portal = catalog.portal
+    slugs = _portal_plans(catalog)
+    keys = [catalog.plans[s].prices[i].lookup_key for s in slugs for i in catalog.plans[s].prices]
+    found = await stripe.prices_by_lookup_keys(keys) if keys else {}
+    missing = sorted(set(keys) - set(found))
+    if missing:
+        raise SyncError(f"prices missing in Stripe: {', '.join(missing)}; run `catalog sync` first")
+    products: list[PortalProductParams] = []
+    for slug in slugs:
+        plan = catalog.plans[slug]
+        quantity: PortalQuantityParams = (
+            {"enabled": True, "minimum": plan.seats.min, "maximum": plan.seats.max}
+            if plan.seats
+            else {"enabled": False}
+        )
+        prices = [found[price.lookup_key] for price in plan.prices.values()]
+        for product_id in dict.fromkeys(price.product_id for price in prices):
+            ids = [p.id for p in prices if p.product_id == product_id]
+            products.append({"product": product_id, "prices": ids, "adjustable_quantity": quantity})
+    params: ConfigurationCreateParams = {
+        "features": {
+            "invoice_history": {"enabled": portal.invoice_history},
+            "payment_method_update": {"enabled": portal.payment_method_update},
+            "subscription_cancel": {"enabled": True, "mode": portal.cancel_mode},
+            "subscription_update": {"enabled": bool(products)},
+        },
+        "default_return_url": f"{settings.app_url}/settings/billing",
+        "metadata": {"managed_by": MANAGED_MARKER},
+    }
+    if portal.headline:
+        params["business_profile"] = {"headline": portal.headline}
+    if products:
+        per_seat = any(p["adjustable_quantity"]["enabled"] for p in products)
+        params["features"]["subscription_update"] = {
+            "enabled": True,
+            "default_allowed_updates": ["price", "quantity"] if per_seat else ["price"],
+            "proration_behavior": "create_prorations",
+            "products": products,
+        }
+    return params
+
+
+async def sync_portal(
+    stripe: StripeGateway, catalog: Catalog, settings: Settings, dry_run: bool
+) -> list[SyncStep]:
+    """Create or update the managed Customer Portal configuration."""
+    params = await _portal_params(stripe, catalog, settings)
+    configs = await stripe.portal_configurations()
+    current = next((c for c in configs if c.metadata.get("managed_by") == MANAGED_MARKER), None)
+    wanted = PortalShape.of(params)
+    if current is not None and current.shape == wanted:
+        return [SyncStep("unchanged", "portal configuration", current.id)]
+    if current is None:
+        step = SyncStep("create", "portal configuration", MANAGED_MARKER, str(asdict(wanted)))
+    else:
+        step = SyncStep(
+            "update", "portal configuration", current.id, str(wanted.changes_from(current.shape))
+        )
+    if not dry_run:
+        await stripe.save_portal_configuration(current.id if current else None, params)
+    return [step]

@@ -1,0 +1,2 @@
+"""Entitlements: what an org may use (read), the only writer (projection), live updates and drift
+against Stripe."""

@@ -1,0 +1,113 @@
+"""Read what an org may use now, from the local projection only (never Stripe)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, bindparam, select
+
+from billing.catalog.plans import BillingInterval, Catalog
+from billing.kit.database import Database
+from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc
+
+
+@dataclass(frozen=True)
+class EntitlementView:
+    """The entitlement as clients see it."""
+
+    org_id: str
+    plan: str
+    status: SubscriptionStatus
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    has_billing_account: bool
+    limits: dict[str, Any]
+    updated_at: datetime | None
+    interval: BillingInterval | None
+    seats: int | None
+
+
+_ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
+_ROW = Entitlement.__table__.alias("row")  # type: ignore[attr-defined]
+_ACCOUNT = BillingAccount.__table__.alias("account")  # type: ignore[attr-defined]
+_ROW_COLUMNS = (
+    _ROW.c.plan,
+    _ROW.c.status,
+    _ROW.c.cancel_at_period_end,
+    _ROW.c.current_period_end,
+    _ROW.c.trial_end,
+    _ROW.c.updated_at,
+    _ROW.c.interval,
+    _ROW.c.quantity,
+)
+READ = select(*_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.deleted_at).select_from(
+    _ORG.outerjoin(_ROW, _ROW.c.org_id == _ORG.c.org_id).outerjoin(
+        _ACCOUNT, _ACCOUNT.c.org_id == _ORG.c.org_id
+    )
+)
+"""The org's entitlement row and billing account in one query (either may be missing)."""
+
+ROWS_MANY = select(_ROW.c.org_id, *_ROW_COLUMNS)
+"""Entitlement rows of several orgs (add a WHERE on `_ROW.c.org_id`)."""
+
+ACCOUNTS_MANY = select(_ACCOUNT.c.org_id, _ACCOUNT.c.deleted_at)
+"""Billing accounts of several orgs (add a WHERE on `_ACCOUNT.c.org_id`)."""
+
+BATCH = 500
+"""Orgs read per query by `read_entitlements` (bound parameters stay well under the limits)."""
+
+
+async def read_entitlement(db: Database, catalog: Catalog, org_id: str) -> EntitlementView:
+    """The org's entitlement; the default plan and NONE when it never subscribed."""
+    async with db.engine.connect() as conn:
+        found = (await conn.execute(READ, {"org_id": org_id})).one()
+    return _view(catalog, org_id, found, found.account is not None, found.deleted_at)
+
+
+async def read_entitlements(
+    db: Database, catalog: Catalog, org_ids: Sequence[str]
+) -> dict[str, EntitlementView]:
+    """Several orgs' entitlements, in two queries per BATCH orgs."""
+    views: dict[str, EntitlementView] = {}
+    async with db.engine.connect() as conn:
+        for start in range(0, len(org_ids), BATCH):
+            batch = list(org_ids[start : start + BATCH])
+            found = await conn.execute(ROWS_MANY.where(_ROW.c.org_id.in_(batch)))
+            rows = {row.org_id: row for row in found}
+            accounts = await conn.execute(ACCOUNTS_MANY.where(_ACCOUNT.c.org_id.in_(batch)))
+            deleted = {org: deleted_at for org, deleted_at in accounts}
+            for org_id in batch:
+                views[org_id] = _view(
+                    catalog, org_id, rows.get(org_id), org_id in deleted, deleted.get(org_id)
+                )
+    return views
+
+
+def _view(
+    catalog: Catalog,
+    org_id: str,
+    found: Any,
+    has_account: bool,
+    deleted_at: datetime | None,
+) -> EntitlementView:
+    """The view of an org's entitlement row (None or a NULL status: never subscribed)."""
+    row = found if found is not None and found.status is not None else None
+    plan = row.plan if row is not None and row.plan in catalog.plans else catalog.default
+    seats = row.quantity if row is not None and catalog.plans[plan].seats is not None else None
+    return EntitlementView(
+        org_id=org_id,
+        plan=plan,
+        status=SubscriptionStatus(row.status) if row else SubscriptionStatus.NONE,
+        cancel_at_period_end=bool(row and row.cancel_at_period_end),
+        current_period_end=as_utc(row.current_period_end) if row else None,
+        trial_end=as_utc(row.trial_end) if row else None,
+        has_billing_account=has_account and deleted_at is None,
+        limits=catalog.plans[plan].limits_for(seats),
+        updated_at=as_utc(row.updated_at) if row else None,
+        interval=BillingInterval(row.interval) if row and row.interval else None,
+        seats=seats,
+    )

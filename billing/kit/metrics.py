@@ -1,0 +1,157 @@
+"""The service's Prometheus metrics (README: "Metrics"), recorded where the work happens.
+
+With PROMETHEUS_MULTIPROC_DIR set before this module is first imported (`main.py serve
+--workers N` sets it for its workers), every process writes its values to files in that
+folder and `GET /metrics` adds them up (`server/prometheus.py`); otherwise they live in this
+process. Labels name operations, event types and outcomes only: never an org, a customer or
+anything secret, so the number of series stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, multiprocess
+from prometheus_client.metrics import MetricWrapperBase
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # a `_created` series per series doubles the scrape for nothing
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's own setting: the folder the processes of one deployment share."""
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds, for request latencies (GraphQL operations, Stripe calls)."""
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+"""Seconds, for the time from Stripe creating an event to its apply."""
+
+WEBHOOK_EVENTS = Counter(
+    "billing_webhook_events",
+    "Stripe webhook events by type and outcome: stored, duplicate and ignored (no handler) "
+    "when received; processed, ignored, failed and deferred (Stripe answered 429) when applied.",
+    ["type", "outcome"],
+)
+WEBHOOK_REJECTED = Counter(
+    "billing_webhook_rejected",
+    "Webhook deliveries refused with 400 (invalid signature, not a Stripe event).",
+    ["reason"],
+)
+WEBHOOK_APPLY_LAG = Histogram(
+    "billing_webhook_apply_lag_seconds",
+    "Seconds from Stripe creating an event to its apply.",
+    buckets=LAG_BUCKETS,
+)
+STRIPE_REQUESTS = Counter(
+    "billing_stripe_requests",
+    "Calls to Stripe by operation and outcome (ok, rate_limited, unavailable, timeout, "
+    "not_found, rejected, canceled, error), after the SDK's own retries.",
+    ["operation", "outcome"],
+)
+STRIPE_LATENCY = Histogram(
+    "billing_stripe_request_duration_seconds",
+    "Seconds a call to Stripe took, retries and its turn under STRIPE_RATE_LIMIT included.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+STRIPE_RATE_LIMITED = Counter(
+    "billing_stripe_rate_limited_responses",
+    "HTTP 429 answers from Stripe (each pauses this process's requests).",
+)
+GRAPHQL_OPERATIONS = Counter(
+    "billing_graphql_operations",
+    "GraphQL queries and mutations by operation (their root fields) and outcome (ok, "
+    "billing_error, unauthenticated, invalid, error).",
+    ["operation", "outcome"],
+)
+GRAPHQL_LATENCY = Histogram(
+    "billing_graphql_operation_duration_seconds",
+    "Seconds a GraphQL query or mutation took to answer.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+BILLING_ERRORS = Counter(
+    "billing_errors",
+    "BillingError results of the mutations, by code.",
+    ["code"],
+)
+OPEN_SUBSCRIPTIONS = Gauge(
+    "billing_graphql_subscriptions_open",
+    "entitlementChanged subscriptions open now.",
+    multiprocess_mode="livesum",
+)
+
+
+@cache
+def _series(metric: MetricWrapperBase, labels: tuple[str, ...]) -> Any:
+    """The series of these label values (looked up once: `labels()` costs microseconds)."""
+    return metric.labels(*labels)
+
+
+def count(counter: Counter, *labels: str) -> None:
+    """Add one to the counter's series of these label values."""
+    _series(counter, labels).inc()
+
+
+def observe(
+    latency: Histogram, total: Counter, operation: str, outcome: str, seconds: float
+) -> None:
+    """Count one operation by outcome and record how long it took."""
+    _series(total, (operation, outcome)).inc()
+    _series(latency, (operation,)).observe(seconds)
+
+
+@contextmanager
+def subscription_open() -> Iterator[None]:
+    """Count an open `entitlementChanged` subscription while the block runs."""
+    OPEN_SUBSCRIPTIONS.inc()
+    try:
+        yield
+    finally:
+        OPEN_SUBSCRIPTIONS.dec()
+
+
+def clock() -> Callable[[], float]:
+    """A stopwatch: call the result for the seconds since."""
+    started = time.perf_counter()
+    return lambda: time.perf_counter() - started
+
+
+def multiprocess_dir() -> Path | None:
+    """The shared folder of a multi-process deployment, None for a single process."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    return Path(folder) if folder else None
+
+
+def process_started() -> None:
+    """At a server process's start: forget the live gauges of processes that are gone (a
+    crashed worker's open subscriptions would otherwise be counted forever)."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
+
+
+def process_stopped() -> None:
+    """At a server process's clean exit: its live gauges stop counting."""
+    folder = multiprocess_dir()
+    if folder is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(folder))  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    """True while a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True

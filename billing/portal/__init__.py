@@ -1,0 +1,1 @@
+"""The Customer Portal: sessions (optionally deep-linked) and the return-path rule."""

@@ -1,0 +1,127 @@
+"""Open the Customer Portal for the caller's org, optionally deep-linked to a flow."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from billing.accounts import live_customer
+from billing.errors import BillingErrorCode, BillingFailure, configured
+from billing.gateway.client import PortalAfterCompletionParams, PortalSessionParams, StripeGateway
+from billing.gateway.views import SubscriptionView
+from billing.kit.auth import Principal
+from billing.kit.database import Database
+from billing.kit.settings import Settings
+from billing.portal.return_path import safe_return_url
+from billing.ratelimit import OrgRateLimit
+from billing.subscriptions import is_paid, pick_current
+
+
+class PortalFlow(enum.Enum):
+    """Where the portal opens."""
+
+    SUBSCRIPTION_CANCEL = "subscription_cancel"
+    SUBSCRIPTION_UPDATE = "subscription_update"
+    PAYMENT_METHOD_UPDATE = "payment_method_update"
+
+
+@dataclass(frozen=True)
+class PortalLink:
+    """A freshly minted portal URL."""
+
+    url: str
+    flow: PortalFlow | None
+
+
+def require_billing_role(settings: Settings, principal: Principal) -> None:
+    """FORBIDDEN unless the caller's role may manage billing."""
+    if principal.role not in settings.billing_roles:
+        raise BillingFailure(BillingErrorCode.FORBIDDEN)
+
+
+async def confirm_update(
+    stripe: StripeGateway,
+    org_id: str,
+    customer_id: str,
+    current: SubscriptionView,
+    price_id: str,
+    quantity: int,
+    return_url: str,
+) -> PortalLink:
+    """Stripe's `subscription_update_confirm` page for the current subscription's item at this
+    price and quantity: Stripe shows and computes the proration, the customer confirms there,
+    and the change lands through the webhook."""
+    params: PortalSessionParams = {
+        "customer": customer_id,
+        "return_url": return_url,
+        "flow_data": {
+            "type": "subscription_update_confirm",
+            "subscription_update_confirm": {
+                "subscription": current.id,
+                "items": [{"id": str(current.item_id), "price": price_id, "quantity": quantity}],
+            },
+            "after_completion": {
+                "type": "redirect",
+                "redirect": {"return_url": with_marker(return_url, "switched=1")},
+            },
+        },
+    }
+    url = await stripe.create_portal_session(params, f"org:{org_id}:confirm:{uuid.uuid4()}")
+    return PortalLink(url=url, flow=PortalFlow.SUBSCRIPTION_UPDATE)
+
+
+def with_marker(url: str, marker: str) -> str:
+    """`url` with a query marker added before any fragment: a hint for the page, never proof
+    of anything."""
+    parts = urlsplit(url)
+    query = f"{parts.query}&{marker}" if parts.query else marker
+    return urlunsplit(parts._replace(query=query))
+
+
+async def open_portal(
+    db: Database,
+    gateway: StripeGateway | None,
+    settings: Settings,
+    rate_limit: OrgRateLimit,
+    principal: Principal,
+    return_path: str,
+    flow: PortalFlow | None,
+) -> PortalLink:
+    """Check everything locally, then mint a new portal session for the caller's org."""
+    require_billing_role(settings, principal)
+    return_url = safe_return_url(settings.app_url, return_path)
+    if return_url is None:
+        raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
+    stripe = configured(gateway)  # STRIPE_NOT_CONFIGURED only once the local checks pass
+    customer_id = await live_customer(db, principal.org_id)
+    if customer_id is None:
+        raise BillingFailure(BillingErrorCode.NO_CUSTOMER)
+    await rate_limit.take(principal.org_id)
+    params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
+    if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
+        params["flow_data"] = {"type": "payment_method_update"}
+    elif flow is not None:
+        current = pick_current(await stripe.subscriptions_of(customer_id))
+        if current is None or not is_paid(current):
+            raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
+        after: PortalAfterCompletionParams = {
+            "type": "redirect",
+            "redirect": {"return_url": return_url},
+        }
+        if flow is PortalFlow.SUBSCRIPTION_CANCEL:
+            params["flow_data"] = {
+                "type": "subscription_cancel",
+                "subscription_cancel": {"subscription": current.id},
+                "after_completion": after,
+            }
+        else:
+            params["flow_data"] = {
+                "type": "subscription_update",
+                "subscription_update": {"subscription": current.id},
+                "after_completion": after,
+            }
+    key = f"org:{principal.org_id}:portal:{uuid.uuid4()}"
+    url = await stripe.create_portal_session(params, key)
+    return PortalLink(url=url, flow=flow)

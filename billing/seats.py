@@ -1,0 +1,103 @@
+"""Seats: the quantity of a per-seat plan's price, checked against the plans file, changed on
+Stripe's confirmation page."""
+
+from __future__ import annotations
+
+from billing.accounts import live_customer
+from billing.catalog.plans import Catalog, PlanSpec
+from billing.errors import BillingErrorCode, BillingFailure, configured
+from billing.gateway.client import StripeGateway
+from billing.gateway.views import SubscriptionView
+from billing.kit.auth import Principal
+from billing.kit.database import Database
+from billing.kit.settings import Settings
+from billing.models import Entitlement
+from billing.portal.return_path import safe_return_url
+from billing.portal.sessions import PortalLink, confirm_update, require_billing_role
+from billing.ratelimit import OrgRateLimit
+from billing.subscriptions import is_paid, pick_current
+
+
+def require_seats(slug: str, plan: PlanSpec, seats: int | None) -> None:
+    """INVALID_SEATS for seats on a plan that is not per seat, or outside its min..max."""
+    if seats is None:
+        return
+    if plan.seats is None:
+        raise BillingFailure(
+            BillingErrorCode.INVALID_SEATS, f"The plan {slug} is not sold per seat."
+        )
+    if seats not in plan.seats:
+        raise BillingFailure(
+            BillingErrorCode.INVALID_SEATS,
+            f"The plan {slug} sells {plan.seats.min} to {plan.seats.max} seats.",
+        )
+
+
+def seats_for_checkout(plan: PlanSpec, seats: int | None) -> int:
+    """The quantity of a new subscription: the seats asked for, else the plan's minimum (1 on
+    a plan that is not per seat)."""
+    if plan.seats is None:
+        return 1
+    return seats if seats is not None else plan.seats.min
+
+
+def seats_for_switch(plan: PlanSpec, current: SubscriptionView, seats: int | None) -> int:
+    """The quantity of a plan switch: the seats asked for, else the current quantity within the
+    new plan's range (1 on a plan that is not per seat)."""
+    if plan.seats is None:
+        return 1
+    return seats if seats is not None else plan.seats.clamp(current.quantity)
+
+
+async def _require_plausible(db: Database, catalog: Catalog, org_id: str, seats: int) -> None:
+    """INVALID_SEATS, before anything reaches Stripe, for a count that no per-seat plan sells
+    or that the org's plan (as the webhook last projected it) does not sell."""
+    if not any(plan.seats and seats in plan.seats for plan in catalog.plans.values()):
+        raise BillingFailure(BillingErrorCode.INVALID_SEATS)
+    async with db.read() as session:
+        row = await session.get(Entitlement, org_id)
+    plan = catalog.plans.get(row.plan) if row is not None else None
+    if row is not None and plan is not None and plan.seats is not None:
+        require_seats(row.plan, plan, seats)
+
+
+async def change_seats(
+    db: Database,
+    gateway: StripeGateway | None,
+    catalog: Catalog,
+    settings: Settings,
+    rate_limit: OrgRateLimit,
+    principal: Principal,
+    seats: int,
+    return_path: str,
+) -> PortalLink:
+    """Stripe's confirmation page for the current per-seat subscription at `seats` seats."""
+    require_billing_role(settings, principal)
+    return_url = safe_return_url(settings.app_url, return_path)
+    if return_url is None:
+        raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
+    org_id = principal.org_id
+    await _require_plausible(db, catalog, org_id, seats)
+    stripe = configured(gateway)  # STRIPE_NOT_CONFIGURED only once the local checks pass
+    customer_id = await live_customer(db, org_id)
+    if customer_id is None:
+        raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
+    await rate_limit.take(org_id)
+    # Stripe, not the projection, says what the org pays for now (its webhook may be late).
+    current = pick_current(await stripe.subscriptions_of(customer_id))
+    if current is None or not is_paid(current) or not current.item_id or not current.price_id:
+        raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
+    found = catalog.by_lookup_key(current.price_lookup_key)
+    if found is None:
+        raise BillingFailure(
+            BillingErrorCode.INVALID_SEATS, "The current subscription's price names no plan."
+        )
+    slug = found[0]
+    require_seats(slug, catalog.plans[slug], seats)
+    if seats == current.quantity:
+        raise BillingFailure(
+            BillingErrorCode.ALREADY_ON_PLAN, f"The organization already has {seats} seats."
+        )
+    return await confirm_update(
+        stripe, org_id, customer_id, current, current.price_id, seats, return_url
+    )

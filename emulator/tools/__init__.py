@@ -1,0 +1,1 @@
+"""Build-time tools of the emulator (never imported by the running emulator)."""
