@@ -28,6 +28,7 @@ async def subscribe_orgs(private: PrivateStack, count: int) -> list[Api]:
             async with gate:
                 api = Api(client)
                 checkout = await api.upgrade("pro")
+                assert checkout["__typename"] == "CheckoutSession", checkout
                 await click(checkout["url"], "pay")
                 return api
 
@@ -70,6 +71,7 @@ async def live_through(private: PrivateStack, client: httpx.AsyncClient, i: int)
     api = Api(client)
     plan = "team" if i % 3 == 0 else "pro"
     checkout = await api.upgrade(plan)
+    assert checkout["__typename"] == "CheckoutSession", checkout
     await click(checkout["url"], "pay")
     if i % 5 == 0:
         flow = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
