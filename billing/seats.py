@@ -3,19 +3,22 @@ Stripe's confirmation page."""
 
 from __future__ import annotations
 
-from billing.accounts import live_customer
 from billing.catalog.plans import Catalog, PlanSpec
-from billing.errors import BillingErrorCode, BillingFailure, configured
+from billing.errors import BillingErrorCode, BillingFailure
 from billing.gateway.client import StripeGateway
 from billing.gateway.views import SubscriptionView
 from billing.kit.auth import Principal
 from billing.kit.database import Database
 from billing.kit.settings import Settings
 from billing.models import Entitlement
-from billing.portal.return_path import safe_return_url
-from billing.portal.sessions import PortalLink, confirm_update, require_billing_role
+from billing.portal.sessions import (
+    PortalLink,
+    allowed_return_url,
+    confirm_update,
+    portal_customer,
+)
 from billing.ratelimit import OrgRateLimit
-from billing.subscriptions import is_paid, pick_current
+from billing.subscriptions import current_paid
 
 
 def require_seats(slug: str, plan: PlanSpec, seats: int | None) -> None:
@@ -72,20 +75,14 @@ async def change_seats(
     return_path: str,
 ) -> PortalLink:
     """Stripe's confirmation page for the current per-seat subscription at `seats` seats."""
-    require_billing_role(settings, principal)
-    return_url = safe_return_url(settings.app_url, return_path)
-    if return_url is None:
-        raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
+    return_url = allowed_return_url(settings, principal, return_path)
     org_id = principal.org_id
     await _require_plausible(db, catalog, org_id, seats)
-    stripe = configured(gateway)  # STRIPE_NOT_CONFIGURED only once the local checks pass
-    customer_id = await live_customer(db, org_id)
-    if customer_id is None:
-        raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
-    await rate_limit.take(org_id)
-    # Stripe, not the projection, says what the org pays for now (its webhook may be late).
-    current = pick_current(await stripe.subscriptions_of(customer_id))
-    if current is None or not is_paid(current) or not current.item_id or not current.price_id:
+    stripe, customer_id = await portal_customer(
+        db, gateway, rate_limit, org_id, BillingErrorCode.NO_SUBSCRIPTION
+    )
+    current = await current_paid(stripe, customer_id)
+    if current is None or not current.item_id or not current.price_id:
         raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
     found = catalog.by_lookup_key(current.price_lookup_key)
     if found is None:

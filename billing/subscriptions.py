@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billing.gateway.client import StripeGateway
 from billing.gateway.views import SubscriptionView
 from billing.models import PAID_STATUSES, SubscriptionStatus
 
@@ -27,3 +28,11 @@ def pick_current(subscriptions: list[SubscriptionView]) -> SubscriptionView | No
 def is_paid(sub: SubscriptionView | None) -> bool:
     """True when the subscription's plan applies (trialing, active, past due)."""
     return sub is not None and sub.status in PAID_STATUSES
+
+
+async def current_paid(stripe: StripeGateway, customer_id: str) -> SubscriptionView | None:
+    """The customer's current subscription as Stripe has it now, when its plan applies.
+
+    Stripe, not the webhook-fed projection, decides: its webhook may not have arrived yet."""
+    current = pick_current(await stripe.subscriptions_of(customer_id))
+    return current if is_paid(current) else None

@@ -15,7 +15,7 @@ from billing.kit.settings import Settings
 from billing.portal.sessions import PortalLink, confirm_update, require_billing_role
 from billing.ratelimit import OrgRateLimit
 from billing.seats import require_seats, seats_for_checkout, seats_for_switch
-from billing.subscriptions import is_paid, pick_current
+from billing.subscriptions import current_paid
 
 CHECKOUT_KEY_WINDOW = 600
 """Seconds during which repeated clicks for the same plan get the same Checkout Session."""
@@ -58,10 +58,9 @@ async def start_upgrade(
     app_url = settings.app_url
     customer_id = await live_customer(db, org_id)
     if customer_id is not None:
-        # Stripe, not the webhook-fed projection, decides: a just-paid checkout must not lead
-        # to a second subscription because its webhook has not arrived yet.
-        current = pick_current(await stripe.subscriptions_of(customer_id))
-        if current is not None and is_paid(current) and current.item_id:
+        # A just-paid checkout must not lead to a second subscription (its webhook may be late).
+        current = await current_paid(stripe, customer_id)
+        if current is not None and current.item_id:
             quantity = seats_for_switch(plan_spec, current, seats)
             if current.price_lookup_key == spec.lookup_key and current.quantity == quantity:
                 raise BillingFailure(BillingErrorCode.ALREADY_ON_PLAN)

@@ -222,14 +222,27 @@ def attempt_payment(state: EmulatorState, inv: Obj) -> bool:
     return True
 
 
+TIMES = "\u00d7"
+"""The times sign Stripe writes between a quantity and a product's name."""
+
+
+def product_name(state: EmulatorState, price: Obj) -> str:
+    """The name of the price's product (its id when the product is gone)."""
+    return str((state.db.products.get(price["product"]) or {}).get("name", price["product"]))
+
+
+def seats_label(quantity: int, name: str) -> str:
+    """``3 x Business`` with a times sign, the name alone for a quantity of 1."""
+    return f"{quantity} {TIMES} {name}" if quantity != 1 else name
+
+
 def describe(item: Obj, state: EmulatorState) -> str:
     """Stripe-like line description: ``1 x Pro (at $20.00 / month)`` with a times sign."""
     price = item["price"]
-    prod = state.db.products.get(price["product"]) or {}
     rec = price.get("recurring") or {}
     amount = (price.get("unit_amount") or 0) / 100
     return (
-        f"{item.get('quantity') or 1} \u00d7 {prod.get('name', price['product'])} "
+        f"{item.get('quantity') or 1} {TIMES} {product_name(state, price)} "
         f"(at ${amount:,.2f} / {rec.get('interval', 'one-time')})"
     )
 
@@ -239,8 +252,7 @@ def cycle_lines(state: EmulatorState, sub: Obj, start: int, end: int, trial: boo
     out: list[Line] = []
     for item in sub["items"]["data"]:
         if trial:
-            prod = state.db.products.get(item["price"]["product"]) or {}
-            text = f"Trial period for {prod.get('name', item['price']['product'])}"
+            text = f"Trial period for {product_name(state, item['price'])}"
             out.append((item, 0, start, end, False, text))
         else:
             out.append((item, _amount(item), start, end, False, describe(item, state)))
@@ -398,12 +410,9 @@ def _proration_text(state: EmulatorState, kind: str, item: Obj, now: int) -> str
 
     The quantity shows when it is not 1 (``Remaining time on Gold plan after 01 Sep 2020``).
     """
-    qty = int(item.get("quantity") or 1)
-    price = item["price"]
-    name = (state.db.products.get(price["product"]) or {}).get("name", price["product"])
-    seats = f"{qty} \u00d7 " if qty != 1 else ""
+    what = seats_label(int(item.get("quantity") or 1), product_name(state, item["price"]))
     when = datetime.fromtimestamp(now, UTC).strftime("%d %b %Y")
-    return f"{kind} time on {seats}{name} after {when}"
+    return f"{kind} time on {what} after {when}"
 
 
 def _credit(state: EmulatorState, item: Obj, now: int, start: int, end: int) -> Line:

@@ -18,7 +18,6 @@ from emulator.state import EmulatorState, of_request
 
 Page = Callable[[Request, EmulatorState], Awaitable[Response]]
 _CARD = text_input("card", "4242 4242 4242 4242", "Card number")
-TIMES = "\u00d7"
 
 
 def _error(err: StripeError, extra: str = "") -> HTMLResponse:
@@ -97,7 +96,7 @@ def _checkout_row(n: int, item: Obj) -> str:
     return (
         f"<tr id='line-item-{n}' data-price='{escape(price['id'])}' data-quantity='{qty}' "
         f"data-amount='{item['amount_total']}'>"
-        f"<td>{f'{qty} {TIMES} ' if qty != 1 else ''}{name}</td>"
+        f"<td>{engine.seats_label(qty, name)}</td>"
         f"<td id='quantity-{n}'>{qty}</td>"
         f"<td>{money(price.get('unit_amount'), item['currency'])}{every}</td>"
         f"<td>{money(item['amount_total'], item['currency'])}{every}</td></tr>"
@@ -334,7 +333,7 @@ def _plan_rows(state: EmulatorState, items: list[tuple[Obj, int]]) -> str:
     """``<li>`` per (price, quantity): product name and price."""
     return "".join(
         f"<li data-price='{escape(price['id'])}'>{escape(_plan(state, price))}"
-        f"{f' {TIMES} {qty}' if qty != 1 else ''}</li>"
+        f"{f' {engine.TIMES} {qty}' if qty != 1 else ''}</li>"
         for price, qty in items
     )
 

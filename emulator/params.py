@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from emulator.errors import (
     StripeError,
@@ -171,6 +171,12 @@ def need_str(params: Params, name: str, param: str | None = None) -> str:
     return value
 
 
+@overload
+def get_int(params: Params, name: str, default: int, param: str | None = None) -> int: ...
+@overload
+def get_int(
+    params: Params, name: str, default: None = None, param: str | None = None
+) -> int | None: ...
 def get_int(
     params: Params, name: str, default: int | None = None, param: str | None = None
 ) -> int | None:

@@ -128,7 +128,7 @@ def _adjustable_quantity(entry: Params, param: str) -> Obj:
     aq = get_dict(entry, "adjustable_quantity")
     minimum = get_int(aq, "minimum", 1, f"{param}[minimum]")
     maximum = get_int(aq, "maximum", None, f"{param}[maximum]")
-    if maximum is not None and minimum is not None and maximum < minimum:
+    if maximum is not None and maximum < minimum:
         raise invalid(
             f"The maximum quantity ({maximum}) must be greater than or equal to the minimum "
             f"quantity ({minimum}).",
@@ -137,7 +137,7 @@ def _adjustable_quantity(entry: Params, param: str) -> Obj:
     return {
         "enabled": bool(get_bool(aq, "enabled", False)),
         "maximum": maximum,
-        "minimum": 1 if minimum is None else minimum,
+        "minimum": minimum,
     }
 
 

@@ -16,7 +16,7 @@ from billing.kit.database import Database
 from billing.kit.settings import Settings
 from billing.portal.return_path import safe_return_url
 from billing.ratelimit import OrgRateLimit
-from billing.subscriptions import is_paid, pick_current
+from billing.subscriptions import current_paid
 
 
 class PortalFlow(enum.Enum):
@@ -80,6 +80,31 @@ def with_marker(url: str, marker: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+def allowed_return_url(settings: Settings, principal: Principal, return_path: str) -> str:
+    """The caller may manage billing and `return_path` is safe: the absolute return URL."""
+    require_billing_role(settings, principal)
+    return_url = safe_return_url(settings.app_url, return_path)
+    if return_url is None:
+        raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
+    return return_url
+
+
+async def portal_customer(
+    db: Database,
+    gateway: StripeGateway | None,
+    rate_limit: OrgRateLimit,
+    org_id: str,
+    missing: BillingErrorCode,
+) -> tuple[StripeGateway, str]:
+    """Stripe and the org's customer, once a call to Stripe is allowed; `missing` without one."""
+    stripe = configured(gateway)  # STRIPE_NOT_CONFIGURED only once the local checks pass
+    customer_id = await live_customer(db, org_id)
+    if customer_id is None:
+        raise BillingFailure(missing)
+    await rate_limit.take(org_id)
+    return stripe, customer_id
+
+
 async def open_portal(
     db: Database,
     gateway: StripeGateway | None,
@@ -90,21 +115,16 @@ async def open_portal(
     flow: PortalFlow | None,
 ) -> PortalLink:
     """Check everything locally, then mint a new portal session for the caller's org."""
-    require_billing_role(settings, principal)
-    return_url = safe_return_url(settings.app_url, return_path)
-    if return_url is None:
-        raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
-    stripe = configured(gateway)  # STRIPE_NOT_CONFIGURED only once the local checks pass
-    customer_id = await live_customer(db, principal.org_id)
-    if customer_id is None:
-        raise BillingFailure(BillingErrorCode.NO_CUSTOMER)
-    await rate_limit.take(principal.org_id)
+    return_url = allowed_return_url(settings, principal, return_path)
+    stripe, customer_id = await portal_customer(
+        db, gateway, rate_limit, principal.org_id, BillingErrorCode.NO_CUSTOMER
+    )
     params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
     if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
         params["flow_data"] = {"type": "payment_method_update"}
     elif flow is not None:
-        current = pick_current(await stripe.subscriptions_of(customer_id))
-        if current is None or not is_paid(current):
+        current = await current_paid(stripe, customer_id)
+        if current is None:
             raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
         after: PortalAfterCompletionParams = {
             "type": "redirect",

@@ -26,7 +26,6 @@ from tests.support.freshness import (
     LEEWAY,
     PERIOD_END,
     answered_for,
-    applied,
     concerns,
     put_account,
     put_entitlement,
@@ -37,6 +36,7 @@ from tests.support.freshness import (
     warm,
 )
 from tests.support.journeys import click
+from tests.support.private_stack import settled
 
 
 async def test_each_org_reads_its_own_entitlement(client: httpx.AsyncClient, stack: Stack) -> None:
@@ -123,7 +123,7 @@ async def test_a_subscription_shows_on_the_next_read_after_its_webhooks(
         }
         for event in mine:  # each answered 2xx by the API: stored, applied in the background
             await control.wait_for_deliveries(event_id=event["id"])
-    await applied(stack.settings.database_url, customer)
+    await settled(stack.settings.database_url, timeout=10, customer=customer)
 
     entitlement = await read(api)
     assert {k: entitlement[k] for k in ("plan", "status", "hasBillingAccount")} == {

@@ -129,18 +129,23 @@ def test_production_refuses_the_development_secret_from_a_dot_env(tmp_path: Path
     assert "development secret" in result.stderr
 
 
-@pytest.mark.parametrize("values", [PRODUCTION, JWKS_PRODUCTION], ids=["secret", "jwks"])
-def test_production_with_its_secrets_starts(tmp_path: Path, values: dict[str, str | None]) -> None:
-    """The refusals above are about the secrets: with them, the same command serves."""
-    port = free_port()
-    process = subprocess.Popen(
+def spawn_serve(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    """`main.py serve` on `port`, started and not waited for; its stderr kept."""
+    return subprocess.Popen(
         [sys.executable, str(MAIN), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=clean_env(tmp_path, **values),
+        cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.parametrize("values", [PRODUCTION, JWKS_PRODUCTION], ids=["secret", "jwks"])
+def test_production_with_its_secrets_starts(tmp_path: Path, values: dict[str, str | None]) -> None:
+    """The refusals above are about the secrets: with them, the same command serves."""
+    port = free_port()
+    process = spawn_serve(tmp_path, clean_env(tmp_path, **values), port)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, timeout=30)
         page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"accept": "text/html"})
@@ -159,14 +164,7 @@ def test_a_server_already_on_the_port_is_not_taken_for_the_one_started(tmp_path:
     """Another server answers /healthz on the port: the wait sees the started process exit
     (its port is taken) instead of returning as if it were up."""
     other = ThreadedServer(Starlette(routes=[Route("/healthz", healthy)])).start()
-    process = subprocess.Popen(
-        [sys.executable, str(MAIN), "serve", "--port", str(other.port)],
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_serve(tmp_path, clean_env(tmp_path), other.port)
     try:
         assert httpx.get(f"{other.url}/healthz").status_code == 200
         with pytest.raises(AssertionError, match=f"exited with 1 before.*port {other.port}"):

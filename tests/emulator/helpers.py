@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
+import stripe
 
 from emulator.client import EmulatorControl
 from emulator.hosted import submit_form
@@ -186,3 +188,10 @@ def steady_page(browser: httpx.Client, control: EmulatorControl, url: str) -> tu
 def prorated(amount: int, now: int, start: int, end: int) -> int:
     """Stripe's seconds-based proration of amount over the rest of [start, end), to cents."""
     return int(Decimal(amount * (end - now)) / Decimal(end - start) + Decimal("0.5"))
+
+
+def invalid_request(call: Callable[..., Any]) -> stripe.InvalidRequestError:
+    """The InvalidRequestError a call raises."""
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        call()
+    return info.value

@@ -6,8 +6,6 @@ import re
 from typing import Any
 
 import httpx
-import pytest
-import stripe
 
 from emulator.client import EmulatorControl
 from emulator.hosted import parse_forms, submit_form
@@ -15,6 +13,7 @@ from tests.emulator.conftest import Receiver, spec_errors
 from tests.emulator.helpers import (
     APP,
     DAY,
+    invalid_request,
     portal_flow,
     prorated,
     seed,
@@ -22,13 +21,6 @@ from tests.emulator.helpers import (
     subscribe,
     wait_until,
 )
-
-
-def _error(call: Any) -> stripe.InvalidRequestError:
-    """The InvalidRequestError a call raises."""
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        call()
-    return info.value
 
 
 def test_configurations_crud(client: Any, control: EmulatorControl, receiver: Receiver) -> None:
@@ -73,9 +65,9 @@ def test_configurations_crud(client: Any, control: EmulatorControl, receiver: Re
 
 def test_configuration_validation(client: Any) -> None:
     seed(client)
-    err = _error(lambda: client.v1.billing_portal.configurations.create(params={}))
+    err = invalid_request(lambda: client.v1.billing_portal.configurations.create(params={}))
     assert err.param == "features"
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.configurations.create(
             params={
                 "features": {
@@ -85,7 +77,7 @@ def test_configuration_validation(client: Any) -> None:
         )
     )
     assert err.param == "features[subscription_update][products]"
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.configurations.create(
             params={"features": {"subscription_cancel": {"enabled": True, "mode": "sometimes"}}}
         )
@@ -100,7 +92,9 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
     # No default configuration: API-created configurations never are the default.
     customer = client.v1.customers.create(params={"email": "p@example.com"})
     catalog = seed(client)
-    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": customer.id}))
+    err = invalid_request(
+        lambda: client.v1.billing_portal.sessions.create(params={"customer": customer.id})
+    )
     assert err.http_status == 400 and err.param is None
     assert str(err.user_message) == (
         "You can't create a portal session in test mode until you save your customer portal "
@@ -109,12 +103,14 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
     control.set_default_portal(catalog["config"].id)
     assert client.v1.billing_portal.sessions.create(params={"customer": customer.id}).url
     # Unknown customer.
-    err = _error(lambda: client.v1.billing_portal.sessions.create(params={"customer": "cus_x"}))
+    err = invalid_request(
+        lambda: client.v1.billing_portal.sessions.create(params={"customer": "cus_x"})
+    )
     assert err.code == "resource_missing" and err.param == "customer"
     sub = subscribe(client, browser, catalog)
     other = client.v1.customers.create(params={"email": "o@example.com"})
     # Someone else's subscription.
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={
                 "customer": other.id,
@@ -127,7 +123,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
     )
     assert err.param == "flow_data[subscription_cancel][subscription]"
     # Unknown subscription, missing subscription.
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={
                 "customer": other.id,
@@ -139,7 +135,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
         )
     )
     assert err.code == "resource_missing"
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={"customer": other.id, "flow_data": {"type": "subscription_cancel"}}
         )
@@ -154,7 +150,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
             "recurring": {"interval": "week"},
         }
     )
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={
                 "customer": sub.customer,
@@ -181,7 +177,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
         "payment_method_update": None,
     }
     for flow, details in flows.items():
-        err = _error(
+        err = invalid_request(
             lambda flow=flow, details=details: portal_flow(
                 client, sub.customer, flow, details, configuration=bare.id
             )
@@ -190,7 +186,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
         assert f"`{flow.removesuffix('_confirm')}` feature is disabled" in str(err.user_message)
     # A canceled subscription.
     client.v1.subscriptions.cancel(sub.id)
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={
                 "customer": sub.customer,
@@ -203,7 +199,7 @@ def test_session_validation(client: Any, browser: httpx.Client, control: Emulato
     )
     assert "canceled" in str(err.user_message)
     # after_completion redirect needs a URL.
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.billing_portal.sessions.create(
             params={
                 "customer": sub.customer,
@@ -228,7 +224,7 @@ def test_session_object_and_flow(
     assert kept.flow.subscription_cancel.retention.to_dict() == retention
     assert not spec_errors("billing_portal.session", kept)
     cancel["retention"] = {"type": "coupon_offer"}
-    err = _error(lambda: portal_flow(client, sub.customer, "subscription_cancel", cancel))
+    err = invalid_request(lambda: portal_flow(client, sub.customer, "subscription_cancel", cancel))
     assert err.param == "flow_data[subscription_cancel][retention][coupon_offer]"
     session = client.v1.billing_portal.sessions.create(
         params={

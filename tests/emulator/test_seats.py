@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
-import stripe
 
 from emulator.client import EmulatorControl
 from emulator.hosted import parse_forms, submit_form
@@ -18,6 +16,7 @@ from tests.emulator.helpers import (
     APP,
     DAY,
     checkout,
+    invalid_request,
     pay,
     portal_flow,
     prorated,
@@ -28,13 +27,6 @@ from tests.emulator.helpers import (
 
 TIMES = "\u00d7"
 SEATS_MAX = 50
-
-
-def _error(call: Any) -> stripe.InvalidRequestError:
-    """The InvalidRequestError a call raises."""
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        call()
-    return info.value
 
 
 def _portal_config(
@@ -133,7 +125,7 @@ def test_checkout_quantity_validation(client: Any) -> None:
     catalog = seed(client)
     base = {"mode": "subscription", "success_url": f"{APP}/ok"}
     for bad in (0, -2):
-        err = _error(
+        err = invalid_request(
             lambda bad=bad: client.v1.checkout.sessions.create(
                 params={**base, "line_items": [{"price": catalog["month"].id, "quantity": bad}]}
             )
@@ -141,7 +133,7 @@ def test_checkout_quantity_validation(client: Any) -> None:
         assert err.http_status == 400 and err.param == "line_items[0][quantity]"
         assert err.code == "parameter_invalid_integer"
         assert str(err.user_message) == "This value must be greater than or equal to 1."
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.checkout.sessions.create(
             params={**base, "line_items": [{"price": catalog["month"].id, "quantity": "two"}]}
         )
@@ -149,7 +141,7 @@ def test_checkout_quantity_validation(client: Any) -> None:
     assert err.param == "line_items[0][quantity]" and str(err.user_message) == (
         "Invalid integer: two"
     )
-    err = _error(
+    err = invalid_request(
         lambda: client.v1.checkout.sessions.create(
             params={
                 **base,
@@ -298,6 +290,13 @@ def test_confirm_flow_invoices_what_it_previewed(
     assert (credit.quantity, charge.quantity) == (3, 4)
     assert credit.parent.subscription_item_details.proration is True
     assert charge.parent.subscription_item_details.proration is True
+    start, end = item.current_period_start, item.current_period_end
+    at = invoice.created  # what the change invoiced, whichever second it ran in
+    assert (credit.amount, charge.amount) == (
+        -prorated(3000, at, start, end),
+        prorated(4000, at, start, end),
+    )
+    assert invoice.amount_due == credit.amount + charge.amount
     if invoice.created == shown_at:  # the same second: the page and the invoice agree exactly
         assert [(line.description, line.amount) for line in (credit, charge)] == rows
         assert invoice.amount_due == sum(amount for _, amount in rows)
@@ -312,7 +311,7 @@ def test_confirm_flow_quantity_validation(
     param = "flow_data[subscription_update_confirm][items][0][quantity]"
     for bad in (0, -1):
         details = {"subscription": sub.id, "items": [{"id": item, "quantity": bad}]}
-        err = _error(
+        err = invalid_request(
             lambda details=details: portal_flow(
                 client, sub.customer, "subscription_update_confirm", details
             )
@@ -320,7 +319,9 @@ def test_confirm_flow_quantity_validation(
         assert err.param == param and err.code == "parameter_invalid_integer"
         assert str(err.user_message) == "This value must be greater than or equal to 1."
     details = {"subscription": sub.id, "items": [{"id": item, "quantity": "many"}]}
-    err = _error(lambda: portal_flow(client, sub.customer, "subscription_update_confirm", details))
+    err = invalid_request(
+        lambda: portal_flow(client, sub.customer, "subscription_update_confirm", details)
+    )
     assert err.param == param and str(err.user_message) == "Invalid integer: many"
 
 
@@ -392,7 +393,7 @@ def test_configuration_adjustable_quantity(client: Any, control: EmulatorControl
         ({"enabled": True, "minimum": "few"}, "minimum"),
     ]
     for adjustable, name in limits:
-        err = _error(
+        err = invalid_request(
             lambda adjustable=adjustable: client.v1.billing_portal.configurations.update(
                 cfg.id,
                 params={

@@ -6,21 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 import stripe
 
 from emulator.server import EmulatorServer
 from tests.emulator.conftest import API_KEY
-from tests.emulator.helpers import portal_flow, seed
+from tests.emulator.helpers import invalid_request, portal_flow, seed
 
 
 def _error(call: Callable[[], Any]) -> stripe.InvalidRequestError:
     """The InvalidRequestError a call raises (a 400 invalid_request_error)."""
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        call()
-    assert info.value.http_status == 400
-    assert info.value.error is not None and info.value.error.type == "invalid_request_error"
-    return info.value
+    err = invalid_request(call)
+    assert err.http_status == 400
+    assert err.error is not None and err.error.type == "invalid_request_error"
+    return err
 
 
 def test_enums(client: Any) -> None:

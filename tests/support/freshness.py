@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.api import Api, error_codes
-from harness.db import execute, rows
+from harness.db import execute
 from harness.stack import Stack
 from harness.timing import eventually
 
@@ -153,16 +153,3 @@ def refused(body: dict[str, Any]) -> bool:
 def answered_for(body: dict[str, Any], org: str) -> bool:
     """True when the answer is this org's entitlement, without errors."""
     return "errors" not in body and body["data"]["entitlement"]["orgId"] == org
-
-
-async def applied(url: str, customer: str) -> None:
-    """Wait until the applier has committed every stored event of the customer."""
-    pending = (
-        "SELECT count(*) AS n FROM webhook_events"
-        " WHERE customer_id = :c AND status NOT IN ('processed', 'ignored')"
-    )
-    await eventually(
-        lambda: rows(url, pending, c=customer),
-        lambda found: found[0]["n"] == 0,
-        what="the applier to commit the customer's events",
-    )

@@ -103,11 +103,13 @@ async def link_unknown_customer(url: str, org_id: str) -> str:
 PENDING_SQL = "SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'failed')"
 
 
-async def settled(url: str, timeout: float = 120.0) -> None:
-    """Wait until the applier has applied every stored event (none received or failed)."""
+async def settled(url: str, timeout: float = 120.0, customer: str | None = None) -> None:
+    """Wait until the applier has applied every stored event (none received or failed), or
+    every stored event of `customer`."""
+    sql = PENDING_SQL + (" AND customer_id = :c" if customer else "")
 
     async def pending() -> int:
-        return int((await rows(url, PENDING_SQL))[0]["n"])
+        return int((await rows(url, sql, c=customer))[0]["n"])
 
     await eventually(
         pending, lambda n: n == 0, timeout=timeout, interval=0.1, what="no pending event"
