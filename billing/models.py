@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -96,6 +96,12 @@ class Entitlement(SQLModel, table=True):
     cancel_at_period_end: bool = False
     current_period_end: datetime | None = Field(default=None, sa_column=_ts())
     trial_end: datetime | None = Field(default=None, sa_column=_ts())
+    stripe_features: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+    )
+    """Lookup keys of the customer's active entitlements in Stripe, sorted (`entitlement.features`
+    adds the plan's features from the plans file)."""
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 

@@ -100,7 +100,13 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 def _print_steps(steps: list[SyncStep], dry_run: bool) -> None:
     """Print the plan of changes."""
-    style = {"create": "green", "update": "yellow", "unchanged": "dim"}
+    style = {
+        "create": "green",
+        "update": "yellow",
+        "attach": "green",
+        "detach": "red",
+        "unchanged": "dim",
+    }
     for step in steps:
         console.print(
             f"[{style[step.action]}]{step.action:9}[/] {step.kind} {step.key} {step.detail}",

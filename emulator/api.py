@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from emulator import entitlements
 from emulator.errors import StripeError, fault_error, rate_limited
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
@@ -276,7 +277,7 @@ def _run(
     idem_key: str | None,
     request_id: str,
 ) -> tuple[int, bytes]:
-    """Call the endpoint."""
+    """Call the endpoint, then fire the entitlement summaries its changes call for."""
     ctx = state.ctx
     ctx.request_id = request_id
     ctx.idempotency_key = idem_key
@@ -290,5 +291,6 @@ def _run(
         bug = StripeError(f"Emulator internal error: {exc}", status=500, type="api_error")
         return _error(bug, request_id)
     finally:
+        entitlements.sync(state)
         ctx.request_id = None
         ctx.idempotency_key = None

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator import controls, pages
+from emulator import controls, dashboard, pages
 from emulator.api import api_endpoint
 from emulator.delivery import Deliverer
 from emulator.state import EmulatorState
@@ -33,6 +33,8 @@ async def index(request: Request) -> Response:
     return HTMLResponse(
         "<!doctype html><title>Stripe emulator</title><h1>Stripe emulator</h1>"
         "<p>API at /v1, controls at /_emulator.</p>"
+        f"<p><a id='dashboard' href='{dashboard.PAGE}'>Products and features</a> "
+        "(attach entitlement features to products, as in Stripe's Dashboard)</p>"
     )
 
 
@@ -81,6 +83,7 @@ def create_app(state: EmulatorState | None = None) -> Starlette:
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/v1/{path:path}", api_endpoint, methods=["GET", "POST", "DELETE"]),
+            Mount("/_emulator/dashboard", routes=dashboard.ROUTES),
             Mount("/_emulator", routes=controls.ROUTES),
             *pages.ROUTES,
         ],

@@ -87,13 +87,14 @@ def product_update(state: EmulatorState, params: Params, prod_id: str) -> Obj:
 
 
 def product_delete(state: EmulatorState, params: Params, prod_id: str) -> Obj:
-    """DELETE /v1/products/{id} (refused while it has prices)."""
+    """DELETE /v1/products/{id} (refused while it has prices; its feature links go)."""
 
     def refuse_with_prices(prod: Obj) -> None:
         if any(p["product"] == prod_id for p in state.db.prices.values()):
             raise invalid(
                 "This product cannot be deleted because it has one or more user-created prices."
             )
+        state.product_features.pop(prod_id, None)  # no subscription can use it: no prices
 
     return resources.delete(state, "product", prod_id, refuse_with_prices)
 

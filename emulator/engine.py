@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from emulator import resources
+from emulator import entitlements, resources
 from emulator.errors import StripeError, invalid
 from emulator.ids import new_id
 from emulator.periods import add_interval, day_of
@@ -676,7 +676,8 @@ def _cycle(state: EmulatorState, sub: Obj) -> None:
 
 
 def advance(state: EmulatorState, seconds: int) -> int:
-    """Move the clock forward: checkout expiries, trial ends, renewals, cancellations, in order."""
+    """Move the clock forward: checkout expiries, trial ends, renewals, cancellations, in order
+    (each followed by the entitlement summaries it calls for)."""
     if seconds < 0:
         raise StripeError("The clock can only move forward.", param="seconds")
     target = state.now() + seconds
@@ -698,5 +699,6 @@ def advance(state: EmulatorState, seconds: int) -> int:
         else:
             state.sub_internal[obj["id"]]["twe"] = True
             state.emit("customer.subscription.trial_will_end", obj)
+        entitlements.sync(state)  # at the time of the change
     state.set_now(target)
     return target

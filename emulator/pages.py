@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import checkout, engine, portal, resources
+from emulator import checkout, engine, entitlements, portal, resources
 from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import date, form, link, money, page, text_input
@@ -27,13 +27,19 @@ def _error(err: StripeError, extra: str = "") -> HTMLResponse:
 
 
 def _hosted(page_of: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A hosted page of the request's state; a StripeError it raises is an error page."""
+    """A hosted page of the request's state; a StripeError it raises is an error page.
+
+    The entitlement summaries its changes call for fire after it (``entitlements.sync``).
+    """
 
     async def endpoint(request: Request) -> Response:
+        state = of_request(request)
         try:
-            return await page_of(request, of_request(request))
+            return await page_of(request, state)
         except StripeError as err:
             return _error(err)
+        finally:
+            entitlements.sync(state)
 
     return endpoint
 

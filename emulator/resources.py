@@ -46,6 +46,7 @@ class Resource:
     linked: bool = True  # ids expand into it, update checks see it, retrieve expands
     path_id: str | None = None  # served: ``GET url`` lists, ``GET url/{path_id}`` retrieves
     retrieves_deleted: bool = False  # retrieving a deleted one answers its deleted shape
+    noun: str | None = None  # its name in "No such ..." errors when not ``kind``
 
 
 # -- list filters ---------------------------------------------------------------------
@@ -147,6 +148,12 @@ def _types(state: EmulatorState, params: Params) -> Predicate | None:
     if type_:
         return lambda e: fnmatchcase(e["type"], type_)
     return (lambda e: e["type"] in types) if types else None
+
+
+def _archived(state: EmulatorState, params: Params) -> Predicate | None:
+    """Features by ``archived``: active ones unless ``archived=true``."""
+    archived = bool(get_bool(params, "archived", False))
+    return lambda f: f["active"] != archived
 
 
 def _delivered(state: EmulatorState, params: Params) -> Predicate | None:
@@ -254,6 +261,16 @@ RESOURCES: dict[str, Resource] = {
             linked=False,
             path_id="webhook_endpoint",
         ),
+        Resource(
+            "entitlements.feature",
+            "features",
+            "feat_test_",
+            "/v1/entitlements/features",
+            (equal("lookup_key"), _archived),
+            id_chars=32,
+            path_id="id",
+            noun="feature",
+        ),
     )
 }
 
@@ -262,6 +279,12 @@ def objects(state: EmulatorState, kind: str) -> dict[str, Obj]:
     """The store of a kind, by id in creation order."""
     store: dict[str, Obj] = getattr(state.db, RESOURCES[kind].store)
     return store
+
+
+def noun(kind: str) -> str:
+    """A kind's name in "No such ..." errors."""
+    res = RESOURCES.get(kind)
+    return (res.noun if res is not None else None) or kind
 
 
 def new_id(kind: str) -> str:
@@ -274,7 +297,7 @@ def get(state: EmulatorState, kind: str, ident: str, param: str = "id", status: 
     """A stored object or Stripe's resource_missing (``status``: 400 for a parameter)."""
     obj = objects(state, kind).get(ident)
     if obj is None:
-        raise missing(kind, ident, param=param, status=status)
+        raise missing(noun(kind), ident, param=param, status=status)
     return obj
 
 
@@ -389,12 +412,12 @@ def paginate(
     ids_ = [o["id"] for o in ordered]
     if after:
         if after not in ids_:
-            raise missing(kind, after, param="starting_after", status=400)
+            raise missing(noun(kind), after, param="starting_after", status=400)
         ordered = ordered[ids_.index(after) + 1 :]
         page = ordered[:limit]
     elif before:
         if before not in ids_:
-            raise missing(kind, before, param="ending_before", status=400)
+            raise missing(noun(kind), before, param="ending_before", status=400)
         ordered = ordered[: ids_.index(before)]
         page = ordered[-limit:]
     else:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from emulator import catalog, checkout, customers, events, portal, subscriptions
+from emulator import (
+    catalog,
+    checkout,
+    customers,
+    entitlements,
+    events,
+    features,
+    portal,
+    subscriptions,
+)
 from emulator.resources import Endpoint, creator, served
 
 _TABLE: list[tuple[str, str, Endpoint]] = [
@@ -16,6 +25,14 @@ _TABLE: list[tuple[str, str, Endpoint]] = [
     ("POST", "/v1/products", creator(catalog.new_product)),
     ("POST", "/v1/products/{id}", catalog.product_update),
     ("DELETE", "/v1/products/{id}", catalog.product_delete),
+    ("POST", "/v1/products/{product}/features", features.attach),
+    ("GET", "/v1/products/{product}/features", features.list_product_features),
+    ("GET", "/v1/products/{product}/features/{id}", features.retrieve_product_feature),
+    ("DELETE", "/v1/products/{product}/features/{id}", features.detach),
+    ("POST", "/v1/entitlements/features", features.create),
+    ("POST", "/v1/entitlements/features/{id}", features.update),
+    ("GET", "/v1/entitlements/active_entitlements", entitlements.list_active),
+    ("GET", "/v1/entitlements/active_entitlements/{id}", entitlements.retrieve),
     ("POST", "/v1/prices", creator(catalog.new_price)),
     ("POST", "/v1/prices/{price}", catalog.price_update),
     ("POST", "/v1/checkout/sessions", checkout.create),
@@ -37,8 +54,22 @@ _TABLE: list[tuple[str, str, Endpoint]] = [
 _EXPAND: dict[str, Any] = {"t": ["array"], "i": {"t": ["string"], "m": 5000}}
 _ID: dict[str, Any] = {"t": ["string"], "m": 5000}
 NO_PARAMS: dict[str, Any] = {"t": ["object"], "p": {"expand": _EXPAND}}
+_METADATA: dict[str, Any] = {"t": ["object", "string"], "a": {"t": ["string"]}, "e": [""]}
 EXTRA_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/checkout/sessions/{session}/expire"): NO_PARAMS,
+    ("POST", "/v1/entitlements/features/{id}"): {
+        "t": ["object"],
+        "p": {
+            "active": {"t": ["boolean"]},
+            "expand": _EXPAND,
+            "metadata": _METADATA,
+            "name": {"t": ["string"], "m": 80},
+        },
+    },
+    ("GET", "/v1/entitlements/features/{id}"): NO_PARAMS,
+    ("GET", "/v1/products/{product}/features/{id}"): NO_PARAMS,
+    ("DELETE", "/v1/products/{product}/features/{id}"): NO_PARAMS,
+    ("GET", "/v1/entitlements/active_entitlements/{id}"): NO_PARAMS,
     ("GET", "/v1/checkout/sessions/{session}/line_items"): {
         "t": ["object"],
         "p": {

@@ -21,7 +21,7 @@ APP_URL = "https://app.example.test"
 
 ENTITLEMENT = """
 query { entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd trialEnd
-                      hasBillingAccount limits updatedAt interval seats } }
+                      hasBillingAccount limits updatedAt interval seats features } }
 """
 UPGRADE = """
 mutation Upgrade($plan: String!, $interval: BillingInterval! = MONTH, $seats: Int) {

@@ -32,6 +32,7 @@ def entitlement_of(view: EntitlementView) -> Entitlement:
         updated_at=view.updated_at,
         interval=view.interval,
         seats=view.seats,
+        features=view.features,
     )
 
 
@@ -43,6 +44,7 @@ def plans(info: GraphQLInfo) -> list[Plan]:
             slug=slug,
             name=plan.name,
             limits=cast(JSON, dict(plan.limits)),
+            features=sorted(plan.features),
             seats=SeatRange(min=plan.seats.min, max=plan.seats.max) if plan.seats else None,
             prices=[
                 PlanPrice(

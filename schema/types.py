@@ -74,6 +74,9 @@ class Plan:
     name: str
     prices: list[PlanPrice]
     limits: JSON
+    features: list[str] = strawberry.field(
+        description="Feature lookup keys the plans file grants with this plan, sorted."
+    )
     seats: SeatRange | None = strawberry.field(
         description="Set for a per-seat plan (its prices are per seat: quantity = seats)."
     )
@@ -111,4 +114,8 @@ class Entitlement:
     )
     seats: int | None = strawberry.field(
         description="Purchased seats on a per-seat plan; null otherwise."
+    )
+    features: list[str] = strawberry.field(
+        description="Feature lookup keys the org has now: the plan's in the plans file and the "
+        "customer's active entitlements in Stripe, sorted."
     )

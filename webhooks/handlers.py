@@ -84,6 +84,14 @@ def invoice_settled(obj: dict[str, Any]) -> Target | None:
     return Target(customer) if customer else None
 
 
+@handles("entitlements.active_entitlement_summary.updated")
+def entitlements_changed(obj: dict[str, Any]) -> Target | None:
+    """The customer's active entitlements changed: re-read them (never the summary's list,
+    which is one page and may be older than another summary delivered first)."""
+    customer = _id(obj.get("customer"))
+    return Target(customer) if customer else None
+
+
 @handles("customer.deleted")
 def customer_deleted(obj: dict[str, Any]) -> Target | None:
     """The customer is gone: the org falls back to the default plan, no billing account."""

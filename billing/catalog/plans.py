@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -62,8 +63,20 @@ class SeatRange(BaseModel):
         return max(self.min, min(self.max, seats))
 
 
+FEATURE_KEY = r"^[A-Za-z0-9_.:-]{1,80}$"
+"""A feature's lookup key (Stripe allows up to 80 characters)."""
+
+
+class FeatureSpec(BaseModel):
+    """A feature of `[features]`: created in Stripe by its lookup key (the table's key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=80)
+
+
 class PlanSpec(BaseModel):
-    """A plan: its name, limits, prices by interval and, for a per-seat plan, its seats."""
+    """A plan: its name, limits, features, prices by interval and, if per seat, its seats."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -73,6 +86,8 @@ class PlanSpec(BaseModel):
     trial_days: int | None = Field(default=None, ge=1, le=730)
     seats: SeatRange | None = None
     """Set for a per-seat plan: its prices are per seat, their quantity is the seat count."""
+    features: frozenset[str] = frozenset()
+    """Lookup keys of the features (`[features]`) the plan grants."""
 
     def limits_for(self, seats: int | None) -> dict[str, Any]:
         """The plan's limits, `seats` set to the purchased seats when given (a per-seat plan)."""
@@ -98,16 +113,23 @@ class Catalog(BaseModel):
 
     default: str = Field(pattern=SLUG)
     plans: dict[str, PlanSpec]
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
     portal: PortalSpec = Field(default_factory=PortalSpec)
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
-        """Check slugs, the default plan, unique lookup keys and the switchable plans."""
-        import re
-
+        """Check slugs, the default plan, unique lookup keys, features and switchable plans."""
         for slug in self.plans:
             if not re.match(SLUG, slug):
                 raise ValueError(f"plan slug {slug!r} must match {SLUG}")
+        for key in self.features:
+            if not re.match(FEATURE_KEY, key):
+                raise ValueError(f"features.{key}: a lookup key must match {FEATURE_KEY}")
+        for slug, plan in self.plans.items():
+            for key in sorted(plan.features - self.features.keys()):
+                raise ValueError(
+                    f"plans.{slug}.features: feature {key!r} is not defined under [features]"
+                )
         if self.default not in self.plans:
             raise ValueError(f"default plan {self.default!r} is not defined under [plans]")
         if self.plans[self.default].prices:

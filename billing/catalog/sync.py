@@ -16,12 +16,13 @@ from billing.gateway.portal_shape import PortalShape
 from billing.gateway.views import MANAGED_MARKER
 from billing.kit.settings import Settings
 
-Action = Literal["create", "update", "unchanged"]
+Action = Literal["create", "update", "attach", "detach", "unchanged"]
 
 
 @dataclass(frozen=True)
 class SyncStep:
-    """One step of the plan of changes: create, update or keep a product, price or portal."""
+    """One step of the plan of changes: create, update or keep a product, price, feature or
+    portal; attach or detach a feature on a product."""
 
     action: Action
     kind: str
@@ -29,13 +30,19 @@ class SyncStep:
     detail: str = ""
 
 
+NEW = "(new)"
+"""The id of what a dry run would create."""
+
+
 class SyncError(Exception):
     """The plans file and Stripe cannot be reconciled as asked."""
 
 
 async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -> list[SyncStep]:
-    """Products by plan, prices by lookup_key; a changed price is a new price taking the key."""
+    """Products by plan, prices by lookup_key (a changed price is a new price taking the key),
+    then features by lookup_key and the plans' features on their products."""
     steps: list[SyncStep] = []
+    product_ids: dict[str, str] = {}
     products = await stripe.managed_products()
     prices = await stripe.prices_by_lookup_keys([p.lookup_key for _, _, p in catalog.paid_prices()])
     for slug, plan in catalog.plans.items():
@@ -44,7 +51,7 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
         product = products.get(slug)
         if product is None:
             steps.append(SyncStep("create", "product", slug, plan.name))
-            product_id = f"(new product {slug})"
+            product_id = NEW
             if not dry_run:
                 product_id = await stripe.create_product(slug, plan.name)
         else:
@@ -55,6 +62,7 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
                     await stripe.update_product(product.id, plan.name)
             else:
                 steps.append(SyncStep("unchanged", "product", slug, product.id))
+        product_ids[slug] = product_id
         for interval, spec in plan.prices.items():
             current = prices.get(spec.lookup_key)
             wanted = f"{spec.amount} {spec.currency}/{interval}"
@@ -81,7 +89,62 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
             )
             if current is not None:
                 await stripe.deactivate_price(current.id)
+    feature_ids = await _sync_features(stripe, catalog, dry_run, steps)
+    for slug, product_id in product_ids.items():
+        await _sync_product_features(
+            stripe, catalog.plans[slug].features, product_id, feature_ids, dry_run, steps, slug
+        )
     return steps
+
+
+async def _sync_features(
+    stripe: StripeGateway, catalog: Catalog, dry_run: bool, steps: list[SyncStep]
+) -> dict[str, str]:
+    """Create, rename or reactivate the features of `[features]`; their ids by lookup key."""
+    existing = await stripe.features()
+    ids: dict[str, str] = {}
+    for key, spec in catalog.features.items():
+        current = existing.get(key)
+        if current is None:
+            steps.append(SyncStep("create", "feature", key, spec.name))
+            ids[key] = NEW if dry_run else await stripe.create_feature(key, spec.name)
+            continue
+        ids[key] = current.id
+        if (current.name, current.active) == (spec.name, True):
+            steps.append(SyncStep("unchanged", "feature", key, current.id))
+            continue
+        steps.append(SyncStep("update", "feature", key, f"name {spec.name!r}, active"))
+        if not dry_run:
+            await stripe.update_feature(current.id, spec.name)
+    return ids
+
+
+async def _sync_product_features(
+    stripe: StripeGateway,
+    wanted: frozenset[str],
+    product_id: str,
+    feature_ids: dict[str, str],
+    dry_run: bool,
+    steps: list[SyncStep],
+    slug: str,
+) -> None:
+    """Attach a plan's features to its product; detach the managed ones it no longer lists
+    (never one `catalog sync` did not create: a feature attached in the Dashboard stays)."""
+    attached = [] if product_id == NEW else await stripe.product_features(product_id)
+    have = {pf.feature.lookup_key: pf for pf in attached}
+    for key in sorted(wanted):
+        if key in have:
+            steps.append(SyncStep("unchanged", "product feature", f"{slug}/{key}", have[key].id))
+            continue
+        steps.append(SyncStep("attach", "product feature", f"{slug}/{key}", feature_ids[key]))
+        if not dry_run:
+            await stripe.attach_feature(product_id, feature_ids[key])
+    for key, product_feature in sorted(have.items()):
+        if key in wanted or not product_feature.feature.managed:
+            continue
+        steps.append(SyncStep("detach", "product feature", f"{slug}/{key}", product_feature.id))
+        if not dry_run:
+            await stripe.detach_feature(product_id, product_feature.id)
 
 
 def _portal_plans(catalog: Catalog) -> list[str]:

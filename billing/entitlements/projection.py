@@ -107,6 +107,7 @@ def expected_columns(
     else:
         values = entitlement_columns(catalog, pick_current(state.subscriptions))
     values["stripe_customer_id"] = state.customer.id
+    values["stripe_features"] = sorted(state.features)
     return values
 
 

@@ -29,6 +29,8 @@ class EntitlementView:
     updated_at: datetime | None
     interval: BillingInterval | None
     seats: int | None
+    features: list[str]
+    """The plan's features in the plans file and the customer's active entitlements in Stripe."""
 
 
 _ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
@@ -43,6 +45,7 @@ _ROW_COLUMNS = (
     _ROW.c.updated_at,
     _ROW.c.interval,
     _ROW.c.quantity,
+    _ROW.c.stripe_features,
 )
 READ = select(*_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.deleted_at).select_from(
     _ORG.outerjoin(_ROW, _ROW.c.org_id == _ORG.c.org_id).outerjoin(
@@ -98,6 +101,7 @@ def _view(
     row = found if found is not None and found.status is not None else None
     plan = row.plan if row is not None and row.plan in catalog.plans else catalog.default
     seats = row.quantity if row is not None and catalog.plans[plan].seats is not None else None
+    in_stripe = row.stripe_features or () if row is not None else ()
     return EntitlementView(
         org_id=org_id,
         plan=plan,
@@ -110,4 +114,5 @@ def _view(
         updated_at=as_utc(row.updated_at) if row else None,
         interval=BillingInterval(row.interval) if row and row.interval else None,
         seats=seats,
+        features=sorted(catalog.plans[plan].features.union(in_stripe)),
     )

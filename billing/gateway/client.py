@@ -17,6 +17,8 @@ from stripe.params import (
     PriceListParams,
     PriceModifyParams,
     ProductCreateParams,
+    ProductFeatureCreateParams,
+    ProductFeatureListParams,
     ProductListParams,
     ProductModifyParams,
     SubscriptionListParams,
@@ -33,6 +35,12 @@ from stripe.params.billing_portal import (
     SessionCreateParamsFlowDataAfterCompletion as PortalAfterCompletionParams,
 )
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
+from stripe.params.entitlements import (
+    ActiveEntitlementListParams,
+    FeatureCreateParams,
+    FeatureListParams,
+    FeatureUpdateParams,
+)
 
 from billing.gateway.errors import (
     StripeNotFound,
@@ -46,8 +54,10 @@ from billing.gateway.views import (
     MANAGED_MARKER,
     CustomerState,
     CustomerView,
+    FeatureView,
     PortalConfigView,
     PriceView,
+    ProductFeatureView,
     ProductView,
     SubscriptionView,
     from_timestamp,
@@ -114,6 +124,17 @@ def _price_view(price: Any) -> PriceView:
         interval=recurring["interval"] if recurring else None,
         product_id=product if isinstance(product, str) else product["id"],
         active=bool(price.get("active")),
+    )
+
+
+def _feature_view(feature: Any) -> FeatureView:
+    """Reduce a Stripe Feature to a FeatureView."""
+    return FeatureView(
+        id=feature["id"],
+        lookup_key=feature["lookup_key"],
+        name=feature["name"],
+        active=bool(feature.get("active")),
+        metadata=dict(feature.get("metadata") or {}),
     )
 
 
@@ -271,31 +292,48 @@ class StripeGateway:
         return _customer_view(customer)
 
     async def customer_state(self, customer_id: str) -> CustomerState:
-        """The customer and all its subscriptions: one request, the customer expanded in the
-        subscription list (a second one only for a customer without subscriptions)."""
+        """The customer, all its subscriptions and its active entitlements: the subscription
+        list (customer expanded) and the entitlement list side by side, every page of each (a
+        customer without subscriptions costs a third request, for the customer itself)."""
         params: SubscriptionListParams = {
             "customer": customer_id,
             "status": "all",
             "limit": 100,
             "expand": ["data.customer"],
         }
-        subscriptions = await self._all_subscriptions(params)
-        if not subscriptions:
-            return CustomerState(await self.retrieve_customer(customer_id), [])
-        customer = _customer_view(subscriptions[0]["customer"])
-        return CustomerState(customer, [_subscription_view(sub) for sub in subscriptions])
+        subscriptions, features = await asyncio.gather(
+            self._raw_pages("subscriptions.list", "/v1/subscriptions", params),
+            self._active_entitlements(customer_id),
+        )
+        if subscriptions:
+            customer = _customer_view(subscriptions[0]["customer"])
+        else:
+            customer = await self.retrieve_customer(customer_id)
+        views = [_subscription_view(sub) for sub in subscriptions]
+        return CustomerState(customer, views, frozenset() if customer.deleted else features)
 
-    async def _all_subscriptions(self, params: SubscriptionListParams) -> list[Any]:
-        """Every page of a subscription list, as plain JSON.
+    async def _active_entitlements(self, customer_id: str) -> frozenset[str]:
+        """Lookup keys of the customer's active entitlements, every page (none for a customer
+        Stripe no longer knows: the subscription list or the customer says what became of it)."""
+        params: ActiveEntitlementListParams = {"customer": customer_id, "limit": 100}
+        try:
+            found = await self._raw_pages(
+                "entitlements.active_entitlements.list",
+                "/v1/entitlements/active_entitlements",
+                params,
+            )
+        except StripeNotFound:
+            return frozenset()
+        return frozenset(entitlement["lookup_key"] for entitlement in found)
 
-        A raw request: the applier's one call per customer, so the SDK's object model (a few
+    async def _raw_pages(self, what: str, path: str, params: Any) -> list[Any]:
+        """Every page of a list, as plain JSON.
+
+        Raw requests: the applier's calls per customer, so the SDK's object model (a few
         milliseconds of CPU per page) is skipped; the params stay the SDK's typed ones."""
         found: list[Any] = []
         while True:
-            response = await self._call(
-                "subscriptions.list",
-                self._client.raw_request_async("get", "/v1/subscriptions", **params),
-            )
+            response = await self._call(what, self._client.raw_request_async("get", path, **params))
             page = response.data
             found.extend(page["data"])
             if not page.get("has_more"):
@@ -307,7 +345,8 @@ class StripeGateway:
     async def subscriptions_of(self, customer_id: str) -> list[SubscriptionView]:
         """Every subscription of a customer, ended ones included."""
         params: SubscriptionListParams = {"customer": customer_id, "status": "all", "limit": 100}
-        return [_subscription_view(sub) for sub in await self._all_subscriptions(params)]
+        subscriptions = await self._raw_pages("subscriptions.list", "/v1/subscriptions", params)
+        return [_subscription_view(sub) for sub in subscriptions]
 
     # prices and products ---------------------------------------------------------
 
@@ -413,6 +452,84 @@ class StripeGateway:
         """Archive a price that a new one replaced."""
         params: PriceModifyParams = {"active": False}
         await self._call("prices.update", self._client.v1.prices.update_async(price_id, params))
+
+    # features (Stripe Entitlements) -------------------------------------------------
+
+    async def features(self) -> dict[str, FeatureView]:
+        """Every feature, active and archived, by lookup key."""
+        found: dict[str, FeatureView] = {}
+        for archived in (True, False):  # an active one wins a lookup key
+            params: FeatureListParams = {"archived": archived, "limit": 100}
+            while True:
+                page = await self._call(
+                    "entitlements.features.list",
+                    self._client.v1.entitlements.features.list_async(params),
+                )
+                found.update((f["lookup_key"], _feature_view(f)) for f in page["data"])
+                if not page.get("has_more"):
+                    break
+                params["starting_after"] = page["data"][-1]["id"]
+        return found
+
+    async def create_feature(self, lookup_key: str, name: str) -> str:
+        """Create a managed feature."""
+        params: FeatureCreateParams = {
+            "lookup_key": lookup_key,
+            "name": name,
+            "metadata": {"managed_by": MANAGED_MARKER},
+        }
+        feature = await self._call(
+            "entitlements.features.create",
+            self._client.v1.entitlements.features.create_async(
+                params, {"idempotency_key": f"catalog:feature:{lookup_key}:{name}"}
+            ),
+        )
+        return cast(str, feature["id"])
+
+    async def update_feature(self, feature_id: str, name: str) -> None:
+        """Rename, reactivate and mark a feature as managed."""
+        params: FeatureUpdateParams = {
+            "name": name,
+            "active": True,
+            "metadata": {"managed_by": MANAGED_MARKER},
+        }
+        await self._call(
+            "entitlements.features.update",
+            self._client.v1.entitlements.features.update_async(feature_id, params),
+        )
+
+    async def product_features(self, product_id: str) -> list[ProductFeatureView]:
+        """Every feature attached to a product."""
+        params: ProductFeatureListParams = {"limit": 100}
+        found: list[ProductFeatureView] = []
+        while True:
+            page = await self._call(
+                "products.features.list",
+                self._client.v1.products.features.list_async(product_id, params),
+            )
+            found.extend(
+                ProductFeatureView(id=pf["id"], feature=_feature_view(pf["entitlement_feature"]))
+                for pf in page["data"]
+            )
+            if not page.get("has_more"):
+                return found
+            params["starting_after"] = page["data"][-1]["id"]
+
+    async def attach_feature(self, product_id: str, feature_id: str) -> None:
+        """Attach a feature to a product (no idempotency key of ours: attaching again after a
+        detach must attach, not replay the first answer)."""
+        params: ProductFeatureCreateParams = {"entitlement_feature": feature_id}
+        await self._call(
+            "products.features.create",
+            self._client.v1.products.features.create_async(product_id, params),
+        )
+
+    async def detach_feature(self, product_id: str, product_feature_id: str) -> None:
+        """Detach a feature from a product."""
+        await self._call(
+            "products.features.delete",
+            self._client.v1.products.features.delete_async(product_id, product_feature_id),
+        )
 
     # portal ---------------------------------------------------------------------
 

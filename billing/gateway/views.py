@@ -69,10 +69,36 @@ class SubscriptionView:
 
 @dataclass(frozen=True)
 class CustomerState:
-    """A customer and every subscription it has: what an entitlement is projected from."""
+    """A customer, every subscription it has and the lookup keys of its active entitlements:
+    what an entitlement is projected from."""
 
     customer: CustomerView
     subscriptions: list[SubscriptionView]
+    features: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A Stripe Feature (Entitlements), found by its lookup key."""
+
+    id: str
+    lookup_key: str
+    name: str
+    active: bool
+    metadata: dict[str, str]
+
+    @property
+    def managed(self) -> bool:
+        """Whether `catalog sync` created (and so may detach) it."""
+        return self.metadata.get("managed_by") == MANAGED_MARKER
+
+
+@dataclass(frozen=True)
+class ProductFeatureView:
+    """A feature attached to a product."""
+
+    id: str
+    feature: FeatureView
 
 
 @dataclass(frozen=True)

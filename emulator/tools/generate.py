@@ -17,7 +17,9 @@ Json = Any
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[2] / "vendor" / "stripe"
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "spec_data.json"
 
-# Kinds whose templates the emulator needs: name -> (schema name, fixture name).
+# Kinds whose templates the emulator needs: name -> (schema name, fixture name). A kind whose
+# schema the spec subset lacks (deleted_product_feature, the entitlement summary) keeps its
+# fixture's fields as they are (with its OVERRIDES) and has no expandable fields.
 KINDS: dict[str, tuple[str, str]] = {
     "customer": ("customer", "customer"),
     "deleted_customer": ("deleted_customer", "deleted_customer"),
@@ -38,6 +40,17 @@ KINDS: dict[str, tuple[str, str]] = {
     "event": ("event", "event"),
     "webhook_endpoint": ("webhook_endpoint", "webhook_endpoint"),
     "deleted_webhook_endpoint": ("deleted_webhook_endpoint", "deleted_webhook_endpoint"),
+    "entitlements.feature": ("entitlements.feature", "entitlements.feature"),
+    "product_feature": ("product_feature", "product_feature"),
+    "deleted_product_feature": ("deleted_product_feature", "deleted_product_feature"),
+    "entitlements.active_entitlement": (
+        "entitlements.active_entitlement",
+        "entitlements.active_entitlement",
+    ),
+    "entitlements.active_entitlement_summary": (
+        "entitlements.active_entitlement_summary",
+        "entitlements.active_entitlement_summary",
+    ),
 }
 
 # Realistic defaults replacing the fixtures' placeholder values (applied after pruning).
@@ -180,6 +193,19 @@ OVERRIDES: dict[str, dict[str, Json]] = {
     "line_item": {"parent": None, "pretax_credit_amounts": [], "taxes": []},
     "event": {},
     "webhook_endpoint": {"description": None},
+    "entitlements.feature": {"active": True, "livemode": False, "metadata": {}},
+    "product_feature": {"livemode": False},
+    "entitlements.active_entitlement": {"livemode": False},
+    "entitlements.active_entitlement_summary": {
+        "customer": "",
+        "entitlements": {
+            "data": [],
+            "has_more": False,
+            "object": "list",
+            "url": "/v1/entitlements/active_entitlements",
+        },
+        "livemode": False,
+    },
 }
 
 
@@ -336,6 +362,16 @@ def merge_nodes(nodes: list[Json]) -> Json:
     return out
 
 
+def _template(pruner: Pruner, schema_name: str, raw: Json, kind: str) -> Json:
+    """The example object pruned to its schema (as it is when the spec subset lacks it)."""
+    if schema_name not in pruner.schemas:
+        return raw
+    schema = {"$ref": f"#/components/schemas/{schema_name}"}
+    obj = pruner.prune(schema, raw, kind)
+    pruner.check(schema, obj, kind)
+    return obj
+
+
 def build(spec_dir: Path) -> dict[str, Json]:
     """Build the data document."""
     spec = json.loads((spec_dir / "openapi-subset.json").read_text())
@@ -343,12 +379,9 @@ def build(spec_dir: Path) -> dict[str, Json]:
     pruner = Pruner(spec["components"]["schemas"])
     templates: dict[str, Json] = {}
     for kind, (schema_name, fixture_name) in KINDS.items():
-        schema = {"$ref": f"#/components/schemas/{schema_name}"}
         raw = dict(fixtures[fixture_name])
         raw.update(OVERRIDES.get(kind, {}))
-        obj = pruner.prune(schema, raw, kind)
-        pruner.check(schema, obj, kind)
-        templates[kind] = obj
+        templates[kind] = _template(pruner, schema_name, raw, kind)
     params: dict[str, dict[str, Json]] = {}
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
@@ -374,7 +407,7 @@ def build(spec_dir: Path) -> dict[str, Json]:
             params.setdefault(path, {})[method.upper()] = node
     expandable: dict[str, list[str]] = {}
     for kind, (schema_name, _) in KINDS.items():
-        sch = pruner.resolve({"$ref": f"#/components/schemas/{schema_name}"})
+        sch = pruner.schemas.get(schema_name, {})
         expandable[kind] = sorted(sch.get("x-expandableFields", []))
     if pruner.problems:
         print("\n".join(pruner.problems), file=sys.stderr)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,13 @@ from server.app import create_app
 from tests.support.freshness import put_entitlement
 from tests.support.identity import JwksServer, claims, ec_key, idp_settings, rsa_key
 from tests.support.journeys import click, subscribe
-from tests.support.live import SUBSCRIPTION, Closed, LiveClient, connected, subscribed
+from tests.support.live import (
+    SUBSCRIPTION,
+    Closed,
+    connected,
+    pushed_until,
+    subscribed,
+)
 from tests.support.private_stack import settled
 from tests.support.tokens import BAD_TOKENS, rsa_of
 
@@ -35,20 +41,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 
 DAY = 86400
 Entitlement = dict[str, Any]
-
-
-async def pushed_until(
-    live: LiveClient, last: Entitlement, check: Callable[[Entitlement], bool]
-) -> list[Entitlement]:
-    """Messages until one satisfies `check`; each differs from the one before it."""
-    seen: list[Entitlement] = []
-    while True:
-        got = await live.next(timeout=30)
-        assert got != last, f"a message that changes nothing: {got}"
-        seen.append(got)
-        if check(got):
-            return seen
-        last = got
 
 
 async def test_the_first_message_is_the_entitlement(stack: Stack, api: Api) -> None:

@@ -11,7 +11,8 @@ async def test_plans_needs_no_token(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql",
         json={
-            "query": "{ plans { slug name limits prices { interval lookupKey amount currency } } }"
+            "query": "{ plans { slug name limits features "
+            "prices { interval lookupKey amount currency } } }"
         },
     )
     assert response.status_code == 200
@@ -23,6 +24,12 @@ async def test_plans_needs_no_token(client: httpx.AsyncClient) -> None:
         {"interval": "MONTH", "lookupKey": "pro_monthly", "amount": 2000, "currency": "usd"},
         {"interval": "YEAR", "lookupKey": "pro_yearly", "amount": 20000, "currency": "usd"},
     ]
+    assert {slug: plan["features"] for slug, plan in plans.items()} == {
+        "free": ["exports"],
+        "pro": ["exports", "priority_support"],
+        "team": ["exports", "priority_support", "sso"],
+        "business": ["audit_log", "exports", "priority_support", "sso"],  # sorted
+    }
 
 
 async def test_entitlement_of_an_org_that_never_subscribed(api: Api) -> None:
@@ -39,6 +46,7 @@ async def test_entitlement_of_an_org_that_never_subscribed(api: Api) -> None:
         "updatedAt": None,
         "interval": None,
         "seats": None,
+        "features": ["exports"],  # the default plan's
     }
 
 

@@ -4,7 +4,6 @@ commands through the same CLI in this process (harness.cli.invoke_cli)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,10 @@ from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401  (the tables, registered on SQLModel.metadata)
 from billing.kit.migrations import migrate
-from emulator.server import EmulatorServer
 from harness.api import JWT_SECRET
 from harness.cli import invoke_cli, run_cli
 from harness.stack import PLANS
 from harness.stripe_side import stripe_sdk
-
-
-@pytest.fixture
-def emulator_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A fresh emulator and the environment that points the CLI at it."""
-    server = EmulatorServer().start()
-    yield {
-        "STRIPE_SECRET_KEY": "sk_test_cli",
-        "STRIPE_API_BASE": server.url,
-        "PLANS_FILE": str(PLANS),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-    }
-    server.stop()
 
 
 def test_dev_token(tmp_path: Path) -> None:
@@ -75,7 +60,7 @@ def test_the_migrations_build_the_models_and_give_earlier_rows_their_quantity(
     tmp_path: Path,
 ) -> None:
     """Alembic's head has exactly the models' tables; rows from before the quantity column
-    get the one quantity every earlier version bought."""
+    get the one quantity every earlier version bought, and no Stripe feature yet."""
     path = tmp_path / "m.db"
     migrate(f"sqlite+aiosqlite:///{path}", "0004")
     with sqlite3.connect(path) as conn:
@@ -87,7 +72,9 @@ def test_the_migrations_build_the_models_and_give_earlier_rows_their_quantity(
     migrate(f"sqlite+aiosqlite:///{path}")
     with sqlite3.connect(path) as conn:
         found = dict(conn.execute("SELECT org_id, quantity FROM entitlements").fetchall())
+        features = dict(conn.execute("SELECT org_id, stripe_features FROM entitlements"))
     assert found == {"org_paid": 1, "org_never": None}
+    assert features == {"org_paid": "[]", "org_never": "[]"}  # until their customer is re-read
 
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
@@ -155,6 +142,15 @@ def test_database_problems_are_one_line(
             "default='free'\n[plans.free]\nname='Free'\nseats = { min = 1, max = 2 }\n",
             "default plan 'free' must not be per seat",
         ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\nfeatures = ['sso']\n"
+            "[features]\naudit_log = { name = 'Audit log' }\n",
+            "plans.free.features: feature 'sso' is not defined under [features]",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[features]\nsso = { title = 'SSO' }\n",
+            "features.sso.name: Field required",
+        ),
     ],
     ids=[
         "unknown-default",
@@ -165,6 +161,8 @@ def test_database_problems_are_one_line(
         "seats-min",
         "seats-key",
         "default-per-seat",
+        "unknown-feature",
+        "feature-without-name",
     ],
 )
 def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:

@@ -214,6 +214,30 @@ async def test_changes_in_stripe_without_their_webhook_are_drift(private: Privat
         [{"column": "quantity", "stored": 1, "stripe": 3}]
     ]
 
+    # A feature attached to the pro product in the Dashboard: both orgs are entitled to it in
+    # Stripe; no webhook either.
+    assert (await drift(env, "--fix", "--org", changed.org)).returncode == 0
+    beta = private.sdk.v1.entitlements.features.create(
+        params={"name": "Beta", "lookup_key": "beta"}
+    )
+    private.sdk.v1.products.features.create(
+        str(sub["items"].data[0].price.product), params={"entitlement_feature": beta.id}
+    )
+    granted = await drift(env, "--json")
+    assert {d["org_id"] for d in as_json(granted)["drifted"]} == {changed.org, other.org}
+    assert {json.dumps(d["differences"]) for d in as_json(granted)["drifted"]} == {
+        json.dumps(
+            [
+                {
+                    "column": "stripe_features",
+                    "stored": ["exports", "priority_support"],
+                    "stripe": ["beta", "exports", "priority_support"],
+                }
+            ]
+        )
+    }
+    assert (await drift(env, "--fix")).returncode == 0
+
     # The customer deleted in Stripe: the account's deletion and the entitlement both differ.
     private.sdk.v1.customers.delete(customer)
     gone = await drift(env, "--json")

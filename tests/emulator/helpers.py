@@ -18,6 +18,20 @@ DAY = 86400
 APP = "http://app.test"
 
 
+def monthly_product(client: Any, name: str, amount: int = 1000) -> tuple[Any, Any]:
+    """A product of its own and a monthly USD price for it."""
+    prod = client.v1.products.create(params={"name": name})
+    price = client.v1.prices.create(
+        params={
+            "product": prod.id,
+            "currency": "usd",
+            "unit_amount": amount,
+            "recurring": {"interval": "month"},
+        }
+    )
+    return prod, price
+
+
 def seed(
     client: Any, control: EmulatorControl | None = None, *, lookup_prefix: str = "pro"
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from emulator.client import EmulatorControl
 from emulator.server import EmulatorServer
 from emulator.state import EmulatorState
 from tests.emulator.conftest import WEBHOOK_SECRET, Receiver, make_client
-from tests.emulator.helpers import DAY, checkout, pay, seed, subscribe, wait_until
+from tests.emulator.helpers import DAY, checkout, monthly_product, pay, seed, subscribe, wait_until
 
 NEW_SECRET = "whsec_after_the_restart"
 
@@ -146,3 +146,49 @@ async def test_saves_coalesce_and_need_a_file(tmp_path: Path) -> None:
     bare.changed()
     await asyncio.sleep(0)
     assert bare.saves == 0
+
+
+def test_entitlements_survive_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.json"
+    summary = "entitlements.active_entitlement_summary.updated"
+    with EmulatorServer(state_file=state_file) as first:
+        client = make_client(first.url)
+        prod, price = monthly_product(client, "Pro")
+        feat = client.v1.entitlements.features.create(params={"name": "SSO", "lookup_key": "sso"})
+        attached = client.v1.products.features.create(
+            prod.id, params={"entitlement_feature": feat.id}
+        )
+        cus = client.v1.customers.create(params={"email": "e@example.com"})
+        sub = client.v1.subscriptions.create(
+            params={"customer": cus.id, "items": [{"price": price.id}]}
+        )
+        (ent,) = client.v1.entitlements.active_entitlements.list(params={"customer": cus.id}).data
+    with (
+        EmulatorServer(state_file=state_file) as second,
+        EmulatorControl(second.url) as control,
+    ):
+        client = make_client(second.url)
+        listed = client.v1.entitlements.features.list(params={"lookup_key": "sso"}).data
+        assert [f.id for f in listed] == [feat.id]
+        assert [pf.id for pf in client.v1.products.features.list(prod.id).data] == [attached.id]
+        assert client.v1.entitlements.active_entitlements.retrieve(ent.id).feature == feat.id
+        client.v1.subscriptions.update(sub.id, params={"metadata": {"a": "b"}})
+        assert len(control.events(type=summary)) == 1  # the remembered set is unchanged
+        client.v1.products.features.delete(prod.id, attached.id)
+        last = control.events(type=summary)[-1]["data"]
+        assert last["object"]["entitlements"]["data"] == []
+        assert last["previous_attributes"]["entitlements"]["data"][0]["id"] == ent.id
+        control.reset()
+        assert client.v1.entitlements.features.list().data == []
+        wait_until(lambda: not _saved(state_file)["db"]["features"])
+        saved = _saved(state_file)
+        assert saved["product_features"] == {} and saved["entitlements"] == {}
+
+
+def test_a_state_file_from_before_entitlements_loads(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.json"
+    old = EmulatorState().dump()
+    del old["db"]["features"], old["product_features"], old["entitlements"]
+    state_file.write_text(json.dumps(old))
+    state = EmulatorState(state_file=state_file)
+    assert state.db.features == {} and state.product_features == {} and state.entitlements == {}

@@ -21,6 +21,9 @@ KINDS = [
     "invoice",
     "event",
     "webhook_endpoint",
+    "entitlements.feature",
+    "product_feature",
+    "entitlements.active_entitlement",
 ]
 
 

@@ -8,7 +8,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,11 +20,13 @@ from harness.api import token
 SUBSCRIPTION = """
 subscription { entitlementChanged { orgId plan status cancelAtPeriodEnd currentPeriodEnd
                                     trialEnd hasBillingAccount limits updatedAt interval
-                                    seats } }
+                                    seats features } }
 """
 """The same selection as harness.api.ENTITLEMENT."""
 
 PROTOCOL = "graphql-transport-ws"
+
+Entitlement = dict[str, Any]
 
 
 class Closed(Exception):
@@ -180,3 +182,17 @@ async def subscribed(
         assert ack == {"type": "connection_ack"}, ack
         await client.subscribe()
         yield client
+
+
+async def pushed_until(
+    live: LiveClient, last: Entitlement, check: Callable[[Entitlement], bool]
+) -> list[Entitlement]:
+    """Messages until one satisfies `check`; each differs from the one before it."""
+    seen: list[Entitlement] = []
+    while True:
+        got = await live.next(timeout=30)
+        assert got != last, f"a message that changes nothing: {got}"
+        seen.append(got)
+        if check(got):
+            return seen
+        last = got

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import subprocess
 import tempfile
@@ -129,6 +130,17 @@ async def all_events(private: PrivateStack) -> list[dict[str, Any]]:
             if not page["has_more"]:
                 return events
             params["starting_after"] = page["data"][-1]["id"]
+
+
+async def new_events(private: PrivateStack, customer: str, seen: set[str]) -> list[bytes]:
+    """Bodies of the customer's events not delivered yet, oldest first (`seen` grows)."""
+    fresh = [
+        e
+        for e in reversed(await all_events(private))
+        if e["id"] not in seen and customer in json.dumps(e["data"]["object"])
+    ]
+    seen.update(e["id"] for e in fresh)
+    return [json.dumps(e).encode() for e in fresh]
 
 
 async def deliver(

@@ -11,20 +11,9 @@ import httpx
 from emulator.client import EmulatorControl
 from harness.api import Api
 from tests.support.journeys import click
-from tests.support.private_stack import PrivateStack, all_events, deliver, settled
+from tests.support.private_stack import PrivateStack, deliver, new_events, settled
 
 DELAY = 2.0
-
-
-async def _new_events(private: PrivateStack, customer: str, seen: set[str]) -> list[bytes]:
-    """Bodies of the customer's events not delivered yet, oldest first."""
-    fresh = [
-        e
-        for e in reversed(await all_events(private))
-        if e["id"] not in seen and customer in json.dumps(e["data"]["object"])
-    ]
-    seen.update(e["id"] for e in fresh)
-    return [json.dumps(e).encode() for e in fresh]
 
 
 async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateStack) -> None:
@@ -35,7 +24,7 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateSt
         session = await asyncio.to_thread(private.sdk.v1.checkout.sessions.retrieve, checkout["id"])
         customer, subscription = str(session.customer), str(session.subscription)
         seen: set[str] = set()
-        assert await deliver(private.api.url, await _new_events(private, customer, seen)) == []
+        assert await deliver(private.api.url, await new_events(private, customer, seen)) == []
         await settled(private.settings.database_url)
         before = await api.entitlement()
         assert before["plan"] == "pro" and before["cancelAtPeriodEnd"] is False
@@ -45,7 +34,7 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateSt
         await asyncio.to_thread(
             private.sdk.v1.subscriptions.update, subscription, {"metadata": {"note": "e1"}}
         )
-        older = await _new_events(private, customer, seen)
+        older = await new_events(private, customer, seen)
         assert older
         with EmulatorControl(private.emulator.url) as control:
             control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=DELAY)
@@ -56,7 +45,7 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateSt
         await asyncio.to_thread(
             private.sdk.v1.subscriptions.update, subscription, {"cancel_at_period_end": True}
         )
-        newer = await _new_events(private, customer, seen)
+        newer = await new_events(private, customer, seen)
         assert newer
         assert await deliver(private.api.url, newer) == []
         assert await first == []
@@ -77,11 +66,11 @@ async def test_late_and_repeated_seat_changes_never_roll_the_quantity_back(
         session = await asyncio.to_thread(private.sdk.v1.checkout.sessions.retrieve, checkout["id"])
         customer = str(session.customer)
         seen: set[str] = set()
-        bought = await _new_events(private, customer, seen)
+        bought = await new_events(private, customer, seen)
         for seats in (5, 4):  # two seat changes, each confirmed on Stripe's page
             link = await api.change_seats(seats)
             await click(link["url"], "confirm")
-        changes = await _new_events(private, customer, seen)
+        changes = await new_events(private, customer, seen)
         quantities = [
             item["quantity"]
             for body in changes

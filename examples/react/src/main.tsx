@@ -6,6 +6,7 @@ import { type Client, Provider } from "urql";
 import { signOut, useToken } from "./auth";
 import { makeClient } from "./client";
 import { BILLING_PATH } from "./config";
+import { EntitlementProvider } from "./live";
 import { BillingPage } from "./pages/BillingPage";
 import { PricingPage } from "./pages/PricingPage";
 import { SignIn } from "./pages/SignIn";
@@ -33,23 +34,25 @@ function App() {
   if (client === null) return null;
   return (
     <Provider value={client}>
-      <header className="top">
-        <strong>Example app</strong>
-        <nav>
-          <NavLink to={BILLING_PATH}>Billing</NavLink>
-          <NavLink to="/pricing">Pricing</NavLink>
-        </nav>
-        <button type="button" className="link" data-testid="sign-out" onClick={() => signOut()}>
-          Sign out
-        </button>
-      </header>
-      <main>
-        <Routes>
-          <Route path={BILLING_PATH} element={<BillingPage />} />
-          <Route path="/pricing" element={<PricingPage />} />
-          <Route path="*" element={<Navigate to={BILLING_PATH} replace />} />
-        </Routes>
-      </main>
+      <EntitlementProvider>
+        <header className="top">
+          <strong>Example app</strong>
+          <nav>
+            <NavLink to={BILLING_PATH}>Billing</NavLink>
+            <NavLink to="/pricing">Pricing</NavLink>
+          </nav>
+          <button type="button" className="link" data-testid="sign-out" onClick={() => signOut()}>
+            Sign out
+          </button>
+        </header>
+        <main>
+          <Routes>
+            <Route path={BILLING_PATH} element={<BillingPage />} />
+            <Route path="/pricing" element={<PricingPage />} />
+            <Route path="*" element={<Navigate to={BILLING_PATH} replace />} />
+          </Routes>
+        </main>
+      </EntitlementProvider>
     </Provider>
   );
 }

@@ -14,6 +14,7 @@ export const EntitlementFields = graphql(`
     updatedAt
     interval
     seats
+    features
   }
 `);
 
@@ -39,6 +40,7 @@ export const PlansQuery = graphql(`
       slug
       name
       limits
+      features
       seats {
         min
         max

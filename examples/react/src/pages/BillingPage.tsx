@@ -12,14 +12,16 @@ import {
   formatLimits,
   formatSeats,
 } from "../format";
+import { allFeatures, featureLabel, hasFeature, upgradeFor } from "../features";
 import type { BillingInterval } from "../gql/graphql";
-import { useLiveEntitlement } from "../live";
+import type { Entitlement } from "../live";
+import { useEntitlement } from "../live";
 import { type Plan, planName, usePlans } from "../plans";
 import { syncMessage, useReturnSync } from "../returns";
 import { seatCount, seatRangeHint, seatTotal } from "../seats";
 
 export function BillingPage() {
-  const { entitlement, error } = useLiveEntitlement();
+  const { entitlement, error } = useEntitlement();
   const plans = usePlans();
   const sync = useReturnSync(entitlement);
   const actions = useBillingActions(entitlement);
@@ -133,7 +135,53 @@ export function BillingPage() {
           </div>
         )}
       </section>
+      <Features entitlement={entitlement} plans={plans} />
     </>
+  );
+}
+
+/** Every feature the app knows of: the org's own enabled, the others greyed out with the way to
+ * them. Live: `entitlement` is the pushed one, so a change shows without a reload. */
+function Features(props: { entitlement: Entitlement; plans: Plan[] | null }) {
+  const { entitlement, plans } = props;
+  return (
+    <section className="card features" aria-labelledby="features-title">
+      <h2 id="features-title">Features</h2>
+      <ul data-testid="features">
+        {allFeatures(plans ?? [], entitlement).map((key) => {
+          const enabled = hasFeature(entitlement, key);
+          const label = featureLabel(key);
+          const target = enabled || plans === null ? null : upgradeFor(plans, key, entitlement.plan);
+          return (
+            <li key={key} className={enabled ? "feature" : "feature off"}>
+              <span
+                className="what"
+                data-testid={`feature-${key}`}
+                data-enabled={enabled}
+                aria-disabled={!enabled || undefined}
+              >
+                <span className="mark" aria-hidden="true">
+                  {enabled ? "\u2713" : "\u2013"}
+                </span>
+                <span className="name">{label}</span>
+                <span className="visually-hidden">
+                  {enabled ? " (included)" : " (not in your plan)"}
+                </span>
+              </span>
+              {!enabled && (
+                <Link
+                  to="/pricing"
+                  state={{ notice: `${label} comes with ${target?.name ?? "a paid plan"}.` }}
+                  data-testid={`feature-upgrade-${key}`}
+                >
+                  {target ? `Upgrade to ${target.name}` : "Upgrade"}
+                </Link>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+    </section>
   );
 }
 

@@ -5,9 +5,10 @@ import { useLocation } from "react-router";
 
 import { type BillingActions, useBillingActions } from "../actions";
 import { PortalButton } from "../components/PortalButton";
+import { allFeatures, featureLabel } from "../features";
 import { SUBSCRIBED, formatLimits, formatMoney, formatPrice, intervalWord } from "../format";
 import type { BillingInterval } from "../gql/graphql";
-import { type Entitlement, useLiveEntitlement } from "../live";
+import { type Entitlement, useEntitlement } from "../live";
 import { type Plan, usePlans } from "../plans";
 import { type SeatRange, seatCount, seatRangeHint, seatTotal } from "../seats";
 
@@ -23,10 +24,12 @@ function noticeOf(state: unknown): string | null {
 
 export function PricingPage() {
   const plans = usePlans();
-  const { entitlement } = useLiveEntitlement();
+  const { entitlement } = useEntitlement();
   const actions = useBillingActions(entitlement);
   const [interval, setBillingInterval] = useState<BillingInterval>("MONTH");
   const notice = noticeOf(useLocation().state);
+  // Each plan's features in one order, the plans' own (the smallest plan's first).
+  const order = allFeatures(plans ?? [], null);
 
   return (
     <section className="pricing">
@@ -62,6 +65,7 @@ export function PricingPage() {
             <PlanCard
               key={plan.slug}
               plan={plan}
+              features={order.filter((key) => plan.features.includes(key))}
               interval={interval}
               entitlement={entitlement}
               actions={actions}
@@ -121,11 +125,12 @@ function SeatPicker(props: {
 
 function PlanCard(props: {
   plan: Plan;
+  features: string[];
   interval: BillingInterval;
   entitlement: Entitlement | null;
   actions: BillingActions;
 }) {
-  const { plan, interval, entitlement, actions } = props;
+  const { plan, features, interval, entitlement, actions } = props;
   const price = plan.prices.find((p) => p.interval === interval);
   const free = plan.prices.length === 0;
   const subscribed = entitlement !== null && SUBSCRIBED.has(entitlement.status);
@@ -190,6 +195,13 @@ function PlanCard(props: {
         {formatLimits(plan.limits)}
         {range && ` · ${range.min} to ${range.max} seats`}
       </p>
+      <ul className="plan-features" data-testid={`plan-features-${plan.slug}`}>
+        {features.map((key) => (
+          <li key={key} data-feature={key}>
+            {featureLabel(key)}
+          </li>
+        ))}
+      </ul>
       {range && price && (
         <SeatPicker
           plan={plan}

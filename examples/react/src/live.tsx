@@ -1,6 +1,8 @@
 // The org's entitlement, kept current: entitlementChanged while the WebSocket is up, polling
 // with backoff while it is down. Reads only: nothing here ever writes or calls Stripe.
-import { useEffect, useRef, useState } from "react";
+// <EntitlementProvider> runs it once for the whole app; pages and gates read it with
+// useEntitlement().
+import { type ReactNode, createContext, useContext, useEffect, useRef, useState } from "react";
 import { type CombinedError, useQuery, useSubscription } from "urql";
 
 import { useSocketState } from "./client";
@@ -14,10 +16,28 @@ const MAX_POLL_MS = 30_000;
 const FIRST_RESUBSCRIBE_MS = 5_000;
 const MAX_RESUBSCRIBE_MS = 60_000;
 
-export function useLiveEntitlement(): {
+export interface LiveEntitlement {
+  /** Null until the first answer. */
   entitlement: Entitlement | null;
+  /** Why there is no entitlement yet, if a read failed. */
   error: CombinedError | undefined;
-} {
+}
+
+const LiveContext = createContext<LiveEntitlement | null>(null);
+
+/** One entitlement query and one entitlementChanged subscription for everything inside. */
+export function EntitlementProvider(props: { children: ReactNode }) {
+  return <LiveContext value={useLiveEntitlement()}>{props.children}</LiveContext>;
+}
+
+/** The org's entitlement as it is now, from the <EntitlementProvider> above. */
+export function useEntitlement(): LiveEntitlement {
+  const live = useContext(LiveContext);
+  if (live === null) throw new Error("useEntitlement needs an <EntitlementProvider> above it");
+  return live;
+}
+
+function useLiveEntitlement(): LiveEntitlement {
   const [query, reread] = useQuery({ query: EntitlementQuery });
   const [pushed, resubscribe] = useSubscription({ query: EntitlementChanged });
   const failures = useRef(0);
