@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from devstack import EMULATOR_KEY
 from emulator.client import AsyncEmulatorControl
 from harness.servers import free_port
+from harness.stripe_side import customer_of, stripe_sdk
 from tests.support.dev import DevStack, dev_api
 from tests.support.journeys import subscribe
 
@@ -32,6 +36,22 @@ async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: DevStack) 
         assert (await upgraded_only.upgrade("pro"))["__typename"] == "CheckoutSession"
         await dev.settle()
         before = await paying.entitlement()
+    # `make run` seeded plans.toml's features into the emulator, and Stripe entitles the
+    # paying customer to pro's.
+    stripe: Any = stripe_sdk(dev.emulator, EMULATOR_KEY)
+    seeded = (await stripe.v1.entitlements.features.list_async(params={"limit": 100})).data
+    assert sorted(f.lookup_key for f in seeded) == [
+        "audit_log",
+        "exports",
+        "priority_support",
+        "sso",
+    ]
+    customer = await asyncio.to_thread(customer_of, stripe, "org_paying")
+    granted = await stripe.v1.entitlements.active_entitlements.list_async(
+        params={"customer": customer}
+    )
+    assert sorted(e.lookup_key for e in granted.data) == before["features"]
+    assert before["features"] == ["exports", "priority_support"]
     async with AsyncEmulatorControl(dev.emulator) as control:
         advanced = await control.advance(3 * 86400)
     dev.stop()
