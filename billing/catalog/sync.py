@@ -91,9 +91,8 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
                 await stripe.deactivate_price(current.id)
     feature_ids = await _sync_features(stripe, catalog, dry_run, steps)
     for slug, product_id in product_ids.items():
-        await _sync_product_features(
-            stripe, catalog.plans[slug].features, product_id, feature_ids, dry_run, steps, slug
-        )
+        granted = {key: feature_ids[key] for key in sorted(catalog.plans[slug].features)}
+        steps += await _sync_product_features(stripe, slug, product_id, granted, dry_run)
     return steps
 
 
@@ -120,31 +119,28 @@ async def _sync_features(
 
 
 async def _sync_product_features(
-    stripe: StripeGateway,
-    wanted: frozenset[str],
-    product_id: str,
-    feature_ids: dict[str, str],
-    dry_run: bool,
-    steps: list[SyncStep],
-    slug: str,
-) -> None:
-    """Attach a plan's features to its product; detach the managed ones it no longer lists
-    (never one `catalog sync` did not create: a feature attached in the Dashboard stays)."""
+    stripe: StripeGateway, slug: str, product_id: str, wanted: dict[str, str], dry_run: bool
+) -> list[SyncStep]:
+    """Attach a plan's `wanted` features (ids by lookup key) to its product; detach the managed
+    ones it no longer lists (never one `catalog sync` did not create: a feature attached in the
+    Dashboard stays)."""
+    steps: list[SyncStep] = []
     attached = [] if product_id == NEW else await stripe.product_features(product_id)
     have = {pf.feature.lookup_key: pf for pf in attached}
-    for key in sorted(wanted):
+    for key, feature_id in wanted.items():
         if key in have:
             steps.append(SyncStep("unchanged", "product feature", f"{slug}/{key}", have[key].id))
             continue
-        steps.append(SyncStep("attach", "product feature", f"{slug}/{key}", feature_ids[key]))
+        steps.append(SyncStep("attach", "product feature", f"{slug}/{key}", feature_id))
         if not dry_run:
-            await stripe.attach_feature(product_id, feature_ids[key])
+            await stripe.attach_feature(product_id, feature_id)
     for key, product_feature in sorted(have.items()):
         if key in wanted or not product_feature.feature.managed:
             continue
         steps.append(SyncStep("detach", "product feature", f"{slug}/{key}", product_feature.id))
         if not dry_run:
             await stripe.detach_feature(product_id, product_feature.id)
+    return steps
 
 
 def _portal_plans(catalog: Catalog) -> list[str]:
