@@ -4,13 +4,13 @@ Stripe's confirmation page."""
 from __future__ import annotations
 
 from billing.catalog.plans import Catalog, PlanSpec
+from billing.entitlements.read import read_entitlement
 from billing.errors import BillingErrorCode, BillingFailure
 from billing.gateway.client import StripeGateway
 from billing.gateway.views import SubscriptionView
 from billing.kit.auth import Principal
 from billing.kit.database import Database
 from billing.kit.settings import Settings
-from billing.models import Entitlement
 from billing.portal.sessions import (
     PortalLink,
     allowed_return_url,
@@ -57,11 +57,9 @@ async def _require_plausible(db: Database, catalog: Catalog, org_id: str, seats:
     or that the org's plan (as the webhook last projected it) does not sell."""
     if not any(plan.seats and seats in plan.seats for plan in catalog.plans.values()):
         raise BillingFailure(BillingErrorCode.INVALID_SEATS)
-    async with db.read() as session:
-        row = await session.get(Entitlement, org_id)
-    plan = catalog.plans.get(row.plan) if row is not None else None
-    if row is not None and plan is not None and plan.seats is not None:
-        require_seats(row.plan, plan, seats)
+    current = (await read_entitlement(db, catalog, org_id)).plan
+    if catalog.plans[current].seats is not None:
+        require_seats(current, catalog.plans[current], seats)
 
 
 async def change_seats(

@@ -247,7 +247,8 @@ def emulator(
 @catalog_cli.command("sync")
 @one_line_errors
 def catalog_sync(dry_run: bool = False) -> None:
-    """Create or update products and prices from the plans file, keyed by lookup_key."""
+    """Create or update products, prices and features from the plans file, keyed by lookup_key;
+    attach each plan's features to its product."""
     steps = _run(
         with_services(
             Settings(), lambda services: sync_catalog(services.stripe, services.catalog, dry_run)

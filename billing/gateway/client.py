@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from typing import Any, Literal, cast
+from urllib.parse import quote
 
 import stripe
 from stripe._base_address import BaseAddresses
@@ -327,10 +328,10 @@ class StripeGateway:
         return frozenset(entitlement["lookup_key"] for entitlement in found)
 
     async def _raw_pages(self, what: str, path: str, params: Any) -> list[Any]:
-        """Every page of a list, as plain JSON.
+        """Every page of a list, as plain JSON (`has_more`, `starting_after`).
 
-        Raw requests: the applier's calls per customer, so the SDK's object model (a few
-        milliseconds of CPU per page) is skipped; the params stay the SDK's typed ones."""
+        Raw requests: the SDK's object model (a few milliseconds of CPU per page, on the
+        applier's reads of every customer) is skipped; the params stay the SDK's typed ones."""
         found: list[Any] = []
         while True:
             response = await self._call(what, self._client.raw_request_async("get", path, **params))
@@ -380,20 +381,16 @@ class StripeGateway:
         """Products this service manages, by plan slug."""
         params: ProductListParams = {"limit": 100}
         found: dict[str, ProductView] = {}
-        while True:
-            page = await self._call("products.list", self._client.v1.products.list_async(params))
-            for product in page["data"]:
-                metadata = dict(product.get("metadata") or {})
-                if metadata.get("managed_by") == MANAGED_MARKER and "plan" in metadata:
-                    found[metadata["plan"]] = ProductView(
-                        id=product["id"],
-                        name=product["name"],
-                        active=bool(product["active"]),
-                        metadata=metadata,
-                    )
-            if not page.get("has_more"):
-                return found
-            params["starting_after"] = page["data"][-1]["id"]
+        for product in await self._raw_pages("products.list", "/v1/products", params):
+            metadata = dict(product.get("metadata") or {})
+            if metadata.get("managed_by") == MANAGED_MARKER and "plan" in metadata:
+                found[metadata["plan"]] = ProductView(
+                    id=product["id"],
+                    name=product["name"],
+                    active=bool(product["active"]),
+                    metadata=metadata,
+                )
+        return found
 
     async def create_product(self, plan: str, name: str) -> str:
         """Create the product of a plan."""
@@ -460,15 +457,10 @@ class StripeGateway:
         found: dict[str, FeatureView] = {}
         for archived in (True, False):  # an active one wins a lookup key
             params: FeatureListParams = {"archived": archived, "limit": 100}
-            while True:
-                page = await self._call(
-                    "entitlements.features.list",
-                    self._client.v1.entitlements.features.list_async(params),
-                )
-                found.update((f["lookup_key"], _feature_view(f)) for f in page["data"])
-                if not page.get("has_more"):
-                    break
-                params["starting_after"] = page["data"][-1]["id"]
+            pages = await self._raw_pages(
+                "entitlements.features.list", "/v1/entitlements/features", params
+            )
+            found.update((f["lookup_key"], _feature_view(f)) for f in pages)
         return found
 
     async def create_feature(self, lookup_key: str, name: str) -> str:
@@ -487,12 +479,9 @@ class StripeGateway:
         return cast(str, feature["id"])
 
     async def update_feature(self, feature_id: str, name: str) -> None:
-        """Rename, reactivate and mark a feature as managed."""
-        params: FeatureUpdateParams = {
-            "name": name,
-            "active": True,
-            "metadata": {"managed_by": MANAGED_MARKER},
-        }
+        """Rename and reactivate a feature (its metadata stays: one made in the Dashboard is
+        never taken over, so `catalog sync` never detaches it)."""
+        params: FeatureUpdateParams = {"name": name, "active": True}
         await self._call(
             "entitlements.features.update",
             self._client.v1.entitlements.features.update_async(feature_id, params),
@@ -501,19 +490,11 @@ class StripeGateway:
     async def product_features(self, product_id: str) -> list[ProductFeatureView]:
         """Every feature attached to a product."""
         params: ProductFeatureListParams = {"limit": 100}
-        found: list[ProductFeatureView] = []
-        while True:
-            page = await self._call(
-                "products.features.list",
-                self._client.v1.products.features.list_async(product_id, params),
-            )
-            found.extend(
-                ProductFeatureView(id=pf["id"], feature=_feature_view(pf["entitlement_feature"]))
-                for pf in page["data"]
-            )
-            if not page.get("has_more"):
-                return found
-            params["starting_after"] = page["data"][-1]["id"]
+        path = f"/v1/products/{quote(product_id, safe='')}/features"
+        return [
+            ProductFeatureView(id=pf["id"], feature=_feature_view(pf["entitlement_feature"]))
+            for pf in await self._raw_pages("products.features.list", path, params)
+        ]
 
     async def attach_feature(self, product_id: str, feature_id: str) -> None:
         """Attach a feature to a product (no idempotency key of ours: attaching again after a

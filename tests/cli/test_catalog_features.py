@@ -126,3 +126,25 @@ def test_catalog_sync_detaches_only_what_it_created_and_renames(
     # Listed again: attached again (a detach never blocks a later attach).
     assert "attach    product feature team/sso" in sync(emulator_env, tmp_path)
     assert attached(client, "team") == ["beta", "exports", "priority_support", "sso"]
+
+
+def test_a_dashboard_feature_the_file_names_is_renamed_but_never_detached(
+    emulator_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The file may name a feature made in the Dashboard (same lookup key): `catalog sync`
+    renames it and attaches it, but never takes it over, so dropping it detaches nothing."""
+    client: Any = stripe_sdk(emulator_env["STRIPE_API_BASE"], emulator_env["STRIPE_SECRET_KEY"])
+    client.v1.entitlements.features.create(params={"name": "SSO (beta)", "lookup_key": "sso"})
+    assert "update    feature sso name 'Single sign-on', active" in sync(emulator_env, tmp_path)
+    sso = features_of(client)["sso"]
+    assert (sso.name, sso.metadata.to_dict()) == ("Single sign-on", {})
+    assert "sso" in attached(client, "team")
+
+    dropped = tmp_path / "plans.toml"
+    dropped.write_text(
+        PLANS.read_text().replace('["sso", "priority_support", "exports"]', '["exports"]')
+    )
+    plan = sync({**emulator_env, "PLANS_FILE": str(dropped)}, tmp_path)
+    assert "detach    product feature team/priority_support" in plan
+    assert "team/sso" not in plan
+    assert attached(client, "team") == ["exports", "sso"]
