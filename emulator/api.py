@@ -20,11 +20,10 @@ from emulator import entitlements
 from emulator.errors import StripeError, fault_error, rate_limited
 from emulator.forms import decode_body, decode_query
 from emulator.ids import new_id
-from emulator.params import check_metadata_update, check_params
-from emulator.resources import Endpoint, lookup
-from emulator.routes import EXTRA_PARAMS, NO_PARAMS, path_exists, resolve
+from emulator.resources import Endpoint
+from emulator.routes import route
 from emulator.shapes import Obj
-from emulator.spec import API_VERSION, known_params
+from emulator.spec import API_VERSION
 from emulator.state import EmulatorState, Fault, IdempotentEntry, base_url
 
 log = logging.getLogger("emulator")
@@ -216,7 +215,7 @@ def _dispatch(
         cached = _replay(state, cache_key, method, path, params)
         if cached is not None:
             return cached.status, cached.body, True
-        endpoint, args = _route(state, method, path, params)
+        endpoint, args = route(state, method, path, params)
     except StripeError as err:
         return (*_error(err, request_id), False)
     status, content = _run(state, request, endpoint, params, args, idem_key, request_id)
@@ -243,29 +242,6 @@ def _replay(
         "meant to execute a different request.",
         type="idempotency_error",
     )
-
-
-def _route(
-    state: EmulatorState, method: str, path: str, params: Obj
-) -> tuple[Endpoint, tuple[str, ...]]:
-    """The endpoint and path args of a request whose parameters pass the spec and limits."""
-    found = resolve(method, path)
-    if found is None:
-        if path_exists(path):
-            raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
-        raise StripeError(
-            f"Unrecognized request URL ({method}: {path}). Please see "
-            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
-            status=404,
-        )
-    template, endpoint, args = found
-    node = known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
-    check_params(params, node)
-    # an update may not leave its object with more than 50 metadata keys
-    target = lookup(state, args[0]) if method == "POST" and args else None
-    if target is not None:
-        check_metadata_update(target.get("metadata") or {}, params)
-    return endpoint, args
 
 
 def _run(

@@ -16,30 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import entitlements
-from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import form, link, page, text_input
-from emulator.params import check_params
-from emulator.routes import EXTRA_PARAMS, NO_PARAMS, resolve
+from emulator.pages import hosted
+from emulator.routes import route
 from emulator.shapes import Obj, Params
-from emulator.spec import known_params
 from emulator.state import EmulatorState, of_request
 
 PAGE = "/_emulator/dashboard/products"
 Action = Callable[[dict[str, str], dict[str, str]], tuple[str, str, Params]]
-
-
-def call_api(state: EmulatorState, method: str, path: str, params: Params) -> Obj:
-    """Run the API endpoint of ``method path`` as a request would (parameter checks first)."""
-    found = resolve(method, path)
-    if found is None:
-        raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
-    template, endpoint, args = found
-    check_params(
-        params, known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
-    )
-    return endpoint(state, params, *args)
 
 
 # -- the page -------------------------------------------------------------------------
@@ -132,27 +117,18 @@ async def products_page(request: Request) -> Response:
 # -- the forms ------------------------------------------------------------------------
 
 
-def _error(err: StripeError) -> HTMLResponse:
-    """The error page of a form, with the error's status and a link back."""
-    body = f"<p class='error' id='error'>{escape(err.message)}</p>" + link("back", PAGE, "Back")
-    return HTMLResponse(page("Something went wrong", body), status_code=err.status)
-
-
 def _form(action: Action) -> Callable[[Request], Awaitable[Response]]:
-    """A form endpoint: the API call ``action`` builds, the summary events, back to the page."""
+    """A form endpoint: the API call ``action`` builds, run as a request would be (parameter
+    checks first), the summary events, back to the page (an error: a page with ``a#back``)."""
 
-    async def endpoint(request: Request) -> Response:
-        state = of_request(request)
+    async def run(request: Request, state: EmulatorState) -> Response:
         fields = {k: str(v) for k, v in decode_body(await request.body()).items()}
-        try:
-            call_api(state, *action(fields, dict(request.path_params)))
-        except StripeError as err:
-            return _error(err)
-        finally:
-            entitlements.sync(state)
+        method, path, params = action(fields, dict(request.path_params))
+        endpoint, args = route(state, method, path, params)
+        endpoint(state, params, *args)
         return RedirectResponse(PAGE, status_code=303)
 
-    return endpoint
+    return hosted(run, link("back", PAGE, "Back"))
 
 
 def _create(fields: dict[str, str], path: dict[str, str]) -> tuple[str, str, Params]:

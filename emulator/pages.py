@@ -26,8 +26,8 @@ def _error(err: StripeError, extra: str = "") -> HTMLResponse:
     return HTMLResponse(page("Something went wrong", body), status_code=err.status)
 
 
-def _hosted(page_of: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A hosted page of the request's state; a StripeError it raises is an error page.
+def hosted(page_of: Page, extra: str = "") -> Callable[[Request], Awaitable[Response]]:
+    """A page of the request's state; a StripeError it raises is an error page (with ``extra``).
 
     The entitlement summaries its changes call for fire after it (``entitlements.sync``).
     """
@@ -37,7 +37,7 @@ def _hosted(page_of: Page) -> Callable[[Request], Awaitable[Response]]:
         try:
             return await page_of(request, state)
         except StripeError as err:
-            return _error(err)
+            return _error(err, extra)
         finally:
             entitlements.sync(state)
 
@@ -57,7 +57,7 @@ async def _fields(request: Request) -> dict[str, str]:
 # -- checkout ---------------------------------------------------------------------------
 
 
-@_hosted
+@hosted
 async def checkout_page(request: Request, state: EmulatorState) -> Response:
     """The payment page with ``form#pay`` and ``form#cancel``."""
     cs_id = request.path_params["cs"]
@@ -115,7 +115,7 @@ def _paying_as(cus: Obj) -> str:
     return f"<p id='customer'>Paying as <b>{escape(shown)}</b></p>" if shown else ""
 
 
-@_hosted
+@hosted
 async def checkout_pay(request: Request, state: EmulatorState) -> Response:
     """Pay: complete the session and redirect to success_url (declined: a link back)."""
     fields = await _fields(request)
@@ -131,7 +131,7 @@ async def checkout_pay(request: Request, state: EmulatorState) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-@_hosted
+@hosted
 async def checkout_cancel(request: Request, state: EmulatorState) -> Response:
     """Cancel: redirect to cancel_url."""
     cs = resources.get(state, "checkout.session", request.path_params["cs"])
@@ -149,7 +149,7 @@ def _subs(state: EmulatorState, customer: str) -> list[Obj]:
     subs = [
         s
         for s in state.db.subscriptions.values()
-        if s["customer"] == customer and s["status"] not in ("canceled", "incomplete_expired")
+        if s["customer"] == customer and s["status"] not in resources.ENDED
     ]
     subs.reverse()
     return subs
@@ -390,7 +390,7 @@ def _confirm_page(state: EmulatorState, cfg: Obj, sub: Obj, flow: Obj, base: str
     )
 
 
-@_hosted
+@hosted
 async def portal_page(request: Request, state: EmulatorState) -> Response:
     """The portal home, or the page of the session's flow."""
     sess, cfg = portal.open_session(state, request.path_params["bps"])
@@ -418,7 +418,7 @@ def _after(state: EmulatorState, sess: Obj) -> str:
     return f"/p/session/{sess['id']}"
 
 
-@_hosted
+@hosted
 async def portal_action(request: Request, state: EmulatorState) -> Response:
     """POST actions: cancel, renew, switch, quantity, confirm, payment-method."""
     action = request.path_params["action"]
@@ -452,7 +452,7 @@ async def portal_action(request: Request, state: EmulatorState) -> Response:
 # -- invoices ---------------------------------------------------------------------------
 
 
-@_hosted
+@hosted
 async def invoice_page(request: Request, state: EmulatorState) -> Response:
     """A hosted invoice page."""
     inv = state.db.invoices.get(request.path_params["inv"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator import (
     catalog,
@@ -15,7 +15,14 @@ from emulator import (
     portal,
     subscriptions,
 )
-from emulator.resources import Endpoint, creator, served
+from emulator.errors import StripeError
+from emulator.params import check_metadata_update, check_params
+from emulator.resources import Endpoint, creator, lookup, served
+from emulator.shapes import Params
+from emulator.spec import known_params
+
+if TYPE_CHECKING:
+    from emulator.state import EmulatorState
 
 _TABLE: list[tuple[str, str, Endpoint]] = [
     *served(),
@@ -113,3 +120,26 @@ def resolve(method: str, path: str) -> tuple[str, Endpoint, tuple[str, ...]] | N
 def path_exists(path: str) -> bool:
     """Whether any method serves this path."""
     return any(resolve(m, path) for m in ("GET", "POST", "DELETE"))
+
+
+def route(
+    state: EmulatorState, method: str, path: str, params: Params
+) -> tuple[Endpoint, tuple[str, ...]]:
+    """The endpoint and path args of a request whose parameters pass the spec and limits."""
+    found = resolve(method, path)
+    if found is None:
+        if path_exists(path):
+            raise StripeError(f"Unrecognized request URL ({method}: {path}).", status=404)
+        raise StripeError(
+            f"Unrecognized request URL ({method}: {path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+            status=404,
+        )
+    template, endpoint, args = found
+    node = known_params(method, template) or EXTRA_PARAMS.get((method, template), NO_PARAMS)
+    check_params(params, node)
+    # an update may not leave its object with more than 50 metadata keys
+    target = lookup(state, args[0]) if method == "POST" and args else None
+    if target is not None:
+        check_metadata_update(target.get("metadata") or {}, params)
+    return endpoint, args

@@ -354,12 +354,10 @@ class EmulatorState:
         return event
 
     def _touch(self, obj: Obj) -> None:
-        """Note the customer an event's subscription or customer is: entitlements to compare."""
-        kind = obj.get("object")
-        if kind == "subscription":
+        """Note the customer of an event's subscription: entitlements to compare (deleting a
+        customer cancels their subscriptions, which fires their events)."""
+        if obj.get("object") == "subscription":
             self.touched.add(str(obj["customer"]))
-        elif kind == "customer":
-            self.touched.add(str(obj["id"]))
 
 
 def base_url(request: Request) -> str:

@@ -39,6 +39,18 @@ def customer_of(stripe_client: Any, org: str) -> str:
     return str(customers[0].id)
 
 
+def new_feature(stripe_client: Any, key: str, product: str) -> str:
+    """A feature made in the Dashboard (not by `catalog sync`), attached to a product; the id of
+    the attachment."""
+    feature = stripe_client.v1.entitlements.features.create(
+        params={"name": key.replace("_", " "), "lookup_key": key}
+    )
+    attachment = stripe_client.v1.products.features.create(
+        product, params={"entitlement_feature": feature.id}
+    )
+    return str(attachment.id)
+
+
 def managed_configurations(stripe_client: Any) -> list[str]:
     """The ids of the portal configurations the service manages (`managed_by` metadata)."""
     return [

@@ -2,10 +2,11 @@
 
 Every API process runs one (and `python main.py worker` runs one alone). It takes the
 customers with events due, longest waiting first, locks each (`billing.kit.customer_locks`:
-one holder per customer across every process), re-reads the customer from Stripe once,
-projects it and marks every event of that customer it saw applied, in one transaction. A failed
-apply leaves its events failed with a backoff; a 429 from Stripe only slows every request down
-(`billing.gateway.throttle`) and the events stay due."""
+one holder per customer across every process), re-reads the customer from Stripe once (its
+subscriptions and its active entitlements, side by side), projects it and marks every event of
+that customer it saw applied, in one transaction. A failed apply leaves its events failed with
+a backoff; a 429 from Stripe only slows every request down (`billing.gateway.throttle`) and the
+events stay due."""
 
 from __future__ import annotations
 

@@ -17,41 +17,32 @@ Json = Any
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[2] / "vendor" / "stripe"
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "spec_data.json"
 
-# Kinds whose templates the emulator needs: name -> (schema name, fixture name). A kind whose
+# Kinds whose templates the emulator needs, each its schema's and its fixture's name. A kind whose
 # schema the spec subset lacks (deleted_product_feature, the entitlement summary) keeps its
 # fixture's fields as they are (with its OVERRIDES) and has no expandable fields.
-KINDS: dict[str, tuple[str, str]] = {
-    "customer": ("customer", "customer"),
-    "deleted_customer": ("deleted_customer", "deleted_customer"),
-    "product": ("product", "product"),
-    "deleted_product": ("deleted_product", "deleted_product"),
-    "price": ("price", "price"),
-    "checkout.session": ("checkout.session", "checkout.session"),
-    "item": ("item", "item"),
-    "billing_portal.configuration": (
-        "billing_portal.configuration",
-        "billing_portal.configuration",
-    ),
-    "billing_portal.session": ("billing_portal.session", "billing_portal.session"),
-    "subscription": ("subscription", "subscription"),
-    "subscription_item": ("subscription_item", "subscription_item"),
-    "invoice": ("invoice", "invoice"),
-    "line_item": ("line_item", "line_item"),
-    "event": ("event", "event"),
-    "webhook_endpoint": ("webhook_endpoint", "webhook_endpoint"),
-    "deleted_webhook_endpoint": ("deleted_webhook_endpoint", "deleted_webhook_endpoint"),
-    "entitlements.feature": ("entitlements.feature", "entitlements.feature"),
-    "product_feature": ("product_feature", "product_feature"),
-    "deleted_product_feature": ("deleted_product_feature", "deleted_product_feature"),
-    "entitlements.active_entitlement": (
-        "entitlements.active_entitlement",
-        "entitlements.active_entitlement",
-    ),
-    "entitlements.active_entitlement_summary": (
-        "entitlements.active_entitlement_summary",
-        "entitlements.active_entitlement_summary",
-    ),
-}
+KINDS = (
+    "customer",
+    "deleted_customer",
+    "product",
+    "deleted_product",
+    "price",
+    "checkout.session",
+    "item",
+    "billing_portal.configuration",
+    "billing_portal.session",
+    "subscription",
+    "subscription_item",
+    "invoice",
+    "line_item",
+    "event",
+    "webhook_endpoint",
+    "deleted_webhook_endpoint",
+    "entitlements.feature",
+    "product_feature",
+    "deleted_product_feature",
+    "entitlements.active_entitlement",
+    "entitlements.active_entitlement_summary",
+)
 
 # Realistic defaults replacing the fixtures' placeholder values (applied after pruning).
 OVERRIDES: dict[str, dict[str, Json]] = {
@@ -362,11 +353,11 @@ def merge_nodes(nodes: list[Json]) -> Json:
     return out
 
 
-def _template(pruner: Pruner, schema_name: str, raw: Json, kind: str) -> Json:
+def _template(pruner: Pruner, raw: Json, kind: str) -> Json:
     """The example object pruned to its schema (as it is when the spec subset lacks it)."""
-    if schema_name not in pruner.schemas:
+    if kind not in pruner.schemas:
         return raw
-    schema = {"$ref": f"#/components/schemas/{schema_name}"}
+    schema = {"$ref": f"#/components/schemas/{kind}"}
     obj = pruner.prune(schema, raw, kind)
     pruner.check(schema, obj, kind)
     return obj
@@ -378,10 +369,10 @@ def build(spec_dir: Path) -> dict[str, Json]:
     fixtures = json.loads((spec_dir / "fixtures3.json").read_text())["resources"]
     pruner = Pruner(spec["components"]["schemas"])
     templates: dict[str, Json] = {}
-    for kind, (schema_name, fixture_name) in KINDS.items():
-        raw = dict(fixtures[fixture_name])
+    for kind in KINDS:
+        raw = dict(fixtures[kind])
         raw.update(OVERRIDES.get(kind, {}))
-        templates[kind] = _template(pruner, schema_name, raw, kind)
+        templates[kind] = _template(pruner, raw, kind)
     params: dict[str, dict[str, Json]] = {}
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
@@ -406,9 +397,8 @@ def build(spec_dir: Path) -> dict[str, Json]:
                 node["r"] = required
             params.setdefault(path, {})[method.upper()] = node
     expandable: dict[str, list[str]] = {}
-    for kind, (schema_name, _) in KINDS.items():
-        sch = pruner.schemas.get(schema_name, {})
-        expandable[kind] = sorted(sch.get("x-expandableFields", []))
+    for kind in KINDS:
+        expandable[kind] = sorted(pruner.schemas.get(kind, {}).get("x-expandableFields", []))
     if pruner.problems:
         print("\n".join(pruner.problems), file=sys.stderr)
     return {

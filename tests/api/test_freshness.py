@@ -26,6 +26,7 @@ from tests.support.freshness import (
     LEEWAY,
     PERIOD_END,
     answered_for,
+    change_entitlement,
     concerns,
     put_account,
     put_entitlement,
@@ -70,14 +71,7 @@ async def test_an_entitlement_row_changed_behind_the_service_shows(api: Api, sta
     await shows(stack, api, state(org, "team", "ACTIVE"), "an inserted entitlement row")
     await warm(api, state(org, "team", "ACTIVE"))
 
-    await execute(
-        url,
-        "UPDATE entitlements SET plan = 'pro', status = 'past_due',"
-        " cancel_at_period_end = :cancel, current_period_end = :end WHERE org_id = :org",
-        cancel=True,
-        end=PERIOD_END,
-        org=org,
-    )
+    await change_entitlement(url, org, "pro", "past_due", cancel=True, period_end=PERIOD_END)
     changed = state(org, "pro", "PAST_DUE", cancel=True, period_end=PERIOD_END)
     await shows(stack, api, changed, "an updated entitlement row")
     await warm(api, changed)

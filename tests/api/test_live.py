@@ -40,7 +40,6 @@ from tests.support.tokens import BAD_TOKENS, rsa_of
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 DAY = 86400
-Entitlement = dict[str, Any]
 
 
 async def test_the_first_message_is_the_entitlement(stack: Stack, api: Api) -> None:

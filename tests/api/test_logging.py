@@ -47,7 +47,6 @@ from tests.support.journeys import subscribe
 from tests.support.private_stack import link_unknown_customer
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-FIELDS = {"time", "level", "logger", "message", "request_id", "org_id", "event_id", "exc_info"}
 SECRETS = (JWT_SECRET, WEBHOOK_SECRET, SUITE_KEY)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from billing.container import with_services
-from billing.entitlements.projection import resync_customer
 from harness.api import OPEN_PORTAL, UPGRADE, Api
+from harness.cli import invoke_cli
+from harness.servers import settings_env
 from harness.stack import Stack
 from tests.support.private_stack import link_unknown_customer
 
@@ -30,12 +32,10 @@ async def test_unknown_customer_says_how_to_repair(api: Api, stack: Stack) -> No
         assert "\n" not in message and fix in message and extensions["requestId"] in message
         assert customer_id not in message
 
-    await with_services(
-        stack.settings,
-        lambda services: resync_customer(
-            services.db, services.stripe, services.catalog, customer_id
-        ),
-    )
+    # The fix the message names, run as told.
+    env = settings_env(stack.settings)
+    fixed = await asyncio.to_thread(invoke_cli, "resync", "--org", api.org, env=env)
+    assert fixed.returncode == 0, fixed.stderr
 
     assert (await api.open_portal())["code"] == "NO_CUSTOMER"
     checkout = await api.upgrade("pro")

@@ -10,7 +10,7 @@ from typing import Any
 from emulator.client import EmulatorControl
 from harness.cli import invoke_cli
 from harness.stack import PLANS
-from harness.stripe_side import stripe_sdk
+from harness.stripe_side import new_feature, stripe_sdk
 
 MANAGED = {"managed_by": "billing-api"}
 
@@ -82,10 +82,7 @@ def test_catalog_sync_detaches_only_what_it_created_and_renames(
     client: Any = stripe_sdk(emulator_env["STRIPE_API_BASE"], emulator_env["STRIPE_SECRET_KEY"])
     sync(emulator_env, tmp_path)
     # In the Dashboard: a feature of its own on the team product, and sso on pro by hand.
-    beta = client.v1.entitlements.features.create(params={"name": "Beta", "lookup_key": "beta"})
-    client.v1.products.features.create(
-        product_of(client, "team"), params={"entitlement_feature": beta.id}
-    )
+    new_feature(client, "beta", product_of(client, "team"))
     client.v1.products.features.create(
         product_of(client, "pro"), params={"entitlement_feature": features_of(client)["sso"].id}
     )

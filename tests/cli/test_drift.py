@@ -1,6 +1,6 @@
 """`python main.py drift`: entitlements compared with Stripe's state, run as a user would,
-against the real emulator and database. A private PrivateStack (its emulator delivers no webhook on
-its own) holds only this test's orgs, so "exactly that org" is asserted over the whole database."""
+against the real emulator and database. A PrivateStack (its emulator delivers no webhook on its
+own) holds only this test's orgs, so "exactly that org" is asserted over the whole database."""
 
 from __future__ import annotations
 
@@ -8,19 +8,17 @@ import asyncio
 import json
 import subprocess
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import httpx
 
-from billing.container import Services, with_services
-from billing.entitlements.projection import resync_customer
 from emulator.client import EmulatorControl
 from harness.api import Api
 from harness.cli import invoke_cli
 from harness.db import customer_id, execute
 from harness.servers import settings_env
 from harness.stack import Stack
+from harness.stripe_side import new_feature
 from tests.support.freshness import PERIOD_END
 from tests.support.journeys import click, subscribe
 from tests.support.private_stack import PrivateStack
@@ -62,16 +60,10 @@ async def paid_without_webhook(http: httpx.AsyncClient) -> Api:
 
 
 async def resync(private: PrivateStack, *orgs: str) -> None:
-    """Project these orgs from Stripe now, as `resync` does (in-process: no CLI start-up)."""
+    """Project these orgs from Stripe now: `python main.py resync --org ORG` for each."""
     for org in orgs:
-        customer = await customer_id(private.settings.database_url, org)
-        assert customer is not None
-        await with_services(private.settings, partial(_resync_customer, customer))
-
-
-async def _resync_customer(customer: str, services: Services) -> str | None:
-    """`resync_customer` with the services' database, gateway and catalog."""
-    return await resync_customer(services.db, services.stripe, services.catalog, customer)
+        done = await asyncio.to_thread(private.cli, "resync", "--org", org)
+        assert done.returncode == 0, done.stderr
 
 
 def period_end(private: PrivateStack, customer: str) -> str:
@@ -217,12 +209,7 @@ async def test_changes_in_stripe_without_their_webhook_are_drift(private: Privat
     # A feature attached to the pro product in the Dashboard: both orgs are entitled to it in
     # Stripe; no webhook either.
     assert (await drift(env, "--fix", "--org", changed.org)).returncode == 0
-    beta = private.sdk.v1.entitlements.features.create(
-        params={"name": "Beta", "lookup_key": "beta"}
-    )
-    private.sdk.v1.products.features.create(
-        str(sub["items"].data[0].price.product), params={"entitlement_feature": beta.id}
-    )
+    new_feature(private.sdk, "beta", str(sub["items"].data[0].price.product))
     granted = await drift(env, "--json")
     assert {d["org_id"] for d in as_json(granted)["drifted"]} == {changed.org, other.org}
     assert {json.dumps(d["differences"]) for d in as_json(granted)["drifted"]} == {

@@ -31,11 +31,10 @@ from harness.servers import logged_applies
 from harness.timing import eventually
 from tests.deployment.conftest import RATE_LIMIT, DeploymentStack
 from tests.support.deployment import Server, worker_pids
-from tests.support.lifecycles import bodies_of, customer_of, customers_by_org, live_through
+from tests.support.lifecycles import bodies_of, customers_by_org, live_orgs, target_customer
 from tests.support.live import LiveClient, subscribed
 from tests.support.metrics import Scrape, scrape
 from tests.support.private_stack import (
-    CONCURRENCY,
     all_events,
     burst_to_both,
     closest_rereads,
@@ -98,18 +97,12 @@ async def test_a_burst_to_both_converges_and_drift_finds_only_what_was_changed_b
 ) -> None:
     private, a, b = deployment.private, deployment.a, deployment.b
     async with httpx.AsyncClient(base_url=a.url, timeout=60) as client:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def guarded(i: int) -> Api:
-            async with gate:
-                return await live_through(private, client, i)
-
-        orgs = [api.org for api in await asyncio.gather(*(guarded(i) for i in range(ORGS)))]
+        orgs = [api.org for api in await live_orgs(private, client, ORGS)]
     control = EmulatorControl(private.emulator.url)
     control.advance(35 * 86_400)  # renewals, trial ends, cancellations
     events = await all_events(private)
     bodies = with_duplicates(bodies_of(events), DUPLICATES, seed=1313)
-    pending = {e["id"] for e in events if customer_of(e)}
+    pending = {e["id"] for e in events if target_customer(e)}
 
     async with AsyncExitStack() as stack:
         listeners = {

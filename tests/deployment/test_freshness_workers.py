@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from harness.api import Api, new_org
-from harness.db import execute
 from harness.servers import ApiProcess
 from harness.signing import post_signed
 from tests.support.freshness import (
     PERIOD_END,
     WARM,
+    change_entitlement,
     put_entitlement,
     seen_within,
     state,
@@ -88,13 +88,6 @@ async def test_a_row_written_behind_both_processes_shows_on_both(
 
     for api in apis:
         await warm(api, state(org, "team", "ACTIVE"))
-    await execute(
-        url,
-        "UPDATE entitlements SET plan = 'pro', cancel_at_period_end = :cancel,"
-        " current_period_end = :end WHERE org_id = :org",
-        cancel=True,
-        end=PERIOD_END,
-        org=org,
-    )
+    await change_entitlement(url, org, "pro", "active", cancel=True, period_end=PERIOD_END)
     changed = state(org, "pro", "ACTIVE", cancel=True, period_end=PERIOD_END)
     await on_both(apis, changed, "an updated entitlement row")

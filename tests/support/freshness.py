@@ -98,6 +98,22 @@ async def put_entitlement(
     )
 
 
+async def change_entitlement(
+    url: str, org: str, plan: str, status: str, *, cancel: bool, period_end: datetime | None
+) -> None:
+    """Update the org's entitlement row behind the service's back."""
+    await execute(
+        url,
+        "UPDATE entitlements SET plan = :plan, status = :status,"
+        " cancel_at_period_end = :cancel, current_period_end = :end WHERE org_id = :org",
+        plan=plan,
+        status=status,
+        cancel=cancel,
+        end=period_end,
+        org=org,
+    )
+
+
 async def put_account(url: str, org: str) -> None:
     """Insert the org's billing account row behind the service's back."""
     await execute(

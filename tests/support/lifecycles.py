@@ -35,7 +35,15 @@ async def subscribe_orgs(private: PrivateStack, count: int) -> list[Api]:
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-def customer_of(event: dict[str, Any]) -> str | None:
+async def all_on_pro(private: PrivateStack, orgs: list[Api]) -> None:
+    """Every org's entitlement, read through the private API, is Pro and active."""
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
+        for api in orgs:
+            got = await Api(client, api.org).entitlement()
+            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+
+
+def target_customer(event: dict[str, Any]) -> str | None:
     """The customer the service applies an event for (None: stored as ignored at once)."""
     target = target_of(event["type"], event)
     return target.customer_id if target else None
@@ -89,6 +97,17 @@ async def live_through(private: PrivateStack, client: httpx.AsyncClient, i: int)
     if i % 11 == 3:
         await asyncio.to_thread(private.sdk.v1.customers.delete, customer)
     return api
+
+
+async def live_orgs(private: PrivateStack, client: httpx.AsyncClient, count: int) -> list[Api]:
+    """`count` orgs, the i-th living through `live_through`'s variant i, CONCURRENCY at a time."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def guarded(i: int) -> Api:
+        async with gate:
+            return await live_through(private, client, i)
+
+    return list(await asyncio.gather(*(guarded(i) for i in range(count))))
 
 
 def expected(private: PrivateStack, org: str, customer: str) -> dict[str, Any]:

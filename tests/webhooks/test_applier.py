@@ -20,16 +20,18 @@ import httpx
 from emulator.client import EmulatorControl
 from harness.api import Api
 from harness.db import rows
+from harness.servers import LoggedApi
 from harness.signing import post_signed
 from harness.timing import eventually
 from tests.support.journeys import click
 from tests.support.lifecycles import (
     EVENTS_SQL,
+    all_on_pro,
     bodies_of,
-    customer_of,
     customers_by_org,
     subscribe_orgs,
     subscription_reads,
+    target_customer,
 )
 from tests.support.private_stack import (
     PENDING_SQL,
@@ -74,6 +76,15 @@ async def settle_watching(url: str, timeout: float = 90.0, interval: float = 0.2
     return seen
 
 
+def stripe_outcomes(server: LoggedApi) -> Counter[str]:
+    """The Stripe call outcomes the server logged (its gateway's warnings), by message."""
+    return Counter(
+        re.sub(r" request=\S+", "", line.split("] ", 1)[-1])
+        for line in server.lines()
+        if "WARNING billing.gateway.client" in line
+    )
+
+
 def when(value: Any) -> datetime:
     """A timestamp read from either backend, as an aware UTC datetime."""
     if isinstance(value, str):
@@ -107,13 +118,8 @@ async def test_stripe_429s_slow_the_applier_down_and_never_fail_it(
     failures = [
         line for line in server.lines() if re.search(r"applying \d+ event\(s\) failed", line)
     ]
-    causes = Counter(
-        re.sub(r" request=\S+", "", line.split("] ", 1)[-1])
-        for line in server.lines()
-        if "WARNING billing.gateway.client" in line
-    )
     assert seen["failed"] == 0 and not failures, (  # ... which never failed an event
-        f"{len(failures)} applies failed; Stripe call outcomes logged: {dict(causes)}"
+        f"{len(failures)} applies failed; Stripe call outcomes logged: {stripe_outcomes(server)}"
     )
 
     stored = await rows(url, EVENTS_SQL)
@@ -122,10 +128,7 @@ async def test_stripe_429s_slow_the_applier_down_and_never_fail_it(
     assert {r["attempts"] for r in stored} == {1}, Counter(r["attempts"] for r in stored)
     assert all(r["last_error"] is None and r["next_attempt_at"] is None for r in stored)
 
-    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
-        for api in orgs:
-            got = await Api(client, api.org).entitlement()
-            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
+    await all_on_pro(private, orgs)
     control.close()
 
 
@@ -142,7 +145,7 @@ async def test_a_long_run_of_429s_still_fails_no_event(
     throttle's pause doubles each time (0.5, 1, 2, 4 s), longer than one call may take."""
     [api] = await subscribe_orgs(private, 1)
     customer = (await customers_by_org(private))[api.org]
-    events = [e for e in await all_events(private) if customer_of(e) == customer]
+    events = [e for e in await all_events(private) if target_customer(e) == customer]
     control = EmulatorControl(private.emulator.url)
     server = private.restart_logged_api(tmp_path / "api.log", STRIPE_TIMEOUT=CALL_TIMEOUT)
     url = private.settings.database_url
@@ -155,13 +158,10 @@ async def test_a_long_run_of_429s_still_fails_no_event(
         control.clear_faults()
     reads = [r["status"] for r in subscription_reads(control, customer)]
     assert reads == [429] * REFUSALS + [200], reads
-    causes = Counter(
-        re.sub(r" request=\S+", "", line.split("] ", 1)[-1])
-        for line in server.lines()
-        if "WARNING billing.gateway.client" in line
-    )
     stored = await rows(url, EVENTS_SQL + " WHERE customer_id = :c", c=customer)
-    assert seen["failed"] == 0, f"events failed on the way; Stripe call outcomes: {dict(causes)}"
+    assert seen["failed"] == 0, (
+        f"events failed on the way; Stripe call outcomes: {stripe_outcomes(server)}"
+    )
     assert {(r["status"], r["attempts"]) for r in stored} == {("processed", 1)}, stored
     control.close()
 
@@ -176,7 +176,7 @@ async def test_the_throttle_keeps_the_process_under_its_stripe_rate_limit(
     events = await all_events(private)
     by_customer: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        if (customer := customer_of(event)) is not None:
+        if (customer := target_customer(event)) is not None:
             by_customer.setdefault(customer, []).append(event)
     assert len(by_customer) == len(orgs)
     customers = sorted(by_customer)
@@ -239,7 +239,7 @@ async def test_a_customers_events_coalesce_into_few_stripe_reads(private: Privat
         switch = await api.upgrade("pro", "YEAR")
         await click(switch["url"], "confirm")
     customer = (await customers_by_org(private))[api.org]
-    events = [e for e in await all_events(private) if customer_of(e) == customer]
+    events = [e for e in await all_events(private) if target_customer(e) == customer]
     assert len(events) >= 4, [e["type"] for e in events]
     first, rest = events[0], events[1:]
     bodies = bodies_of(events) * 6  # every event and five duplicates of each
@@ -302,7 +302,7 @@ async def test_events_status_shows_failures_and_lag_and_replay_applies_them(
     [event] = [
         e
         for e in await all_events(private)
-        if e["type"] == "checkout.session.completed" and customer_of(e) == stuck_customer
+        if e["type"] == "checkout.session.completed" and target_customer(e) == stuck_customer
     ]
 
     control.fail("/v1/subscriptions", status=503, count=1000, method="GET")

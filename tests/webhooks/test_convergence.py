@@ -4,23 +4,21 @@ every entitlement ends equal to Stripe's state, no event applied twice, none los
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 
 import httpx
 import pytest
 
-from harness.api import Api
+from emulator.client import EmulatorControl
 from harness.db import rows
 from harness.stack import Stack
-from tests.support.lifecycles import expected, live_through
+from tests.support.lifecycles import bodies_of, customers_by_org, expected, live_orgs
 from tests.support.private_stack import (
-    CONCURRENCY,
     PENDING_SQL,
     PrivateStack,
     all_events,
     deliver,
     settled,
+    with_duplicates,
 )
 
 ORGS = 60
@@ -31,23 +29,12 @@ DUPLICATES = 0.3
 @pytest.mark.parametrize("crash", [False, True], ids=["steady", "crash-mid-burst"])
 async def test_convergence(private: PrivateStack, stack: Stack, crash: bool) -> None:
     async with httpx.AsyncClient(base_url=private.api.url, timeout=60) as client:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def guarded(i: int) -> Api:
-            async with gate:
-                return await live_through(private, client, i)
-
-        orgs = await asyncio.gather(*(guarded(i) for i in range(ORGS)))
-        async with httpx.AsyncClient() as http:
-            await http.post(
-                f"{private.emulator.url}/_emulator/clock/advance", json={"seconds": 35 * 86_400}
-            )
+        orgs = await live_orgs(private, client, ORGS)
+        with EmulatorControl(private.emulator.url) as control:
+            control.advance(35 * 86_400)
 
         events = await all_events(private)
-        rng = random.Random(1234 + crash)
-        bodies = [json.dumps(e).encode() for e in events]
-        bodies += rng.sample(bodies, int(len(bodies) * DUPLICATES))
-        rng.shuffle(bodies)
+        bodies = with_duplicates(bodies_of(events), DUPLICATES, seed=1234 + crash)
         same_second = len(events) - len(
             {(e["created"], e["data"]["object"].get("customer")) for e in events}
         )
@@ -67,10 +54,7 @@ async def test_convergence(private: PrivateStack, stack: Stack, crash: bool) -> 
         assert await deliver(private.api.url, bodies) == []
         await settled(private.settings.database_url)
 
-        accounts = await rows(
-            private.settings.database_url, "SELECT org_id, stripe_customer_id FROM billing_accounts"
-        )
-        customers = {a["org_id"]: a["stripe_customer_id"] for a in accounts}
+        customers = await customers_by_org(private)
         for api in orgs:
             customer = customers[api.org]
             want = await asyncio.to_thread(expected, private, api.org, customer)

@@ -12,7 +12,7 @@ import httpx
 from emulator.client import EmulatorControl
 from harness.api import Api
 from harness.stack import Stack
-from harness.stripe_side import customer_of, price_id
+from harness.stripe_side import customer_of, new_feature, price_id
 from tests.support.journeys import click, subscribe
 from tests.support.live import pushed_until, subscribed
 from tests.support.private_stack import PrivateStack, deliver, new_events, settled
@@ -26,18 +26,6 @@ def active_entitlements(stripe_client: Any, customer: str) -> list[str]:
         params={"customer": customer, "limit": 100}
     )
     return sorted(e.lookup_key for e in found.auto_paging_iter())
-
-
-def new_feature(stripe_client: Any, key: str, product: str) -> str:
-    """A feature made in the Dashboard (not by `catalog sync`), attached to a product; the id of
-    the attachment."""
-    feature = stripe_client.v1.entitlements.features.create(
-        params={"name": key.replace("_", " "), "lookup_key": key}
-    )
-    attachment = stripe_client.v1.products.features.create(
-        product, params={"entitlement_feature": feature.id}
-    )
-    return str(attachment.id)
 
 
 def types(bodies: list[bytes]) -> list[str]:

@@ -10,7 +10,9 @@ import httpx
 
 from emulator.client import EmulatorControl
 from harness.api import Api
+from harness.timing import eventually
 from tests.support.journeys import click
+from tests.support.lifecycles import subscription_reads
 from tests.support.private_stack import PrivateStack, deliver, new_events, settled
 
 DELAY = 2.0
@@ -37,9 +39,13 @@ async def test_a_late_stripe_read_does_not_undo_a_newer_event(private: PrivateSt
         older = await new_events(private, customer, seen)
         assert older
         with EmulatorControl(private.emulator.url) as control:
+            control.clear_requests()
             control.fail("/v1/subscriptions", method="GET", mode="delay", hang_seconds=DELAY)
-        first = asyncio.create_task(deliver(private.api.url, older))
-        await asyncio.sleep(DELAY / 4)  # E1 is now waiting on its stale answer
+            first = asyncio.create_task(deliver(private.api.url, older))
+            await eventually(
+                lambda: asyncio.to_thread(subscription_reads, control, customer),
+                what="E1's re-read, answered and held back",
+            )  # E1 is now waiting on its stale answer
 
         # E2: the customer schedules a cancellation; its event arrives while E1 is in flight.
         await asyncio.to_thread(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +12,9 @@ from harness.api import Api
 from harness.db import stored_event
 from harness.timing import eventually
 from tests.support.journeys import click
+from tests.support.lifecycles import bodies_of
 from tests.support.private_stack import PrivateStack, all_events, deliver
 from webhooks.handlers import HANDLERS
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_resync_after_missed_webhooks(private: PrivateStack) -> None:
@@ -52,7 +49,7 @@ async def test_failed_events_are_kept_and_replayed(private: PrivateStack) -> Non
         control.fail("/v1/subscriptions", status=503, count=1000, method="GET")
         try:
             # Stripe down: every delivery is still acknowledged (stored), then fails to apply.
-            assert await deliver(private.api.url, [json.dumps(e).encode() for e in events]) == []
+            assert await deliver(private.api.url, bodies_of(events)) == []
 
             async def first() -> dict[str, Any] | None:
                 return await stored_event(url, events[0]["id"])

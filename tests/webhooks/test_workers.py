@@ -28,16 +28,16 @@ from harness.timing import eventually
 from tests.support.journeys import click
 from tests.support.lifecycles import (
     EVENTS_SQL,
+    all_on_pro,
     bodies_of,
-    customer_of,
     customers_by_org,
     expected,
-    live_through,
+    live_orgs,
     subscribe_orgs,
     subscription_reads,
+    target_customer,
 )
 from tests.support.private_stack import (
-    CONCURRENCY,
     PrivateStack,
     all_events,
     burst_to_both,
@@ -46,14 +46,6 @@ from tests.support.private_stack import (
     settled,
     with_duplicates,
 )
-
-
-async def all_on_pro(private: PrivateStack, orgs: list[Api]) -> None:
-    """Every org's entitlement, read through the API, is Pro and active."""
-    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as client:
-        for api in orgs:
-            got = await Api(client, api.org).entitlement()
-            assert (got["plan"], got["status"]) == ("pro", "ACTIVE"), (api.org, got)
 
 
 class Worker:
@@ -98,7 +90,7 @@ async def test_the_worker_applies_what_a_server_stored(
 ) -> None:
     orgs = await subscribe_orgs(private, 6)
     events = await all_events(private)
-    pending = {e["id"] for e in events if customer_of(e)}
+    pending = {e["id"] for e in events if target_customer(e)}
     control = EmulatorControl(private.emulator.url)
     url = private.settings.database_url
     control.clear_requests()
@@ -146,7 +138,7 @@ async def test_with_the_applier_in_a_worker_servers_only_store(
 ) -> None:
     orgs = await subscribe_orgs(private, 4)
     events = await all_events(private)
-    pending = {e["id"] for e in events if customer_of(e)}
+    pending = {e["id"] for e in events if target_customer(e)}
     control = EmulatorControl(private.emulator.url)
     url = private.settings.database_url
     private.restart_api(WEBHOOK_APPLIER="worker")
@@ -210,7 +202,7 @@ async def test_a_worker_hears_at_once_what_a_server_stored(
         # a new connection: a second on a busy machine); the ones measured come after it.
         for n, api in enumerate(orgs):
             customer = customers[api.org]
-            mine = [e for e in events if customer_of(e) == customer]
+            mine = [e for e in events if target_customer(e) == customer]
             await asyncio.sleep(rng.uniform(0, 1))  # anywhere in the worker's poll
             assert await deliver(private.api.url, bodies_of(mine)) == []
             acknowledged = time.time()
@@ -250,7 +242,7 @@ async def test_an_applier_waits_idle_while_another_process_holds_the_customer(
         api = Api(client)
         await click((await api.upgrade("pro"))["url"], "pay")
     customer = (await customers_by_org(private))[api.org]
-    events = [e for e in await all_events(private) if customer_of(e) == customer]
+    events = [e for e in await all_events(private) if target_customer(e) == customer]
     assert len(events) >= 2
     url = private.settings.database_url
     control = EmulatorControl(private.emulator.url)
@@ -304,13 +296,7 @@ async def test_two_servers_never_apply_one_customer_at_once(
         pytest.skip("two API processes share a database on PostgreSQL only")
     private: PrivateStack = request.getfixturevalue("private")
     async with httpx.AsyncClient(base_url=private.api.url, timeout=60) as client:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def guarded(i: int) -> Api:
-            async with gate:
-                return await live_through(private, client, i)
-
-        orgs = await asyncio.gather(*(guarded(i) for i in range(ORGS)))
+        orgs = await live_orgs(private, client, ORGS)
     control = EmulatorControl(private.emulator.url)
     control.advance(35 * 86_400)
     events = await all_events(private)
@@ -338,7 +324,7 @@ async def test_two_servers_never_apply_one_customer_at_once(
 
     # Each process logged its applies: every event is in exactly one of them, on one process
     # (two overlapping applies would both log the events they read).
-    pending = {e["id"] for e in events if customer_of(e)}
+    pending = {e["id"] for e in events if target_customer(e)}
     on_first, on_second = await logged_applies(
         lambda: applies(first.lines()), lambda: applies(second.lines()), events=len(pending)
     )

@@ -9,19 +9,15 @@ import { BILLING_PATH } from "./config";
 import { ERROR_SENTENCES, NETWORK_TROUBLE } from "./format";
 import type {
   BillingInterval,
-  ChangeSeatsMutation,
-  OpenPortalMutation,
   PortalFlow,
+  PortalOutcomeFragment,
   UpgradeMutation,
 } from "./gql/graphql";
 import type { Entitlement } from "./live";
 import { ChangeSeats, OpenPortal, Upgrade } from "./operations";
 import { type Errand, expectOnReturn } from "./returns";
 
-type Outcome =
-  | OpenPortalMutation["openPortal"]
-  | UpgradeMutation["upgrade"]
-  | ChangeSeatsMutation["changeSeats"];
+type Outcome = PortalOutcomeFragment | UpgradeMutation["upgrade"];
 
 function problem(error: CombinedError): string {
   if (error.networkError) return NETWORK_TROUBLE;

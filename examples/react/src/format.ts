@@ -50,12 +50,15 @@ export function formatMoney(amount: number, currency: string): string {
   }).format(amount / 100);
 }
 
-export function intervalWord(interval: BillingInterval): string {
-  return interval === "YEAR" ? "year" : "month";
-}
-
-export function formatPrice(amount: number, currency: string, interval: BillingInterval): string {
-  return `${formatMoney(amount, currency)} / ${intervalWord(interval)}`;
+/** "$20 / month"; with `per`, a unit price: "$15 per seat / month". */
+export function formatPrice(
+  amount: number,
+  currency: string,
+  interval: BillingInterval,
+  per?: string,
+): string {
+  const unit = per === undefined ? "" : ` per ${per}`;
+  return `${formatMoney(amount, currency)}${unit} / ${interval === "YEAR" ? "year" : "month"}`;
 }
 
 /** "1 seat", "5 seats". */

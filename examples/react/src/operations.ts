@@ -54,17 +54,25 @@ export const PlansQuery = graphql(`
   }
 `);
 
+// Where to send the customer, or why not: openPortal's answer; changeSeats' (the same union)
+// and upgrade's (plus Checkout) reuse it.
+export const PortalOutcome = graphql(`
+  fragment PortalOutcome on OpenPortalResult {
+    __typename
+    ... on PortalSession {
+      url
+    }
+    ... on BillingError {
+      code
+      message
+    }
+  }
+`);
+
 export const OpenPortal = graphql(`
   mutation OpenPortal($returnPath: String!, $flow: PortalFlow) {
     openPortal(returnPath: $returnPath, flow: $flow) {
-      __typename
-      ... on PortalSession {
-        url
-      }
-      ... on BillingError {
-        code
-        message
-      }
+      ...PortalOutcome
     }
   }
 `);
@@ -72,16 +80,10 @@ export const OpenPortal = graphql(`
 export const Upgrade = graphql(`
   mutation Upgrade($plan: String!, $interval: BillingInterval!, $seats: Int) {
     upgrade(plan: $plan, interval: $interval, seats: $seats) {
-      __typename
+      __typename # CheckoutSession's too: the fragment's covers only OpenPortalResult's types
+      ...PortalOutcome
       ... on CheckoutSession {
         url
-      }
-      ... on PortalSession {
-        url
-      }
-      ... on BillingError {
-        code
-        message
       }
     }
   }
@@ -90,14 +92,7 @@ export const Upgrade = graphql(`
 export const ChangeSeats = graphql(`
   mutation ChangeSeats($seats: Int!, $returnPath: String!) {
     changeSeats(seats: $seats, returnPath: $returnPath) {
-      __typename
-      ... on PortalSession {
-        url
-      }
-      ... on BillingError {
-        code
-        message
-      }
+      ...PortalOutcome
     }
   }
 `);

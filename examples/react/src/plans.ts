@@ -11,7 +11,12 @@ export function usePlans(): Plan[] | null {
   return result.data?.plans ?? null;
 }
 
+/** The plan with this slug (null while the catalog loads). */
+export function findPlan(plans: Plan[] | null, slug: string): Plan | null {
+  return plans?.find((plan) => plan.slug === slug) ?? null;
+}
+
 /** A plan's display name from its slug (the slug itself while the catalog loads). */
 export function planName(plans: Plan[] | null, slug: string): string {
-  return plans?.find((plan) => plan.slug === slug)?.name ?? slug;
+  return findPlan(plans, slug)?.name ?? slug;
 }

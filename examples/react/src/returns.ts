@@ -1,6 +1,6 @@
 // Coming back from Checkout or the Portal. A redirect is a navigation, never proof of a change:
 // the page notes what it expects before leaving, then waits until entitlement shows it.
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useState } from "react";
 import { useLocation, useNavigate } from "react-router";
 
 import { BILLING_PATH } from "./config";
@@ -118,9 +118,8 @@ function arrival(search: string): { sync: Sync | null; note: Expectation | null 
 export function useReturnSync(entitlement: Entitlement | null): Sync | null {
   const location = useLocation();
   const navigate = useNavigate();
-  const [first] = useState(() => arrival(location.search));
-  const [sync, setSync] = useState<Sync | null>(first.sync);
-  const note = useRef<Expectation | null>(first.note);
+  const [{ sync: arrived, note }] = useState(() => arrival(location.search));
+  const [sync, setSync] = useState<Sync | null>(arrived);
 
   // A reload or a shared link must not start the wait again.
   useEffect(() => {
@@ -146,11 +145,11 @@ export function useReturnSync(entitlement: Entitlement | null): Sync | null {
   useEffect(() => {
     if (sync === null || entitlement === null) return;
     if (sync.errand === "checkout-canceled" || sync.phase === "done") return;
-    if (shows(sync.errand, note.current, entitlement)) {
+    if (shows(sync.errand, note, entitlement)) {
       sessionStorage.removeItem(KEY);
       setSync({ ...sync, phase: "done" });
     }
-  }, [sync, entitlement]);
+  }, [sync, note, entitlement]);
 
   return sync;
 }

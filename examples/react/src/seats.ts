@@ -1,5 +1,5 @@
 // Seats on a per-seat plan: the price is per seat, Stripe's quantity is the number of seats.
-import { formatMoney, formatSeats, intervalWord } from "./format";
+import { formatMoney, formatPrice, formatSeats } from "./format";
 import type { BillingInterval } from "./gql/graphql";
 import type { Plan } from "./plans";
 
@@ -23,6 +23,6 @@ export function seatTotal(plan: Plan, interval: BillingInterval, seats: number):
   const price = plan.prices.find((p) => p.interval === interval);
   if (!price) return null;
   const each = formatMoney(price.amount, price.currency);
-  const total = formatMoney(price.amount * seats, price.currency);
-  return `${each} × ${formatSeats(seats)} = ${total} / ${intervalWord(interval)}`;
+  const total = formatPrice(price.amount * seats, price.currency, interval);
+  return `${each} × ${formatSeats(seats)} = ${total}`;
 }

@@ -4,6 +4,7 @@ import { Link } from "react-router";
 
 import { type BillingActions, useBillingActions } from "../actions";
 import { PortalButton } from "../components/PortalButton";
+import { SeatInput } from "../components/SeatInput";
 import {
   NETWORK_TROUBLE,
   STATUS_LABELS,
@@ -14,9 +15,8 @@ import {
 } from "../format";
 import { allFeatures, featureLabel, hasFeature, upgradeFor } from "../features";
 import type { BillingInterval } from "../gql/graphql";
-import type { Entitlement } from "../live";
-import { useEntitlement } from "../live";
-import { type Plan, planName, usePlans } from "../plans";
+import { type Entitlement, useEntitlement } from "../live";
+import { type Plan, findPlan, planName, usePlans } from "../plans";
 import { syncMessage, useReturnSync } from "../returns";
 import { seatCount, seatRangeHint, seatTotal } from "../seats";
 
@@ -39,7 +39,7 @@ export function BillingPage() {
   const subscribed = SUBSCRIBED.has(entitlement.status);
   const changeable = subscribed && !entitlement.cancelAtPeriodEnd;
   const seats = entitlement.seats ?? null;
-  const plan = plans?.find((p) => p.slug === entitlement.plan) ?? null;
+  const plan = findPlan(plans, entitlement.plan);
 
   return (
     <>
@@ -148,40 +148,44 @@ function Features(props: { entitlement: Entitlement; plans: Plan[] | null }) {
     <section className="card features" aria-labelledby="features-title">
       <h2 id="features-title">Features</h2>
       <ul data-testid="features">
-        {allFeatures(plans ?? [], entitlement).map((key) => {
-          const enabled = hasFeature(entitlement, key);
-          const label = featureLabel(key);
-          const target = enabled || plans === null ? null : upgradeFor(plans, key, entitlement.plan);
-          return (
-            <li key={key} className={enabled ? "feature" : "feature off"}>
-              <span
-                className="what"
-                data-testid={`feature-${key}`}
-                data-enabled={enabled}
-                aria-disabled={!enabled || undefined}
-              >
-                <span className="mark" aria-hidden="true">
-                  {enabled ? "\u2713" : "\u2013"}
-                </span>
-                <span className="name">{label}</span>
-                <span className="visually-hidden">
-                  {enabled ? " (included)" : " (not in your plan)"}
-                </span>
-              </span>
-              {!enabled && (
-                <Link
-                  to="/pricing"
-                  state={{ notice: `${label} comes with ${target?.name ?? "a paid plan"}.` }}
-                  data-testid={`feature-upgrade-${key}`}
-                >
-                  {target ? `Upgrade to ${target.name}` : "Upgrade"}
-                </Link>
-              )}
-            </li>
-          );
-        })}
+        {allFeatures(plans ?? [], entitlement).map((key) => (
+          <FeatureRow key={key} feature={key} entitlement={entitlement} plans={plans} />
+        ))}
       </ul>
     </section>
+  );
+}
+
+/** One feature: on, or greyed out with a link to /pricing naming the plan that brings it. */
+function FeatureRow(props: { feature: string; entitlement: Entitlement; plans: Plan[] | null }) {
+  const { feature, entitlement, plans } = props;
+  const enabled = hasFeature(entitlement, feature);
+  const label = featureLabel(feature);
+  const target = enabled || plans === null ? null : upgradeFor(plans, feature, entitlement.plan);
+  return (
+    <li className={enabled ? "feature" : "feature off"}>
+      <span
+        className="what"
+        data-testid={`feature-${feature}`}
+        data-enabled={enabled}
+        aria-disabled={!enabled || undefined}
+      >
+        <span className="mark" aria-hidden="true">
+          {enabled ? "\u2713" : "\u2013"}
+        </span>
+        <span className="name">{label}</span>
+        <span className="visually-hidden">{enabled ? " (included)" : " (not in your plan)"}</span>
+      </span>
+      {!enabled && (
+        <Link
+          to="/pricing"
+          state={{ notice: `${label} comes with ${target?.name ?? "a paid plan"}.` }}
+          data-testid={`feature-upgrade-${feature}`}
+        >
+          {target ? `Upgrade to ${target.name}` : "Upgrade"}
+        </Link>
+      )}
+    </li>
   );
 }
 
@@ -210,18 +214,7 @@ function SeatChanger(props: {
 
   return (
     <form className="seat-change" onSubmit={submit}>
-      <label htmlFor="seat-count">Seats</label>
-      <input
-        id="seat-count"
-        type="number"
-        inputMode="numeric"
-        data-testid="seat-count"
-        min={range?.min}
-        max={range?.max}
-        step={1}
-        value={typed}
-        onChange={(event) => setTyped(event.target.value)}
-      />
+      <SeatInput id="seat-count" range={range} value={typed} onChange={setTyped} />
       <button
         type="submit"
         data-testid="change-seats"

@@ -5,8 +5,9 @@ import { useLocation } from "react-router";
 
 import { type BillingActions, useBillingActions } from "../actions";
 import { PortalButton } from "../components/PortalButton";
+import { SeatInput } from "../components/SeatInput";
 import { allFeatures, featureLabel } from "../features";
-import { SUBSCRIBED, formatLimits, formatMoney, formatPrice, intervalWord } from "../format";
+import { SUBSCRIBED, formatLimits, formatPrice } from "../format";
 import type { BillingInterval } from "../gql/graphql";
 import { type Entitlement, useEntitlement } from "../live";
 import { type Plan, usePlans } from "../plans";
@@ -90,34 +91,22 @@ function upgradeLabel(
   return newSeats === null ? "Your plan" : `Change to ${newSeats} seats`;
 }
 
-/** A per-seat plan's number of seats, bounded by its range; shows what they cost together. */
+/** A per-seat plan's number of seats (`seats`: `typed` read, null if out of range), bounded
+ * by its range; shows what they cost together. */
 function SeatPicker(props: {
   plan: Plan;
   range: SeatRange;
   interval: BillingInterval;
   typed: string;
+  seats: number | null;
   onChange: (typed: string) => void;
 }) {
-  const { plan, range, interval, typed, onChange } = props;
-  const seats = seatCount(typed, range);
-  const total = seats === null ? null : seatTotal(plan, interval, seats);
-  const id = `seats-${plan.slug}`;
+  const { plan, range, interval, typed, seats, onChange } = props;
   return (
     <div className="seat-picker">
-      <label htmlFor={id}>Seats</label>
-      <input
-        id={id}
-        type="number"
-        inputMode="numeric"
-        data-testid={id}
-        min={range.min}
-        max={range.max}
-        step={1}
-        value={typed}
-        onChange={(event) => onChange(event.target.value)}
-      />
+      <SeatInput id={`seats-${plan.slug}`} range={range} value={typed} onChange={onChange} />
       <p className="seat-total" data-testid={`seat-total-${plan.slug}`} aria-live="polite">
-        {seats === null ? seatRangeHint(range) : (total ?? "")}
+        {seats === null ? seatRangeHint(range) : (seatTotal(plan, interval, seats) ?? "")}
       </p>
     </div>
   );
@@ -182,10 +171,9 @@ function PlanCard(props: {
   }
 
   let shownPrice = "—";
-  if (price && range) {
-    shownPrice = `${formatMoney(price.amount, price.currency)} per seat / ${intervalWord(interval)}`;
-  } else if (price) shownPrice = formatPrice(price.amount, price.currency, interval);
-  else if (free) shownPrice = "Free";
+  if (price) {
+    shownPrice = formatPrice(price.amount, price.currency, interval, range ? "seat" : undefined);
+  } else if (free) shownPrice = "Free";
 
   return (
     <article className={current ? "plan current" : "plan"} data-testid={`plan-${plan.slug}`}>
@@ -208,6 +196,7 @@ function PlanCard(props: {
           range={range}
           interval={interval}
           typed={shownSeats}
+          seats={seats}
           onChange={setTyped}
         />
       )}
