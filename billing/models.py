@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Text, text
 from sqlmodel import Field, SQLModel
@@ -102,6 +103,14 @@ class Entitlement(SQLModel, table=True):
     )
     """Lookup keys of the customer's active entitlements in Stripe, sorted (`entitlement.features`
     adds the plan's features from the plans file)."""
+    required_action: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """What the customer must do to keep paying (`billing.entitlements.billing_state`)."""
+    pending_change: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """The change Stripe has scheduled (`billing.entitlements.billing_state`)."""
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 

@@ -34,5 +34,10 @@ async def current_paid(stripe: StripeGateway, customer_id: str) -> SubscriptionV
     """The customer's current subscription as Stripe has it now, when its plan applies.
 
     Stripe, not the webhook-fed projection, decides: its webhook may not have arrived yet."""
-    current = pick_current(await stripe.subscriptions_of(customer_id))
+    return current_of(await stripe.subscriptions_of(customer_id))
+
+
+def current_of(subscriptions: list[SubscriptionView]) -> SubscriptionView | None:
+    """The current subscription among these, when its plan applies."""
+    current = pick_current(subscriptions)
     return current if is_paid(current) else None

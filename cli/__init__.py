@@ -426,10 +426,12 @@ def dev(
 
     from billing.kit.migrations import migrate as run_migrations
     from devstack import (
+        DEMO_PROMOTION_CODE,
         EMULATOR_KEY,
         EMULATOR_SECRET,
         emulator_state_file,
         require_free_port,
+        seed_promotion_code,
     )
     from devstack import example as example_client
     from server.app import create_app
@@ -472,6 +474,8 @@ def dev(
         catalog_steps, portal_steps, unknown = _run(with_services(settings, _seed_emulator))
         _print_steps(catalog_steps, False)
         _print_steps(portal_steps, False)
+        if seed_promotion_code(settings.stripe_api_base or ""):
+            console.print(f"promotion code {DEMO_PROMOTION_CODE} created", highlight=False)
         if unknown:
             console.print(
                 f"warning: {len(unknown)} org(s) in the database have Stripe customers the "

@@ -7,6 +7,7 @@ import errno
 import socket
 from pathlib import Path
 
+import httpx
 from sqlalchemy import make_url
 
 from billing.accounts import account_customers
@@ -16,6 +17,28 @@ from billing.kit.settings import Settings
 
 EMULATOR_SECRET = "whsec_dev_emulator_secret"  # noqa: S105  (the emulator's, not Stripe's)
 EMULATOR_KEY = "sk_test_emulator"
+
+DEMO_PROMOTION_CODE = "WELCOME20"
+"""The promotion code `make run` seeds in the emulator (20% off the first invoice)."""
+
+
+def seed_promotion_code(emulator_url: str) -> bool:
+    """Create the demo coupon and its promotion code in the emulator unless it has them;
+    True when created now."""
+    auth = {"authorization": f"Bearer {EMULATOR_KEY}"}
+    with httpx.Client(base_url=emulator_url, headers=auth, timeout=10) as http:
+        found = http.get("/v1/promotion_codes", params={"code": DEMO_PROMOTION_CODE})
+        found.raise_for_status()
+        if found.json()["data"]:
+            return False
+        coupon = {"id": "welcome20", "name": "20% off", "percent_off": "20", "duration": "once"}
+        if http.get("/v1/coupons/welcome20").status_code == 404:
+            http.post("/v1/coupons", data=coupon).raise_for_status()
+        code = {"code": DEMO_PROMOTION_CODE, "promotion[type]": "coupon"}
+        http.post(
+            "/v1/promotion_codes", data={**code, "promotion[coupon]": "welcome20"}
+        ).raise_for_status()
+        return True
 
 
 def sqlite_path(database_url: str) -> Path | None:

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator import controls, dashboard, pages
+from emulator import controls, dashboard, invoice_pages, pages
 from emulator.api import api_endpoint
 from emulator.delivery import Deliverer
 from emulator.state import EmulatorState
@@ -44,7 +44,7 @@ def changes_state(method: str, path: str) -> bool:
         return method == "POST" and not path.startswith(_UNSAVED_CONTROLS)
     if path.startswith("/v1/"):
         return method != "GET"
-    return path.startswith(("/c/", "/p/"))  # hosted pages: forms, expiry, session opening
+    return path.startswith(("/c/", "/p/", "/i/"))  # hosted pages: forms, expiry, sessions
 
 
 class SaveAfterChanges:
@@ -86,6 +86,7 @@ def create_app(state: EmulatorState | None = None) -> Starlette:
             Mount("/_emulator/dashboard", routes=dashboard.ROUTES),
             Mount("/_emulator", routes=controls.ROUTES),
             *pages.ROUTES,
+            *invoice_pages.ROUTES,
         ],
         middleware=saving,
         lifespan=lifespan,

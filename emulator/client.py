@@ -153,8 +153,15 @@ def deliver_events(
 
 
 def set_card(customer_id: str, fails: bool) -> Call[None]:
-    """Make a customer's payment method decline (or work again)."""
+    """Save a card for the customer whose charges decline off session (or a working one)."""
     return Call("POST", f"/customers/{customer_id}/card", _nothing, {"fails": fails})
+
+
+def attach_card(customer_id: str, card: str = "4242 4242 4242 4242") -> Call[str]:
+    """Save a test card (e.g. ``4000 0027 6000 3184``, 3-D Secure on every charge) as the
+    customer's default payment method; returns its ``pm_...`` id."""
+    body = {"card": card}
+    return Call("POST", f"/customers/{customer_id}/card", _field("payment_method", str), body)
 
 
 def set_default_portal(configuration: str | None) -> Call[None]:
@@ -254,6 +261,7 @@ class EmulatorControl:
     deliver = _sync(deliver)
     deliver_events = _sync(deliver_events)
     set_card = _sync(set_card)
+    attach_card = _sync(attach_card)
     set_default_portal = _sync(set_default_portal)
     add_webhook_endpoint = _sync(add_webhook_endpoint)
 
@@ -326,6 +334,7 @@ class AsyncEmulatorControl:
     deliver = _async(deliver)
     deliver_events = _async(deliver_events)
     set_card = _async(set_card)
+    attach_card = _async(attach_card)
     set_default_portal = _async(set_default_portal)
     add_webhook_endpoint = _async(add_webhook_endpoint)
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator import engine, portal
+from emulator import cards, engine, entitlements, portal
 from emulator.delivery import Deliverer
 from emulator.errors import StripeError
 from emulator.shapes import Obj
@@ -179,17 +179,34 @@ async def deliver_many(request: Request) -> Response:
 
 
 async def card(request: Request) -> Response:
-    """POST /_emulator/customers/{cus}/card {"fails": bool}."""
+    """POST /_emulator/customers/{cus}/card {"fails": bool} or {"card": "4000002760003184"}.
+
+    Saves a test card as the customer's default payment method (``cards.save_card``):
+    ``fails`` picks 4000 0000 0000 0341 (true, the default) or 4242 4242 4242 4242; a
+    subscription paused for want of a payment method resumes (charged off session).
+    """
     state = of_request(request)
     cus = request.path_params["cus"]
     if cus not in state.db.customers:
         return _bad(f"No such customer: {cus}", 404)
     data = await _json(request)
-    if data.get("fails", True):
-        state.failing_cards.add(cus)
-    else:
-        state.failing_cards.discard(cus)
-    return JSONResponse({"customer": cus, "fails": cus in state.failing_cards})
+    number = data.get("card") or (cards.FAILS_LATER if data.get("fails", True) else cards.GOOD)
+    try:
+        pm = cards.save_card(state, cus, str(number))
+    except StripeError as err:
+        return _bad(err.message, err.status)
+    if pm is None:
+        return _bad("card must be a card number")
+    engine.resume_paused(state, cus)
+    entitlements.sync(state)  # a resumed subscription entitles again
+    return JSONResponse(
+        {
+            "customer": cus,
+            "payment_method": pm,
+            "fails": cus in state.failing_cards,
+            "requires_action": cus in state.auth_cards,
+        }
+    )
 
 
 async def endpoints(request: Request) -> Response:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from emulator import entitlements, resources
+from emulator import cards, coupons, entitlements, payments, resources, schedules
 from emulator.errors import StripeError, invalid
 from emulator.ids import new_id
 from emulator.periods import add_interval, day_of
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 Line = tuple[Obj, int, int, int, bool, str]  # (item, amount, start, end, proration, text)
 DAY = 86400
+RETRY_DAYS = (3, 5, 7)  # Stripe's custom retry schedule: days after each failed attempt
 LIVE = ("active", "trialing", "past_due", "unpaid", "incomplete", "paused")
 
 
@@ -59,11 +61,6 @@ def set_status(state: EmulatorState, sub: Obj, status: str, **fields: Any) -> No
     before = snapshot(sub)
     sub.update(status=status, **fields)
     emit_updated(state, sub, before)
-
-
-def card_fails(state: EmulatorState, customer_id: str) -> bool:
-    """Whether the customer's payment method declines."""
-    return customer_id in state.failing_cards
 
 
 # -- subscription items -----------------------------------------------------------
@@ -178,6 +175,7 @@ def new_invoice(state: EmulatorState, sub: Obj, reason: str, lines: list[Line]) 
         total_excluding_tax=total,
     )
     inv["lines"].update(data=line_objs, url=f"/v1/invoices/{inv_id}/lines")
+    coupons.discount_invoice(state, sub, inv)
     state.db.invoices[inv_id] = inv
     sub["latest_invoice"] = inv_id
     return inv
@@ -198,14 +196,80 @@ def finalize(state: EmulatorState, inv: Obj) -> None:
     state.emit("invoice.finalized", inv)
 
 
-def attempt_payment(state: EmulatorState, inv: Obj) -> bool:
-    """Charge an open invoice; fires invoice.paid + payment_succeeded or payment_failed."""
+def invoice_subscription(state: EmulatorState, inv: Obj) -> Obj | None:
+    """The subscription an invoice bills, if any."""
+    parent = (inv.get("parent") or {}).get("subscription_details") or {}
+    return state.db.subscriptions.get(str(parent.get("subscription")))
+
+
+def charge_outcome(
+    state: EmulatorState, inv: Obj, *, on_session: bool
+) -> tuple[cards.Outcome, str | None]:
+    """What charging an invoice now does (see ``cards.outcome``), and the payment method used.
+
+    A subscription whose trial ended without a payment method needs one (``needs_pm``).
+    """
+    sub = invoice_subscription(state, inv)
+    pm = cards.default_payment_method(state, inv["customer"], sub)
+    required = sub is not None and bool(state.sub_internal.get(sub["id"], {}).get("needs_pm"))
+    result = cards.outcome(state, inv["customer"], pm, on_session=on_session, required=required)
+    return result, pm
+
+
+def attempt_payment(state: EmulatorState, inv: Obj, *, on_session: bool = False) -> bool:
+    """Charge an open invoice through its PaymentIntent (off session: a renewal or retry).
+
+    Fires invoice.paid + invoice.payment_succeeded, or invoice.payment_failed (then
+    invoice.payment_action_required for 3-D Secure) with the next retry scheduled.
+    """
+    if inv["amount_due"] > 0:
+        result, pm = charge_outcome(state, inv, on_session=on_session)
+        payments.confirm(state, inv, result, pm)
+        if result != "succeeded":
+            _failed(state, inv, result)
+            return False
+    mark_paid(state, inv)
+    return True
+
+
+def _retries(state: EmulatorState, inv: Obj) -> list[str]:
+    """The open invoices of the invoice's subscription awaiting a retry (ids, in order)."""
+    sub = invoice_subscription(state, inv)
+    if sub is None:
+        return []
+    found: list[str] = state.sub_internal.setdefault(sub["id"], {}).setdefault("retries", [])
+    return found
+
+
+def _failed(state: EmulatorState, inv: Obj, result: str) -> None:
+    """Count a failed attempt, schedule the next (Stripe's retry schedule), fire the events.
+
+    Retries come 3, 5 and 7 days after the previous attempt (4 attempts in all); the first
+    invoice of a subscription is never retried (the subscription stays incomplete).
+    """
+    inv["attempted"] = True
+    inv["attempt_count"] += 1
+    retries = _retries(state, inv)
+    n = inv["attempt_count"]
+    if inv["billing_reason"] != "subscription_create" and n <= len(RETRY_DAYS):
+        inv["next_payment_attempt"] = state.now() + RETRY_DAYS[n - 1] * DAY
+        if inv["id"] not in retries:
+            retries.append(inv["id"])
+    else:
+        inv["next_payment_attempt"] = None
+        if inv["id"] in retries:
+            retries.remove(inv["id"])
+    state.emit("invoice.payment_failed", inv)
+    if result == "requires_action":
+        state.emit("invoice.payment_action_required", inv)
+
+
+def mark_paid(state: EmulatorState, inv: Obj) -> None:
+    """An invoice is paid: invoice.paid and invoice.payment_succeeded; its retries stop."""
     now = state.now()
-    if inv["amount_due"] > 0 and card_fails(state, inv["customer"]):
-        inv["attempted"] = True
-        inv["attempt_count"] += 1
-        state.emit("invoice.payment_failed", inv)
-        return False
+    retries = _retries(state, inv)
+    if inv["id"] in retries:
+        retries.remove(inv["id"])
     inv.update(
         status="paid",
         amount_paid=inv["amount_due"],
@@ -219,7 +283,6 @@ def attempt_payment(state: EmulatorState, inv: Obj) -> bool:
     inv["status_transitions"]["paid_at"] = now
     state.emit("invoice.paid", inv)
     state.emit("invoice.payment_succeeded", inv)
-    return True
 
 
 TIMES = "\u00d7"
@@ -272,9 +335,15 @@ def create_subscription(
     description: str | None = None,
     cancel_at_period_end: bool = False,
     cancel_at: int | None = None,
+    fields: Obj | None = None,
+    prepare: Callable[[Obj], None] | None = None,
+    on_session: bool = False,
 ) -> Obj:
     """Create a subscription, its first invoice, and charge it.
 
+    ``fields`` are set on the subscription (``default_payment_method``, ``trial_settings``);
+    ``prepare`` runs on it before its first invoice (a discount); ``on_session``: the customer
+    pays on a hosted page (Checkout), where 3-D Secure authenticates.
     Fires customer.subscription.created, invoice.created, invoice.finalized and
     invoice.paid + invoice.payment_succeeded (or invoice.payment_failed: status incomplete).
     """
@@ -294,6 +363,7 @@ def create_subscription(
         status="trialing" if trial_end else "active",
         trial_end=trial_end,
         trial_start=now if trial_end else None,
+        **(fields or {}),
     )
     items = [new_item(state, sub_id, p, q, m) for p, q, m in prices]
     sub["items"].update(data=items, url=f"/v1/subscription_items?subscription={sub_id}")
@@ -307,15 +377,19 @@ def create_subscription(
     elif cancel_at:
         sub["cancel_at"] = cancel_at
     state.db.subscriptions[sub_id] = sub
+    if prepare is not None:
+        prepare(sub)
     inv = new_invoice(
         state, sub, "subscription_create", cycle_lines(state, sub, now, end, bool(trial_end))
     )
-    paid = inv["amount_due"] == 0 or not card_fails(state, customer_id)
+    paid = inv["amount_due"] == 0 or charge_outcome(state, inv, on_session=on_session)[0] == (
+        "succeeded"
+    )
     if not paid:
         sub["status"] = "incomplete"
     state.emit("customer.subscription.created", sub)
     finalize(state, inv)
-    attempt_payment(state, inv)
+    attempt_payment(state, inv, on_session=on_session)
     return sub
 
 
@@ -345,6 +419,7 @@ def cancel_now(
     if feedback is not None:
         details["feedback"] = feedback or None
     state.emit("customer.subscription.deleted", sub)
+    schedules.on_subscription_canceled(state, sub)
 
 
 def schedule_cancel(state: EmulatorState, sub: Obj, at_period_end: bool) -> None:
@@ -591,20 +666,112 @@ def settle(state: EmulatorState, sub: Obj, inv: Obj) -> None:
 # -- recovery -----------------------------------------------------------------------
 
 
+def recovered(state: EmulatorState, inv: Obj) -> None:
+    """A paid invoice's past_due, unpaid or incomplete subscription becomes active."""
+    sub = invoice_subscription(state, inv)
+    if sub is not None and sub["status"] in ("past_due", "unpaid", "incomplete"):
+        set_status(state, sub, "active")
+
+
 def pay_open_invoices(state: EmulatorState, customer_id: str) -> int:
-    """Retry every open invoice of a customer; recovered subscriptions become active."""
+    """Pay the open invoices of a customer's live subscriptions now, on session (a card was
+    just saved on a hosted page); recovered subscriptions become active."""
     paid = 0
     for inv in list(state.db.invoices.values()):
+        sub = invoice_subscription(state, inv)
         if inv["customer"] != customer_id or inv["status"] != "open":
             continue
-        if not attempt_payment(state, inv):
+        if sub is not None and sub["status"] in resources.ENDED:
             continue
-        paid += 1
-        parent = (inv.get("parent") or {}).get("subscription_details") or {}
-        sub = state.db.subscriptions.get(str(parent.get("subscription")))
-        if sub is not None and sub["status"] in ("past_due", "unpaid", "incomplete"):
-            set_status(state, sub, "active")
+        if attempt_payment(state, inv, on_session=True):
+            paid += 1
+            recovered(state, inv)
     return paid
+
+
+def _retry(state: EmulatorState, sub: Obj) -> None:
+    """Run the payment retries due now; after the last failed one the subscription is
+    canceled (Stripe's default when all retries fail)."""
+    now = state.now()
+    for inv_id in list(state.sub_internal.get(sub["id"], {}).get("retries", [])):
+        inv = state.db.invoices.get(inv_id)
+        if inv is None or inv["status"] != "open" or int(inv["next_payment_attempt"] or 0) > now:
+            continue
+        if attempt_payment(state, inv):
+            recovered(state, inv)
+        elif inv["next_payment_attempt"] is None:
+            cancel_now(state, sub, reason="payment_failed")
+            return
+
+
+def _retry_times(state: EmulatorState, sub: Obj) -> list[tuple[int, int, str]]:
+    """When the subscription's open invoices are retried next."""
+    out: list[tuple[int, int, str]] = []
+    for inv_id in state.sub_internal.get(sub["id"], {}).get("retries", []):
+        inv = state.db.invoices.get(inv_id)
+        if inv is not None and inv["status"] == "open" and inv["next_payment_attempt"]:
+            out.append((int(inv["next_payment_attempt"]), 1, "retry"))
+    return out
+
+
+def _trial_ends_without_card(state: EmulatorState, sub: Obj) -> bool:
+    """A trial ends with no payment method on file: ``trial_settings.end_behavior``.
+
+    ``cancel`` cancels it and ``pause`` pauses it (True: no invoice); ``create_invoice``
+    invoices the first period, whose payment fails until a card is saved (False).
+    """
+    if cards.default_payment_method(state, sub["customer"], sub) is not None:
+        return False
+    end_behavior = (sub.get("trial_settings") or {}).get("end_behavior") or {}
+    behavior = end_behavior.get("missing_payment_method") or "create_invoice"
+    if behavior == "cancel":
+        cancel_now(state, sub, at=period(sub)[1])
+        return True
+    if behavior == "pause":
+        _pause_for_card(state, sub)
+        return True
+    state.sub_internal.setdefault(sub["id"], {})["needs_pm"] = True
+    return False
+
+
+def _pause_for_card(state: EmulatorState, sub: Obj) -> None:
+    """Pause a subscription until a payment method is saved: customer.subscription.paused,
+    customer.subscription.updated."""
+    before = snapshot(sub)
+    sub["status"] = "paused"
+    state.sub_internal.setdefault(sub["id"], {})["paused_for_pm"] = True
+    state.emit("customer.subscription.paused", sub)
+    emit_updated(state, sub, before)
+
+
+def resume(state: EmulatorState, sub: Obj, *, on_session: bool = False) -> None:
+    """Resume a paused subscription as Stripe does (``billing_cycle_anchor=now``): a new
+    period from now, invoiced and charged.
+
+    Fires customer.subscription.resumed, customer.subscription.updated, then the invoice's
+    events (a failed payment: past_due and the retry schedule).
+    """
+    before = snapshot(sub)
+    sub["status"] = "active"
+    state.sub_internal.setdefault(sub["id"], {}).pop("paused_for_pm", None)
+    _restart_cycle(state, sub)
+    start, end = period(sub)
+    inv = new_invoice(state, sub, "subscription_update", cycle_lines(state, sub, start, end, False))
+    state.emit("customer.subscription.resumed", sub)
+    emit_updated(state, sub, before)
+    finalize(state, inv)
+    if not attempt_payment(state, inv, on_session=on_session):
+        set_status(state, sub, "past_due")
+
+
+def resume_paused(state: EmulatorState, customer_id: str, *, on_session: bool = False) -> None:
+    """Resume the customer's subscriptions paused for want of a payment method (one was
+    just saved)."""
+    for sub in list(state.db.subscriptions.values()):
+        internal = state.sub_internal.get(sub["id"], {})
+        if sub["customer"] == customer_id and sub["status"] == "paused":
+            if internal.get("paused_for_pm"):
+                resume(state, sub, on_session=on_session)
 
 
 # -- the clock ----------------------------------------------------------------------
@@ -618,9 +785,11 @@ def _subscription_due(state: EmulatorState, sub: Obj) -> list[tuple[int, int, st
     internal = state.sub_internal.setdefault(sub["id"], {})
     if sub["status"] == "incomplete":
         return [(sub["created"] + 23 * 3600, 1, "expire")]
-    cands: list[tuple[int, int, str]] = []
+    cands: list[tuple[int, int, str]] = _retry_times(state, sub)
     if sub["cancel_at"]:
         cands.append((int(sub["cancel_at"]), 2, "cancel"))
+    if sub["status"] == "paused":  # no renewals until resumed
+        return cands
     cands.append((period(sub)[1], 3, "cycle"))
     if sub["status"] == "trialing" and sub["trial_end"] and not internal.get("twe"):
         twe = int(sub["trial_end"]) - 3 * DAY
@@ -641,6 +810,7 @@ def _all_due(state: EmulatorState) -> list[Due]:
             due.extend(
                 (when, prio, sub, action) for when, prio, action in _subscription_due(state, sub)
             )
+    due.extend(schedules.due(state))  # phase starts and schedule ends
     return due
 
 
@@ -657,9 +827,13 @@ def expire_checkout(state: EmulatorState, cs: Obj) -> None:
     state.emit("checkout.session.expired", cs)
 
 
-def _cycle(state: EmulatorState, sub: Obj) -> None:
-    """Start the next period: invoice it and charge it."""
-    before = snapshot(sub)
+def _cycle(state: EmulatorState, sub: Obj, before: Obj | None = None) -> None:
+    """Start the next period: invoice it and charge it (``before``: the subscription before a
+    change that comes with the renewal, e.g. a schedule's new phase). A trial ending without a
+    payment method follows its ``trial_settings`` (``_trial_ends_without_card``)."""
+    if sub["status"] == "trialing" and _trial_ends_without_card(state, sub):
+        return
+    before = snapshot(sub) if before is None else before
     was_trial = sub["status"] == "trialing"
     start = period(sub)[1]
     end = next_period_end(state, sub, start)
@@ -673,6 +847,16 @@ def _cycle(state: EmulatorState, sub: Obj) -> None:
     finalize(state, inv)
     if not attempt_payment(state, inv) and sub["status"] != "past_due":
         set_status(state, sub, "past_due")
+
+
+SCHEDULE_BILLING = schedules.Billing(
+    apply=_apply_items,
+    renew=_cycle,
+    change=change_items,
+    settle=settle,
+    cancel=lambda state, sub: cancel_now(state, sub),
+)
+"""What a subscription schedule's phase change does to its subscription."""
 
 
 def advance(state: EmulatorState, seconds: int) -> int:
@@ -694,6 +878,10 @@ def advance(state: EmulatorState, seconds: int) -> int:
             cancel_now(state, obj, at=when)
         elif action == "cycle":
             _cycle(state, obj)
+        elif action == "retry":
+            _retry(state, obj)
+        elif action in schedules.ACTIONS:
+            schedules.run(state, obj, action, SCHEDULE_BILLING)
         elif action == "expire":
             set_status(state, obj, "incomplete_expired", ended_at=when)
         else:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import checkout, engine, entitlements, portal, resources
+from emulator import checkout, engine, entitlements, portal, resources, schedules
 from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import date, form, link, money, page, text_input
@@ -73,23 +73,60 @@ async def checkout_page(request: Request, state: EmulatorState) -> Response:
         fields = _paying_as(cus or {}) + text_input(
             "email", cs.get("customer_email") or "", "Email", "email"
         )
-    fields += _CARD
+    fields += _checkout_inputs(state, cs)
     base = f"/c/pay/{cs_id}"
+    tax = cs["automatic_tax"]["enabled"]
     body = (
         "<table id='line-items'><tr><th>Item</th><th>Qty</th><th>Unit price</th><th>Price</th>"
         f"</tr>{rows}</table>"
-        f"<p>Total due today: <b id='total'>{money(cs['amount_total'], cs['currency'])}</b></p>"
+        + (f"<p>Tax: <span id='tax'>{money(0, cs['currency'])}</span></p>" if tax else "")
+        + f"<p>Total due today: <b id='total'>{money(cs['amount_total'], cs['currency'])}</b></p>"
         f"{trial_note}<div class='box'>"
-        + form(
-            "pay",
-            f"{base}/pay",
-            "Subscribe" if cs["mode"] == "subscription" else "Pay",
-            visible=fields,
-        )
+        + form("pay", f"{base}/pay", _pay_label(state, cs), visible=fields)
         + "</div>"
         + form("cancel", f"{base}/cancel", "Back", secondary=True)
     )
     return HTMLResponse(page("Checkout", body))
+
+
+def _pay_label(state: EmulatorState, cs: Obj) -> str:
+    """The Checkout button: "Start trial" for a trial needing no card, "Subscribe", "Pay"."""
+    if not checkout.card_required(state, cs) and checkout.trial_days(state, cs):
+        return "Start trial"
+    return "Subscribe" if cs["mode"] == "subscription" else "Pay"
+
+
+def _required_input(name: str, label: str) -> str:
+    """A labelled text input the form cannot be sent without."""
+    return (
+        f"<p><label>{escape(label)} <input type='text' name='{escape(name)}' value='' "
+        "required></label></p>"
+    )
+
+
+def _checkout_inputs(state: EmulatorState, cs: Obj) -> str:
+    """The card (optional for a trial with ``payment_method_collection=if_required``:
+    ``p#card-optional``), billing address (``address_line1``, ``address_city``,
+    ``address_postal_code``, ``address_country``), ``tax_id`` and ``promotion_code`` inputs
+    the session's options call for."""
+    if checkout.card_required(state, cs):
+        out = _CARD
+    else:
+        out = "<p id='card-optional'>No card needed today.</p>" + text_input(
+            "card", "", "Card number (optional)"
+        )
+    if checkout.address_required(state, cs):
+        out += "<h3>Billing address</h3>" + "".join(
+            _required_input(f"address_{key}", label)
+            for key, label in (("line1", "Address"), ("country", "Country"))
+        )
+        out += text_input("address_city", "", "City")
+        out += text_input("address_postal_code", "", "Postal code")
+    if (cs.get("tax_id_collection") or {}).get("enabled"):
+        out += text_input("tax_id", "", "Tax ID")
+    if cs["allow_promotion_codes"]:
+        out += text_input("promotion_code", "", "Promotion code")
+    return out
 
 
 def _checkout_row(n: int, item: Obj) -> str:
@@ -122,9 +159,10 @@ async def checkout_pay(request: Request, state: EmulatorState) -> Response:
     cs_id = request.path_params["cs"]
     try:
         cs = resources.get(state, "checkout.session", cs_id)
-        target = checkout.pay(state, cs, fields.get("email"), fields.get("card"))
+        target = checkout.pay(state, cs, checkout.Submission.of(fields))
     except StripeError as err:
-        back = link("back", f"/c/pay/{cs_id}", "Try another card") if err.status == 402 else ""
+        label = "Try another card" if err.status == 402 else "Back"
+        back = link("back", f"/c/pay/{cs_id}", label) if err.status in (400, 402) else ""
         return _error(err, back)
     if not target:
         return HTMLResponse(page("Thanks!", "<p id='success'>Payment complete.</p>"))
@@ -238,6 +276,69 @@ def _cancel_form(base: str, cfg: Obj, sub: Obj, form_id: str, label: str) -> str
     return form(form_id, f"{base}/cancel", label, {"subscription": sub["id"]}, visible)
 
 
+def _scheduled_note(state: EmulatorState, sub: Obj, suffix: str) -> str:
+    """``p#scheduled-change``: the plan a subscription schedule switches to, and when."""
+    pending = schedules.pending_items(state, sub)
+    if pending is None:
+        return ""
+    start, items = pending
+    plans = ", ".join(
+        _plan(state, state.db.prices[str(i["price"])])
+        + (f" {engine.TIMES} {i['quantity']}" if int(i.get("quantity") or 1) != 1 else "")
+        for i in items
+    )
+    return (
+        f"<p id='scheduled-change{suffix}' data-date='{start}'>Changes to {escape(plans)} on "
+        f"{date(start)}</p>"
+    )
+
+
+def _takes_effect(state: EmulatorState, cfg: Obj, sub: Obj, changes: portal.Switch) -> str:
+    """``p#scheduled`` on the confirmation of a switch scheduled at the period end."""
+    when = portal.scheduled_at(state, cfg, sub, changes)
+    if when is None:
+        return ""
+    return (
+        f"<p id='scheduled' data-date='{when}'>Your new plan takes effect on {date(when)}, "
+        "at the end of the current period. Nothing is due today.</p>"
+    )
+
+
+_CUSTOMER_FIELDS = {"email": "Email", "name": "Name", "phone": "Phone"}
+_ADDRESS_FIELDS = {
+    "line1": "Address",
+    "line2": "Address line 2",
+    "city": "City",
+    "state": "State",
+    "postal_code": "Postal code",
+    "country": "Country",
+}
+
+
+def _customer_form(state: EmulatorState, base: str, cfg: Obj, sess: Obj) -> str:
+    """``div#customer-info`` with ``form#update-customer`` (posting to ``{base}/customer``):
+    inputs for the configuration's ``customer_update.allowed_updates`` among email, name,
+    phone and address (``address_line1``, ``address_city``...)."""
+    cus = state.db.customers.get(sess["customer"]) or {}
+    allowed = cfg["features"]["customer_update"]["allowed_updates"]
+    inputs = "".join(
+        text_input(name, cus.get(name) or "", label, "email" if name == "email" else "text")
+        for name, label in _CUSTOMER_FIELDS.items()
+        if name in allowed
+    )
+    if "address" in allowed:
+        address = cus.get("address") or {}
+        inputs += "".join(
+            text_input(f"address_{key}", address.get(key) or "", label)
+            for key, label in _ADDRESS_FIELDS.items()
+        )
+    return (
+        "<div class='box' id='customer-info'><h2>Update information</h2>"
+        + form("update-customer", f"{base}/customer", "Save", visible=inputs)
+        + "</div>"
+    )
+
+
 def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str:
     """The portal home page body."""
     base = f"/p/session/{sess['id']}"
@@ -262,6 +363,7 @@ def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str
         )
         if status == "trialing":
             note += f"<p id='trial-note{suffix}'>Trial ends {date(sub['trial_end'])}</p>"
+        note += _scheduled_note(state, sub, suffix)
         block = (
             f"<div class='box' id='subscription{suffix}' data-subscription='{sub['id']}'>"
             f"<h2>Current plan</h2>{_current_plan(state, item, suffix)}"
@@ -280,6 +382,8 @@ def _home(state: EmulatorState, sess: Obj, cfg: Obj, message: str | None) -> str
             parts.append(f"<h3>Switch plan</h3>{_switch_forms(state, base, cfg, sub, suffix)}")
     if features["payment_method_update"]["enabled"]:
         parts.append(f"<div class='box'><h2>Payment method</h2>{_card_form(base)}</div>")
+    if features["customer_update"]["enabled"]:
+        parts.append(_customer_form(state, base, cfg, sess))
     if features["invoice_history"]["enabled"]:
         invoices = [i for i in state.db.invoices.values() if i["customer"] == sess["customer"]]
         invoices.reverse()
@@ -386,6 +490,7 @@ def _confirm_page(state: EmulatorState, cfg: Obj, sub: Obj, flow: Obj, base: str
         f"<td>{money(total, currency)}</td></tr></table>"
         f"<p>Amount due today: <b id='amount-due' data-amount='{preview.amount_due}'>"
         f"{money(preview.amount_due, currency)}</b></p>{credit}"
+        f"{_takes_effect(state, cfg, sub, flow_items)}"
         + form("confirm", f"{base}/confirm", "Confirm", {"subscription": sub["id"]})
     )
 
@@ -429,6 +534,8 @@ async def portal_action(request: Request, state: EmulatorState) -> Response:
         if not cfg["features"]["payment_method_update"]["enabled"]:
             raise StripeError("Payment method updates are not enabled.", status=400)
         portal.do_update_payment_method(state, sess, fields.get("card"))
+    elif action == "customer":
+        portal.do_update_customer(state, cfg, sess, fields)
     else:
         sub = portal.own_subscription(state, sess, fields.get("subscription", ""))
         if action == "cancel":
@@ -449,26 +556,7 @@ async def portal_action(request: Request, state: EmulatorState) -> Response:
     return RedirectResponse(_after(state, sess), status_code=303)
 
 
-# -- invoices ---------------------------------------------------------------------------
-
-
-@hosted
-async def invoice_page(request: Request, state: EmulatorState) -> Response:
-    """A hosted invoice page."""
-    inv = state.db.invoices.get(request.path_params["inv"])
-    if inv is None:
-        raise StripeError("No such invoice.", status=404)
-    rows = "".join(
-        f"<tr><td>{escape(str(line['description']))}</td>"
-        f"<td>{money(line['amount'], line['currency'])}</td></tr>"
-        for line in inv["lines"]["data"]
-    )
-    body = (
-        f"<p>Invoice <b id='number'>{escape(inv['number'] or inv['id'])}</b> · "
-        f"<span id='status'>{inv['status']}</span></p><table>{rows}</table>"
-        f"<p>Total: <b>{money(inv['total'], inv['currency'])}</b></p>"
-    )
-    return HTMLResponse(page("Invoice", body))
+# (the hosted invoice page: emulator.invoice_pages)
 
 
 ROUTES = [
@@ -477,5 +565,4 @@ ROUTES = [
     Route("/c/pay/{cs}/cancel", checkout_cancel, methods=["POST"]),
     Route("/p/session/{bps}", portal_page, methods=["GET"]),
     Route("/p/session/{bps}/{action}", portal_action, methods=["POST"]),
-    Route("/i/{inv}", invoice_page, methods=["GET"]),
 ]

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import engine, resources
-from emulator.checkout import DECLINED, FAILS_LATER
+from emulator import cards, customers, engine, resources, schedules
 from emulator.errors import StripeError, invalid, required
 from emulator.params import (
     apply_metadata,
@@ -82,12 +81,19 @@ def _apply_features(state: EmulatorState, features: Obj, params: Params) -> None
             billing_cycle_anchor=as_text,
             trial_update_behavior=get_str,
             products=lambda su, key: _products(state, get_list(su, key)),
+            schedule_at_period_end=_schedule_at_period_end,
         )
         if target["enabled"] and not target["products"]:
             raise invalid(
                 "You must specify at least one product when subscription_update is enabled.",
                 param="features[subscription_update][products]",
             )
+
+
+def _schedule_at_period_end(raw: Params, key: str) -> Obj:
+    """``schedule_at_period_end`` as Stripe returns it: its ``conditions`` ("" clears them)."""
+    conditions = get_list(get_dict(raw, key), "conditions")
+    return {"conditions": [{"type": str(c["type"])} for c in conditions if isinstance(c, dict)]}
 
 
 def _products(state: EmulatorState, raw: list[Any]) -> list[Obj]:
@@ -448,9 +454,53 @@ def _parse_switch(state: EmulatorState, cfg: Obj, changes: Switch) -> list[Obj]:
 
 
 def preview_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> engine.Preview:
-    """The invoice preview (lines and total) of a switch now, with the configured proration."""
+    """The invoice preview (lines and total) of a switch now, with the configured proration
+    (no lines for a switch scheduled at the period end: nothing is billed now)."""
+    if scheduled_at(state, cfg, sub, changes) is not None:
+        return engine.Preview(())
     proration = cfg["features"]["subscription_update"]["proration_behavior"]
     return engine.preview_change(state, sub, _parse_switch(state, cfg, changes), proration)
+
+
+_INTERVAL_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+
+
+def _after_switch(sub: Obj, parsed: list[Obj]) -> list[schedules.PhaseItem]:
+    """(price, quantity) of each item of the subscription after a switch."""
+    by_id = {c["id"]: c for c in parsed}
+    out: list[schedules.PhaseItem] = []
+    for item in sub["items"]["data"]:
+        change = by_id.get(item["id"], {})
+        qty = int(change.get("quantity") or item.get("quantity") or 1)
+        out.append((change.get("price") or item["price"], qty))
+    return out
+
+
+def _per_period(items: list[schedules.PhaseItem]) -> int:
+    """What items bill per period."""
+    return sum(int(price.get("unit_amount") or 0) * qty for price, qty in items)
+
+
+def _days(price: Obj) -> int:
+    """A price's interval, in days (months of 30, years of 365)."""
+    rec = price.get("recurring") or {}
+    return _INTERVAL_DAYS.get(str(rec.get("interval")), 30) * int(rec.get("interval_count") or 1)
+
+
+def scheduled_at(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> int | None:
+    """The period end when the configuration's ``schedule_at_period_end`` conditions make a
+    switch wait for it (None: it applies now). ``decreasing_item_amount``: the new items bill
+    less per period; ``shortening_interval``: a shorter interval (year to month). A trialing
+    subscription switches at once."""
+    su = cfg["features"]["subscription_update"]
+    conditions = {c["type"] for c in (su.get("schedule_at_period_end") or {}).get("conditions", [])}
+    if not conditions or sub["status"] == "trialing":
+        return None
+    old = [(i["price"], int(i.get("quantity") or 1)) for i in sub["items"]["data"]]
+    new = _after_switch(sub, _parse_switch(state, cfg, changes))
+    lower = "decreasing_item_amount" in conditions and _per_period(new) < _per_period(old)
+    shorter = "shortening_interval" in conditions and _days(new[0][0]) < _days(old[0][0])
+    return engine.period(sub)[1] if lower or shorter else None
 
 
 def do_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> None:
@@ -458,9 +508,18 @@ def do_switch(state: EmulatorState, cfg: Obj, sub: Obj, changes: Switch) -> None
 
     A change without a quantity keeps the item's quantity, as on Stripe. Fires
     customer.subscription.updated (``previous_attributes.items``) and settles the invoice the
-    change raises, if any (see ``engine.change_items``).
+    change raises, if any (see ``engine.change_items``). A change meeting a
+    ``schedule_at_period_end`` condition waits for the period end in a subscription schedule
+    (``schedules.change_at_period_end``); one applied now releases a schedule the
+    subscription had (the scheduled change is dropped).
     """
     parsed = _parse_switch(state, cfg, changes)
+    if scheduled_at(state, cfg, sub, changes) is not None:
+        schedules.change_at_period_end(state, sub, _after_switch(sub, parsed))
+        return
+    pending = schedules.of_subscription(state, sub)
+    if pending is not None:
+        schedules.release(state, pending)
     before = engine.snapshot(sub)
     proration = cfg["features"]["subscription_update"]["proration_behavior"]
     invoice = engine.change_items(state, sub, parsed, proration)
@@ -513,13 +572,38 @@ def do_update_quantity(
 
 
 def do_update_payment_method(state: EmulatorState, sess: Obj, card: str | None) -> None:
-    """Save a new card: good cards pay the customer's open invoices."""
-    number = "".join(ch for ch in (card or "") if ch.isdigit())
-    if number in DECLINED:
-        raise StripeError("Your card was declined.", status=402)
+    """Save a new card as the customer's default (``cards.save_card``; declined: 402) and their
+    live subscriptions' that have one: it pays the customer's open invoices at once and
+    resumes subscriptions paused for want of one."""
     cus_id = sess["customer"]
-    if number == FAILS_LATER:
-        state.failing_cards.add(cus_id)
-        return
-    state.failing_cards.discard(cus_id)
+    pm = cards.save_card(state, cus_id, card)
+    if pm is None:
+        raise cards.incomplete()
+    for sub in state.db.subscriptions.values():  # those with their own default use it too
+        if sub["customer"] == cus_id and sub["default_payment_method"]:
+            if sub["status"] not in resources.ENDED:
+                cards.set_subscription_default(state, sub, pm)
     engine.pay_open_invoices(state, cus_id)
+    engine.resume_paused(state, cus_id, on_session=True)
+
+
+_ADDRESS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+def do_update_customer(state: EmulatorState, cfg: Obj, sess: Obj, fields: dict[str, str]) -> None:
+    """The portal's "Update information" form: the ``customer_update.allowed_updates`` among
+    email, name, phone and address (``address_line1``...) change; fires customer.updated."""
+    feature = cfg["features"]["customer_update"]
+    if not feature["enabled"]:
+        raise StripeError("Customer information updates are not enabled.", status=400)
+    allowed = set(feature["allowed_updates"])
+    params: Params = {
+        name: fields[name].strip()
+        for name in ("email", "name", "phone")
+        if name in allowed and name in fields
+    }
+    if params.get("email") == "" or "@" not in params.get("email", "@"):
+        raise invalid("Please enter a valid email address.", param="email")
+    if "address" in allowed and any(f"address_{k}" in fields for k in _ADDRESS):
+        params["address"] = {k: fields.get(f"address_{k}", "").strip() for k in _ADDRESS}
+    customers.update(state, params, sess["customer"])

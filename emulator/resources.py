@@ -139,6 +139,16 @@ def _price(state: EmulatorState, params: Params) -> Predicate | None:
     return lambda s: any(i["price"]["id"] == price for i in s["items"]["data"])
 
 
+def _subscription(state: EmulatorState, params: Params) -> Predicate | None:
+    """Invoices of a ``subscription`` (its ``parent.subscription_details``)."""
+    sub = get_str(params, "subscription")
+    if not sub:
+        return None
+    return lambda i: (
+        ((i.get("parent") or {}).get("subscription_details") or {}).get("subscription") == sub
+    )
+
+
 def _types(state: EmulatorState, params: Params) -> Predicate | None:
     """Events by ``type`` (wildcards) or ``types[]``, not both."""
     type_ = get_str(params, "type")
@@ -163,6 +173,18 @@ def _delivered(state: EmulatorState, params: Params) -> Predicate | None:
         return None
     delivered = {d["event_id"] for d in state.deliveries if d["ok"]}
     return lambda e: (e["id"] in delivered) == ok
+
+
+def _code(state: EmulatorState, params: Params) -> Predicate | None:
+    """Promotion codes by ``code``, whatever the case."""
+    code = get_str(params, "code")
+    return (lambda p: bool(p["code"].lower() == code.lower())) if code else None
+
+
+def _coupon(state: EmulatorState, params: Params) -> Predicate | None:
+    """Promotion codes of a ``coupon``."""
+    coupon = get_str(params, "coupon")
+    return (lambda p: bool(p["promotion"]["coupon"] == coupon)) if coupon else None
 
 
 # -- the table ------------------------------------------------------------------------
@@ -210,6 +232,14 @@ RESOURCES: dict[str, Resource] = {
             ),
             path_id="price",
         ),
+        Resource(  # before subscriptions: its ids start with theirs (``sub_``)
+            "subscription_schedule",
+            "subscription_schedules",
+            "sub_sched_",
+            "/v1/subscription_schedules",
+            (equal("customer"), _created),
+            path_id="schedule",
+        ),
         Resource(
             "subscription",
             "subscriptions",
@@ -218,7 +248,39 @@ RESOURCES: dict[str, Resource] = {
             (equal("customer"), _status, _price, _created),
             path_id="subscription_exposed_id",
         ),
-        Resource("invoice", "invoices", "in_", "/v1/invoices"),
+        Resource(
+            "invoice",
+            "invoices",
+            "in_",
+            "/v1/invoices",
+            (equal("customer"), _subscription, equal("status"), _created),
+            path_id="invoice",
+        ),
+        Resource(
+            "invoice_payment",
+            "invoice_payments",
+            "inpay_",
+            "/v1/invoice_payments",
+            (equal("invoice"), equal("status")),
+            path_id="invoice_payment",
+        ),
+        Resource(
+            "payment_intent",
+            "payment_intents",
+            "pi_",
+            "/v1/payment_intents",
+            (equal("customer"), _created),
+            path_id="intent",
+        ),
+        Resource(
+            "payment_method",
+            "payment_methods",
+            "pm_",
+            "/v1/payment_methods",
+            (equal("customer"), equal("type")),
+            path_id="payment_method",
+            noun="PaymentMethod",
+        ),
         Resource(
             "checkout.session",
             "checkout_sessions",
@@ -271,6 +333,24 @@ RESOURCES: dict[str, Resource] = {
             path_id="id",
             noun="feature",
         ),
+        Resource(  # ids are any string (no prefix): found by the table, never by ``lookup``
+            "coupon",
+            "coupons",
+            "",
+            "/v1/coupons",
+            (_created,),
+            linked=False,
+            path_id="coupon",
+        ),
+        Resource(
+            "promotion_code",
+            "promotion_codes",
+            "promo_",
+            "/v1/promotion_codes",
+            (flag("active"), _code, _coupon, equal("customer"), _created),
+            path_id="promotion_code",
+        ),
+        Resource("discount", "discounts", "di_", ""),  # expanded only (``expand[]=discounts``)
     )
 }
 
@@ -454,7 +534,9 @@ def _expand_path(state: EmulatorState, node: Any, parts: list[str]) -> None:
     if isinstance(value, str):
         value = _expanded(state, head, value)
         node[head] = value
-    if isinstance(value, list):
+    if isinstance(value, list):  # a list of ids (``discounts``) expands each
+        value = [_expanded(state, head, v) if isinstance(v, str) else v for v in value]
+        node[head] = value
         for item in value:
             _expand_path(state, item, rest)
     elif rest:
@@ -467,6 +549,8 @@ def _expanded(state: EmulatorState, head: str, ident: str) -> Obj:
     if stub is not None:
         return stub
     target = lookup(state, ident)
+    if target is None and head == "coupon":  # coupon ids have no prefix
+        target = state.db.coupons.get(ident) or state.coupon_archive.get(ident)
     if target is not None:
         found: Obj = copy_json(target)
         return found
@@ -482,6 +566,11 @@ def _includable(state: EmulatorState, node: Obj, head: str) -> Obj | None:
         data = copy_json(state.line_items.get(node["id"], []))
         url = f"/v1/checkout/sessions/{node['id']}/line_items"
         return {"object": "list", "data": data, "has_more": False, "url": url}
+    if kind == "invoice" and head == "payments":
+        pays = [p for p in state.db.invoice_payments.values() if p["invoice"] == node["id"]]
+        pays.reverse()
+        url = f"/v1/invoice_payments?invoice={node['id']}"
+        return {"object": "list", "data": copy_json(pays), "has_more": False, "url": url}
     if kind == "customer" and head == "subscriptions":
         subs = [
             s

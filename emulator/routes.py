@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 from emulator import (
     catalog,
     checkout,
+    coupons,
     customers,
     entitlements,
     events,
     features,
     portal,
+    schedules_api,
     subscriptions,
 )
 from emulator.errors import StripeError
@@ -52,6 +54,15 @@ _TABLE: list[tuple[str, str, Endpoint]] = [
     ("POST", "/v1/subscriptions", subscriptions.create),
     ("POST", "/v1/subscriptions/{subscription_exposed_id}", subscriptions.update),
     ("DELETE", "/v1/subscriptions/{subscription_exposed_id}", subscriptions.cancel),
+    ("POST", "/v1/subscription_schedules", schedules_api.create),
+    ("POST", "/v1/subscription_schedules/{schedule}", schedules_api.update),
+    ("POST", "/v1/subscription_schedules/{schedule}/release", schedules_api.release),
+    ("POST", "/v1/subscription_schedules/{schedule}/cancel", schedules_api.cancel),
+    ("POST", "/v1/coupons", coupons.coupon_create),
+    ("POST", "/v1/coupons/{coupon}", coupons.coupon_update),
+    ("DELETE", "/v1/coupons/{coupon}", coupons.coupon_delete),
+    ("POST", "/v1/promotion_codes", coupons.promotion_code_create),
+    ("POST", "/v1/promotion_codes/{promotion_code}", coupons.promotion_code_update),
     ("POST", "/v1/webhook_endpoints", events.endpoint_create),
     ("POST", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_update),
     ("DELETE", "/v1/webhook_endpoints/{webhook_endpoint}", events.endpoint_delete),
@@ -62,7 +73,22 @@ _EXPAND: dict[str, Any] = {"t": ["array"], "i": {"t": ["string"], "m": 5000}}
 _ID: dict[str, Any] = {"t": ["string"], "m": 5000}
 NO_PARAMS: dict[str, Any] = {"t": ["object"], "p": {"expand": _EXPAND}}
 _METADATA: dict[str, Any] = {"t": ["object", "string"], "a": {"t": ["string"]}, "e": [""]}
+_BOUND: dict[str, Any] = {"t": ["integer"]}
+_CREATED: dict[str, Any] = {
+    "t": ["object", "integer"],
+    "p": {"gt": _BOUND, "gte": _BOUND, "lt": _BOUND, "lte": _BOUND},
+}
+
+
+def _list_params(**filters: dict[str, Any]) -> dict[str, Any]:
+    """The request schema of a list endpoint: pagination, ``expand`` and ``filters``."""
+    page = {"limit": {"t": ["integer"]}, "starting_after": _ID, "ending_before": _ID}
+    return {"t": ["object"], "p": {"expand": _EXPAND, **page, **filters}}
+
+
 EXTRA_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    **coupons.PARAMS,
+    **schedules_api.PARAMS,
     ("POST", "/v1/checkout/sessions/{session}/expire"): NO_PARAMS,
     ("POST", "/v1/entitlements/features/{id}"): {
         "t": ["object"],
@@ -77,15 +103,23 @@ EXTRA_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/products/{product}/features/{id}"): NO_PARAMS,
     ("DELETE", "/v1/products/{product}/features/{id}"): NO_PARAMS,
     ("GET", "/v1/entitlements/active_entitlements/{id}"): NO_PARAMS,
-    ("GET", "/v1/checkout/sessions/{session}/line_items"): {
+    ("GET", "/v1/checkout/sessions/{session}/line_items"): _list_params(),
+    ("GET", "/v1/invoices"): _list_params(
+        customer=_ID,
+        subscription=_ID,
+        status={"t": ["string"], "e": ["draft", "open", "paid", "uncollectible", "void"]},
+        collection_method={"t": ["string"], "e": ["charge_automatically", "send_invoice"]},
+        created=_CREATED,
+    ),
+    ("GET", "/v1/invoice_payments"): _list_params(
+        invoice=_ID, status={"t": ["string"], "e": ["canceled", "open", "paid"]}
+    ),
+    ("GET", "/v1/payment_intents"): _list_params(customer=_ID, created=_CREATED),
+    ("GET", "/v1/payment_intents/{intent}"): {
         "t": ["object"],
-        "p": {
-            "expand": _EXPAND,
-            "limit": {"t": ["integer"]},
-            "starting_after": _ID,
-            "ending_before": _ID,
-        },
+        "p": {"expand": _EXPAND, "client_secret": _ID},
     },
+    ("GET", "/v1/payment_methods"): _list_params(customer=_ID, type={"t": ["string"], "m": 5000}),
 }
 
 Route = tuple[str, "re.Pattern[str]", str, Endpoint]

@@ -32,10 +32,15 @@ MAPS = (
     "sub_internal",
     "product_features",
     "entitlements",
+    "coupon_archive",
 )
-SETS = ("failing_cards", "deleted_customers", "deleted_products")
+SETS = ("failing_cards", "deleted_customers", "deleted_products", "auth_cards")
 # Kept since Entitlements: a state file saved before them loads with these empty.
 LATER = ("features", "product_features", "entitlements")
+# Kept since payments: a state file saved before them loads with these empty.
+PAYMENTS = ("payment_methods", "payment_intents", "invoice_payments", "auth_cards")
+# Kept since coupons and subscription schedules: older files load with these empty.
+PROMOTIONS = ("coupons", "promotion_codes", "discounts", "subscription_schedules", "coupon_archive")
 
 
 @dataclass
@@ -139,6 +144,13 @@ class Stores:
     events: dict[str, Obj] = field(default_factory=dict)
     webhook_endpoints: dict[str, Obj] = field(default_factory=dict)
     features: dict[str, Obj] = field(default_factory=dict)
+    payment_methods: dict[str, Obj] = field(default_factory=dict)
+    payment_intents: dict[str, Obj] = field(default_factory=dict)
+    invoice_payments: dict[str, Obj] = field(default_factory=dict)
+    coupons: dict[str, Obj] = field(default_factory=dict)
+    promotion_codes: dict[str, Obj] = field(default_factory=dict)
+    discounts: dict[str, Obj] = field(default_factory=dict)
+    subscription_schedules: dict[str, Obj] = field(default_factory=dict)
 
 
 class WebhookQueue(Protocol):
@@ -160,7 +172,7 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _entry(data: dict[str, Any], name: str) -> dict[str, Any]:
     """A saved object of the state file ({} for one added later that an older file lacks)."""
-    return _dict(data.get(name, {}) if name in LATER else data[name])
+    return _dict(data.get(name, {}) if name in LATER + PAYMENTS + PROMOTIONS else data[name])
 
 
 def _list(value: Any) -> list[Any]:
@@ -238,6 +250,7 @@ class EmulatorState:
         self.clock_offset = 0.0
         self.lookup_keys: dict[str, str] = {}
         self.failing_cards: set[str] = set()
+        self.auth_cards: set[str] = set()  # cards requiring authentication (3-D Secure)
         self.deleted_customers: set[str] = set()
         self.deleted_products: set[str] = set()
         self.secrets: dict[str, str] = {}
@@ -247,6 +260,7 @@ class EmulatorState:
         self.sub_internal: dict[str, Obj] = {}
         self.product_features: dict[str, dict[str, str]] = {}  # product -> prodft -> feature
         self.entitlements: dict[str, list[Obj]] = {}  # customer -> active entitlements seen
+        self.coupon_archive: dict[str, Obj] = {}  # deleted coupons, for the discounts they gave
         self.touched: set[str] = set()  # customers whose entitlements may have changed
         self.requests: list[Obj] = []
         self.deliveries: list[Obj] = []
@@ -282,7 +296,7 @@ class EmulatorState:
         for name in MAPS:
             setattr(self, name, _entry(data, name))
         for name in SETS:
-            setattr(self, name, set(_list(data[name])))
+            setattr(self, name, set(_list(data.get(name, []) if name in PAYMENTS else data[name])))
         self.clock_offset = float(data["clock_offset"])
         self.idempotency = {
             (key, idem): IdempotentEntry(method, path, _dict(params), int(status), body.encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator import engine, resources
+from emulator import coupons, engine, resources, schedules
 from emulator.errors import invalid, missing, required
 from emulator.params import (
     apply_metadata,
@@ -73,8 +73,29 @@ def create(state: EmulatorState, params: Params) -> Obj:
         description=get_str(params, "description"),
         cancel_at_period_end=bool(get_bool(params, "cancel_at_period_end", False)),
         cancel_at=get_int(params, "cancel_at"),
+        fields=_payment_fields(state, params, cus_id),
     )
     return respond(state, sub, params)
+
+
+def _payment_fields(state: EmulatorState, params: Params, cus_id: str) -> Obj:
+    """``default_payment_method`` (a card of the customer's) and ``trial_settings``."""
+    fields: Obj = {}
+    pm_id = get_str(params, "default_payment_method")
+    if pm_id:
+        pm = resources.get(state, "payment_method", pm_id, "default_payment_method", 400)
+        if pm["customer"] != cus_id:
+            raise invalid(
+                f"The customer does not have a payment method with the ID {pm_id}. The payment "
+                "method must be attached to the customer.",
+                param="default_payment_method",
+            )
+        fields["default_payment_method"] = pm_id
+    end = get_dict(get_dict(params, "trial_settings"), "end_behavior")
+    missing_pm = get_str(end, "missing_payment_method")
+    if missing_pm:
+        fields["trial_settings"] = {"end_behavior": {"missing_payment_method": missing_pm}}
+    return fields
 
 
 def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
@@ -87,6 +108,9 @@ def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
                 "A canceled subscription can only update its cancellation_details and metadata.",
             )
     before = engine.snapshot(sub)
+    _check_schedule(state, sub, params)
+    if "discounts" in params:
+        coupons.set_subscription_discounts(state, sub, params["discounts"])
     proration = one_of(params, "proration_behavior", PRORATIONS, "create_prorations")
     changes: list[Obj] = []
     for i, raw in enumerate(get_list(params, "items")):
@@ -116,6 +140,19 @@ def update(state: EmulatorState, params: Params, sub_id: str) -> Obj:
     if params.get("trial_end") == "now":
         engine.advance(state, 0)
     return respond(state, sub, params)
+
+
+def _check_schedule(state: EmulatorState, sub: Obj, params: Params) -> None:
+    """Stripe's 400 for a cancellation change on a subscription its schedule manages."""
+    sched = schedules.of_subscription(state, sub)
+    name = next((n for n in ("cancel_at_period_end", "cancel_at") if n in params), None)
+    if sched is not None and name is not None:
+        raise invalid(
+            f"The subscription is managed by the subscription schedule `{sched['id']}`, and "
+            "updating any cancelation behavior directly is not allowed. Please update the "
+            "schedule instead.",
+            param=name,
+        )
 
 
 def cancel(state: EmulatorState, params: Params, sub_id: str) -> Obj:

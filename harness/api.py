@@ -23,6 +23,12 @@ ENTITLEMENT = """
 query { entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd trialEnd
                       hasBillingAccount limits updatedAt interval seats features } }
 """
+BILLING_STATE = """
+query { entitlement { plan status interval seats cancelAtPeriodEnd trialEnd currentPeriodEnd
+                      requiredAction { code flow invoiceUrl since deadline }
+                      pendingChange { plan interval seats effectiveAt } } }
+"""
+"""What a client renders the billing state from."""
 UPGRADE = """
 mutation Upgrade($plan: String!, $interval: BillingInterval! = MONTH, $seats: Int) {
   upgrade(plan: $plan, interval: $interval, seats: $seats) {
@@ -118,6 +124,10 @@ class Api:
     async def entitlement(self) -> dict[str, Any]:
         """The org's entitlement."""
         return dict((await self.gql(ENTITLEMENT))["entitlement"])
+
+    async def billing_state(self) -> dict[str, Any]:
+        """The org's entitlement as `BILLING_STATE` selects it."""
+        return dict((await self.gql(BILLING_STATE))["entitlement"])
 
     async def upgrade(
         self, plan: str, interval: str = "MONTH", seats: int | None = None

@@ -19,6 +19,9 @@ from harness.threads import in_thread
 
 PLANS = Path(__file__).resolve().parent / "plans.toml"
 """The suite's plans file."""
+BILLING_STATE_PLANS = PLANS.with_name("plans_billing_state.toml")
+"""The billing-state tests' plans file (card-less trials, Checkout options, scheduled
+downgrades)."""
 
 
 def suite_settings(**overrides: Any) -> Settings:

@@ -6,9 +6,18 @@ from typing import cast
 
 from strawberry.scalars import JSON
 
+from billing.entitlements.billing_state import PendingChangeView, RequiredActionView
 from billing.entitlements.read import EntitlementView, read_entitlement
+from billing.portal.sessions import PortalFlow
 from resolvers.context import GraphQLInfo
-from schema.types import Entitlement, Plan, PlanPrice, SeatRange
+from schema.types import (
+    Entitlement,
+    PendingChange,
+    Plan,
+    PlanPrice,
+    RequiredAction,
+    SeatRange,
+)
 
 
 async def entitlement(info: GraphQLInfo) -> Entitlement:
@@ -33,6 +42,30 @@ def entitlement_of(view: EntitlementView) -> Entitlement:
         interval=view.interval,
         seats=view.seats,
         features=view.features,
+        required_action=_action_of(view.required_action),
+        pending_change=_change_of(view.pending_change),
+    )
+
+
+def _action_of(view: RequiredActionView | None) -> RequiredAction | None:
+    """The GraphQL type of a required action."""
+    if view is None:
+        return None
+    return RequiredAction(
+        code=view.code,
+        flow=PortalFlow(view.flow) if view.flow else None,
+        invoice_url=view.invoice_url,
+        since=view.since,
+        deadline=view.deadline,
+    )
+
+
+def _change_of(view: PendingChangeView | None) -> PendingChange | None:
+    """The GraphQL type of a pending change."""
+    if view is None:
+        return None
+    return PendingChange(
+        plan=view.plan, interval=view.interval, seats=view.seats, effective_at=view.effective_at
     )
 
 
@@ -46,6 +79,7 @@ def plans(info: GraphQLInfo) -> list[Plan]:
             limits=cast(JSON, dict(plan.limits)),
             features=sorted(plan.features),
             seats=SeatRange(min=plan.seats.min, max=plan.seats.max) if plan.seats else None,
+            trial_days=plan.trial_days,
             prices=[
                 PlanPrice(
                     interval=interval,

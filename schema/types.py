@@ -9,11 +9,18 @@ import strawberry
 from strawberry.scalars import JSON
 
 from billing.catalog.plans import BillingInterval
+from billing.entitlements.billing_state import RequiredActionCode
 from billing.errors import BillingErrorCode
 from billing.models import SubscriptionStatus
 from billing.portal.sessions import PortalFlow
 
-for _domain_enum in (PortalFlow, BillingErrorCode, SubscriptionStatus, BillingInterval):
+for _domain_enum in (
+    PortalFlow,
+    BillingErrorCode,
+    SubscriptionStatus,
+    BillingInterval,
+    RequiredActionCode,
+):
     strawberry.enum(_domain_enum)
 
 
@@ -80,6 +87,39 @@ class Plan:
     seats: SeatRange | None = strawberry.field(
         description="Set for a per-seat plan (its prices are per seat: quantity = seats)."
     )
+    trial_days: int | None = strawberry.field(
+        description="Days of trial Checkout starts a new subscriber with (one trial per org)."
+    )
+
+
+@strawberry.type(description="What the customer must do to keep paying.")
+class RequiredAction:
+    """What the customer must do to keep paying."""
+
+    code: RequiredActionCode
+    flow: PortalFlow | None = strawberry.field(
+        description="The portal flow that fixes it, when one does (PAYMENT_METHOD_UPDATE)."
+    )
+    invoice_url: str | None = strawberry.field(
+        description="Stripe's hosted invoice page, when the customer must confirm or pay there."
+    )
+    since: datetime = strawberry.field(description="When Stripe first reported it.")
+    deadline: datetime | None = strawberry.field(
+        description="When access changes if nothing is done, when Stripe says (trial end, "
+        "next retry)."
+    )
+
+
+@strawberry.type(description="A change Stripe has scheduled for later.")
+class PendingChange:
+    """A change Stripe has scheduled for later."""
+
+    plan: str = strawberry.field(
+        description="The plan from effectiveAt on (the default plan for a scheduled end)."
+    )
+    interval: BillingInterval | None
+    seats: int | None
+    effective_at: datetime
 
 
 @strawberry.type(description="What the caller's org may use now.")
@@ -118,4 +158,10 @@ class Entitlement:
     features: list[str] = strawberry.field(
         description="Feature lookup keys the org has now: the plan's in the plans file and the "
         "customer's active entitlements in Stripe, sorted."
+    )
+    required_action: RequiredAction | None = strawberry.field(
+        description="What the customer must do to keep paying; null when nothing."
+    )
+    pending_change: PendingChange | None = strawberry.field(
+        description="A change Stripe has scheduled for later; null when none."
     )

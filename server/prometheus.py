@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from strawberry.extensions import SchemaExtension
 
 from billing.container import Services
+from billing.entitlements.read import open_required_actions
 from billing.kit import metrics
 from billing.models import utcnow
 from server.deps import ServicesDep
@@ -101,13 +102,23 @@ class OperationMetrics(SchemaExtension):
 
 
 class DatabaseGauges:
-    """The stored events' backlog, read from the database for this scrape."""
+    """The stored events' backlog and the open required actions, read from the database for
+    this scrape."""
 
-    def __init__(self, found: PendingEvents) -> None:
+    def __init__(self, found: PendingEvents, actions: dict[str, int]) -> None:
         self.found = found
+        self.actions = actions
 
     def collect(self) -> Iterator[Metric]:
-        """The two gauges."""
+        """The gauges."""
+        actions = GaugeMetricFamily(
+            "billing_required_actions",
+            "Orgs whose customer must act to keep paying (entitlement.requiredAction), by code.",
+            labels=["code"],
+        )
+        for code, count in sorted(self.actions.items()):
+            actions.add_metric([code], count)
+        yield actions
         yield GaugeMetricFamily(
             "billing_webhook_events_pending",
             "Stored webhook events not yet applied (received or failed), in every process.",
@@ -132,7 +143,7 @@ def _authorized(services: Services, header: str | None) -> bool | None:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
-def exposition(backlog: PendingEvents | None) -> bytes:
+def exposition(backlog: tuple[PendingEvents, dict[str, int]] | None) -> bytes:
     """Every metric of every process of this deployment, and the backlog, as text."""
     folder = metrics.multiprocess_dir()
     if folder is None:
@@ -143,7 +154,7 @@ def exposition(backlog: PendingEvents | None) -> bytes:
     text = generate_latest(registry)
     if backlog is not None:
         extra = CollectorRegistry(auto_describe=False)
-        extra.register(DatabaseGauges(backlog))
+        extra.register(DatabaseGauges(*backlog))
         text += generate_latest(extra)
     return text
 
@@ -161,8 +172,10 @@ async def metrics_endpoint(request: Request, services: ServicesDep) -> Response:
             headers={"www-authenticate": "Bearer"},
         )
     try:
-        backlog: PendingEvents | None = await pending_events(services)
+        found = await pending_events(services)
+        actions = await open_required_actions(services.db)
+        backlog: tuple[PendingEvents, dict[str, int]] | None = (found, actions)
     except Exception as exc:  # the database is away: the process metrics still answer
-        log.warning("metrics: reading the webhook backlog failed (%s)", type(exc).__name__)
+        log.warning("metrics: reading the database gauges failed (%s)", type(exc).__name__)
         backlog = None
     return Response(exposition(backlog), media_type=CONTENT_TYPE_LATEST)

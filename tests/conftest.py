@@ -11,17 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.client import EmulatorControl
-from emulator.server import EmulatorServer
 from harness.api import Api
-from harness.db import CONNECTIONS_PER_WORKER, backends, fresh_database, max_connections
-from harness.servers import ThreadedServer, free_port
-from harness.signing import WEBHOOK_PATH, WEBHOOK_SECRET
-from harness.stack import Stack, seed, suite_settings
+from harness.db import CONNECTIONS_PER_WORKER, backends, max_connections
+from harness.stack import BILLING_STATE_PLANS, Stack
 from harness.stripe_side import stripe_sdk
-from server.app import create_app
 from tests.support.browser import SCREENSHOTS_ENV
 from tests.support.private_stack import PrivateStack
+from tests.support.stacks import running_stack
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,19 +53,17 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """Emulator + API + database for one backend, shared by the tests of that backend."""
-    backend = request.param
-    url, drop = fresh_database(backend, tmp_path_factory.mktemp(backend))
-    api_port = free_port()
-    hook = f"http://127.0.0.1:{api_port}{WEBHOOK_PATH}"
-    emulator = EmulatorServer(webhooks=[(hook, WEBHOOK_SECRET)])
-    emulator.start()
-    settings = suite_settings(database_url=url, stripe_api_base=emulator.url)
-    seed(settings)
-    api = ThreadedServer(create_app(settings), port=api_port).start()
-    yield Stack(backend, settings, emulator, EmulatorControl(emulator.url), api)
-    api.stop()
-    emulator.stop()
-    drop()
+    with running_stack(request.param, tmp_path_factory.mktemp(request.param)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def billing_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second system on the same backend with the billing-state plans file (card-less
+    trials, every Checkout option, downgrades at the period's end): its clock is its tests'."""
+    folder = tmp_path_factory.mktemp(f"billing-state-{stack.backend}")
+    with running_stack(stack.backend, folder, plans_file=BILLING_STATE_PLANS) as running:
+        yield running
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from billing.container import Services
+from billing.entitlements.billing_state import Reported
 from billing.entitlements.projection import project_customer, read_customer
 from billing.gateway.errors import StripeRateLimited
 from billing.gateway.views import CustomerState
@@ -110,7 +111,10 @@ def _project_and_mark(
     session: Session,
 ) -> str | None:
     """The apply's one transaction: the projection and its events marked applied."""
-    org_id = project_customer(services.catalog, session, state, hint)
+    reported = [
+        Reported(e.target.report, e.created) for e in events if e.target and e.target.report
+    ]
+    org_id = project_customer(services.catalog, session, state, hint, reported)
     mark_applied(session, events, org_id)
     return org_id
 

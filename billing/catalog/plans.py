@@ -84,6 +84,11 @@ class PlanSpec(BaseModel):
     limits: dict[str, Any] = Field(default_factory=dict)
     prices: dict[BillingInterval, PriceSpec] = Field(default_factory=dict)
     trial_days: int | None = Field(default=None, ge=1, le=730)
+    trial_card: Literal["required", "optional"] = "required"
+    """`optional`: a card-less trial (Checkout collects a card only if required)."""
+    trial_end_without_card: Literal["cancel", "pause"] | None = None
+    """What Stripe does when a card-less trial ends with no payment method (its default when
+    unset: invoice, which then fails)."""
     seats: SeatRange | None = None
     """Set for a per-seat plan: its prices are per seat, their quantity is the seat count."""
     features: frozenset[str] = frozenset()
@@ -92,6 +97,24 @@ class PlanSpec(BaseModel):
     def limits_for(self, seats: int | None) -> dict[str, Any]:
         """The plan's limits, `seats` set to the purchased seats when given (a per-seat plan)."""
         return dict(self.limits) if seats is None else {**self.limits, "seats": seats}
+
+
+class CheckoutSpec(BaseModel):
+    """Checkout options, each mapped one to one onto the Checkout Session."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promotion_codes: bool = False
+    """`allow_promotion_codes`."""
+    automatic_tax: bool = False
+    """`automatic_tax.enabled`."""
+    tax_id_collection: bool = False
+    """`tax_id_collection.enabled`."""
+    billing_address: Literal["auto", "required"] = "auto"
+    """`billing_address_collection`."""
+
+
+CustomerUpdate = Literal["email", "address", "shipping", "phone", "tax_id", "name"]
 
 
 class PortalSpec(BaseModel):
@@ -104,6 +127,10 @@ class PortalSpec(BaseModel):
     invoice_history: bool = True
     payment_method_update: bool = True
     plan_switching: list[str] = Field(default_factory=list)
+    downgrades: Literal["immediately", "at_period_end"] = "immediately"
+    """`at_period_end`: downgrades wait for the period's end in a subscription schedule."""
+    customer_update: list[CustomerUpdate] = Field(default_factory=list)
+    """What customers may update about themselves in the portal (none: the feature is off)."""
 
 
 class Catalog(BaseModel):
@@ -114,6 +141,7 @@ class Catalog(BaseModel):
     default: str = Field(pattern=SLUG)
     plans: dict[str, PlanSpec]
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    checkout: CheckoutSpec = Field(default_factory=CheckoutSpec)
     portal: PortalSpec = Field(default_factory=PortalSpec)
 
     @model_validator(mode="after")
@@ -129,6 +157,18 @@ class Catalog(BaseModel):
             for key in sorted(plan.features - self.features.keys()):
                 raise ValueError(
                     f"plans.{slug}.features: feature {key!r} is not defined under [features]"
+                )
+        for slug, plan in self.plans.items():
+            if plan.trial_days is None and (
+                plan.trial_card != "required" or plan.trial_end_without_card
+            ):
+                raise ValueError(
+                    f"plans.{slug}: trial_card and trial_end_without_card need trial_days"
+                )
+            if plan.trial_end_without_card and plan.trial_card != "optional":
+                raise ValueError(
+                    f"plans.{slug}.trial_end_without_card: only a card-less trial "
+                    '(trial_card = "optional") can end without a card'
                 )
         if self.default not in self.plans:
             raise ValueError(f"default plan {self.default!r} is not defined under [plans]")

@@ -193,6 +193,15 @@ async def _portal_params(
             "proration_behavior": "create_prorations",
             "products": products,
         }
+        if portal.downgrades == "at_period_end":
+            params["features"]["subscription_update"]["schedule_at_period_end"] = {
+                "conditions": [{"type": "decreasing_item_amount"}, {"type": "shortening_interval"}]
+            }
+    params["features"]["customer_update"] = (
+        {"enabled": True, "allowed_updates": list(portal.customer_update)}
+        if portal.customer_update
+        else {"enabled": False}
+    )
     return params
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -12,6 +13,7 @@ from sqlmodel import col, select
 
 from billing.accounts import link_account
 from billing.catalog.plans import Catalog
+from billing.entitlements.billing_state import Reported, pending_change, required_action
 from billing.gateway.client import StripeGateway
 from billing.gateway.errors import StripeNotFound
 from billing.gateway.views import CustomerState, CustomerView, SubscriptionView
@@ -91,21 +93,31 @@ def _gone(catalog: Catalog, had_subscription: bool) -> dict[str, Any]:
         cancel_at_period_end=False,
         current_period_end=None,
         trial_end=None,
+        required_action=None,
+        pending_change=None,
     )
     return values
 
 
 def expected_columns(
-    catalog: Catalog, state: CustomerState, existing: Entitlement | None
+    catalog: Catalog,
+    state: CustomerState,
+    existing: Entitlement | None,
+    reported: Sequence[Reported] = (),
 ) -> dict[str, Any]:
-    """The entitlement columns `project_customer` writes for this read over the `existing` row."""
+    """The entitlement columns `project_customer` writes for this read over the `existing` row
+    (`reported`: the actions the applied events reported, for `requiredAction.since`)."""
     if state.customer.deleted:
         had = bool(state.subscriptions) or (
             existing is not None and existing.status != SubscriptionStatus.NONE.value
         )
         values = _gone(catalog, had)
     else:
-        values = entitlement_columns(catalog, pick_current(state.subscriptions))
+        current = pick_current(state.subscriptions)
+        values = entitlement_columns(catalog, current)
+        stored = existing.required_action if existing is not None else None
+        values["required_action"] = required_action(current, state.customer, reported, stored)
+        values["pending_change"] = pending_change(catalog, current)
     values["stripe_customer_id"] = state.customer.id
     values["stripe_features"] = sorted(state.features)
     return values
@@ -117,7 +129,11 @@ def marks_deleted(state: CustomerState, account: BillingAccount) -> bool:
 
 
 def project_customer(
-    catalog: Catalog, session: Session, state: CustomerState, org_hint: str | None = None
+    catalog: Catalog,
+    session: Session,
+    state: CustomerState,
+    org_hint: str | None = None,
+    reported: Sequence[Reported] = (),
 ) -> str | None:
     """Make the org's entitlement equal this read of Stripe; returns the org, None if unknown.
 
@@ -133,7 +149,7 @@ def project_customer(
         account.deleted_at = utcnow()
         session.add(account)
         mark_changed(session, account.org_id)
-    values = expected_columns(catalog, state, existing)
+    values = expected_columns(catalog, state, existing, reported)
     if existing is None or _differs(existing, values):
         row = existing or Entitlement(org_id=account.org_id, plan=values["plan"])
         for column, value in values.items():

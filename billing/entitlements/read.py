@@ -10,6 +10,13 @@ from typing import Any
 from sqlalchemy import String, bindparam, select
 
 from billing.catalog.plans import BillingInterval, Catalog
+from billing.entitlements.billing_state import (
+    PendingChangeView,
+    RequiredActionCode,
+    RequiredActionView,
+    action_view,
+    change_view,
+)
 from billing.kit.database import Database
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc
 
@@ -31,6 +38,8 @@ class EntitlementView:
     seats: int | None
     features: list[str]
     """The plan's features in the plans file and the customer's active entitlements in Stripe."""
+    required_action: RequiredActionView | None = None
+    pending_change: PendingChangeView | None = None
 
 
 _ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
@@ -46,6 +55,8 @@ _ROW_COLUMNS = (
     _ROW.c.interval,
     _ROW.c.quantity,
     _ROW.c.stripe_features,
+    _ROW.c.required_action,
+    _ROW.c.pending_change,
 )
 READ = select(*_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.deleted_at).select_from(
     _ORG.outerjoin(_ROW, _ROW.c.org_id == _ORG.c.org_id).outerjoin(
@@ -115,4 +126,18 @@ def _view(
         interval=BillingInterval(row.interval) if row and row.interval else None,
         seats=seats,
         features=sorted(catalog.plans[plan].features.union(in_stripe)),
+        required_action=action_view(row.required_action) if row else None,
+        pending_change=change_view(catalog, row.pending_change) if row else None,
     )
+
+
+async def open_required_actions(db: Database) -> dict[str, int]:
+    """How many orgs have an open required action, by code (every code, 0 when none)."""
+    counts = dict.fromkeys(RequiredActionCode.__members__, 0)
+    query = select(_ROW.c.required_action).where(_ROW.c.required_action.is_not(None))
+    async with db.engine.connect() as conn:
+        for (stored,) in await conn.execute(query):
+            code = (stored or {}).get("code")
+            if code in counts:
+                counts[code] += 1
+    return counts

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Literal, cast
 from urllib.parse import quote
 
@@ -56,10 +58,13 @@ from billing.gateway.views import (
     CustomerState,
     CustomerView,
     FeatureView,
+    InvoiceView,
+    PhaseView,
     PortalConfigView,
     PriceView,
     ProductFeatureView,
     ProductView,
+    ScheduleView,
     SubscriptionView,
     from_timestamp,
 )
@@ -79,6 +84,37 @@ __all__ = [
 build while this stays the only module that imports `stripe`."""
 
 log = logging.getLogger(__name__)
+
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+"""Subscription statuses after which nothing more happens to a subscription."""
+
+
+async def _none() -> None:
+    """Nothing to read."""
+
+
+def _id(value: Any) -> str | None:
+    """The id of an expandable field, expanded or not."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _invoice_view(invoice: Any) -> InvoiceView | None:
+    """Reduce an expanded invoice to what the billing state needs (None when not expanded)."""
+    if not isinstance(invoice, dict):
+        return None
+    payments = (invoice.get("payments") or {}).get("data") or []
+    default = next((p for p in payments if p.get("is_default")), payments[-1] if payments else None)
+    payment = (default or {}).get("payment") or {}
+    return InvoiceView(
+        id=invoice["id"],
+        status=invoice.get("status"),
+        attempted=bool(invoice.get("attempted")),
+        next_payment_attempt=from_timestamp(invoice.get("next_payment_attempt")),
+        hosted_invoice_url=invoice.get("hosted_invoice_url"),
+        payment_intent_id=_id(payment.get("payment_intent")),
+    )
 
 
 def _subscription_view(sub: Any) -> SubscriptionView:
@@ -101,15 +137,49 @@ def _subscription_view(sub: Any) -> SubscriptionView:
         price_id=price["id"] if price else None,
         price_lookup_key=price.get("lookup_key") if price else None,
         metadata=dict(sub.get("metadata") or {}),
+        trial_start=from_timestamp(sub.get("trial_start")),
+        has_payment_method=bool(sub.get("default_payment_method") or sub.get("default_source")),
+        latest_invoice=_invoice_view(sub.get("latest_invoice")),
+        schedule_id=_id(sub.get("schedule")),
+    )
+
+
+def _phase_view(phase: Any) -> PhaseView:
+    """One schedule phase, by its first item (price expanded)."""
+    items = phase.get("items") or []
+    item = items[0] if items else {}
+    price = item.get("price")
+    price = price if isinstance(price, dict) else {}
+    return PhaseView(
+        start=from_timestamp(phase["start_date"]) or datetime.fromtimestamp(0, UTC),
+        end=from_timestamp(phase.get("end_date")),
+        price_lookup_key=price.get("lookup_key"),
+        interval=(price.get("recurring") or {}).get("interval"),
+        quantity=int(item.get("quantity") or 1),
+    )
+
+
+def _schedule_view(schedule: Any) -> ScheduleView:
+    """Reduce a subscription schedule (phase prices expanded)."""
+    current = schedule.get("current_phase") or {}
+    return ScheduleView(
+        id=schedule["id"],
+        status=schedule.get("status") or "",
+        current_start=from_timestamp(current.get("start_date")),
+        phases=tuple(_phase_view(phase) for phase in schedule.get("phases") or []),
     )
 
 
 def _customer_view(customer: Any) -> CustomerView:
     """Reduce a customer (or a deleted one) to a CustomerView."""
+    settings = customer.get("invoice_settings") or {}
     return CustomerView(
         id=customer["id"],
         deleted=bool(customer.get("deleted")),
         metadata=dict(customer.get("metadata") or {}),
+        has_payment_method=bool(
+            settings.get("default_payment_method") or customer.get("default_source")
+        ),
     )
 
 
@@ -294,13 +364,15 @@ class StripeGateway:
 
     async def customer_state(self, customer_id: str) -> CustomerState:
         """The customer, all its subscriptions and its active entitlements: the subscription
-        list (customer expanded) and the entitlement list side by side, every page of each (a
-        customer without subscriptions costs a third request, for the customer itself)."""
+        list (customer and latest invoice expanded) and the entitlement list side by side, every
+        page of each (a customer without subscriptions costs a third request, for the customer
+        itself). A live subscription with a schedule, or whose latest invoice could not be
+        collected, costs one more read each (the schedule; the invoice's payment intent)."""
         params: SubscriptionListParams = {
             "customer": customer_id,
             "status": "all",
             "limit": 100,
-            "expand": ["data.customer"],
+            "expand": ["data.customer", "data.latest_invoice.payments"],
         }
         subscriptions, features = await asyncio.gather(
             self._raw_pages("subscriptions.list", "/v1/subscriptions", params),
@@ -310,8 +382,42 @@ class StripeGateway:
             customer = _customer_view(subscriptions[0]["customer"])
         else:
             customer = await self.retrieve_customer(customer_id)
-        views = [_subscription_view(sub) for sub in subscriptions]
-        return CustomerState(customer, views, frozenset() if customer.deleted else features)
+        views = await asyncio.gather(
+            *(self._billing_state(_subscription_view(s)) for s in subscriptions)
+        )
+        return CustomerState(customer, list(views), frozenset() if customer.deleted else features)
+
+    async def _billing_state(self, sub: SubscriptionView) -> SubscriptionView:
+        """A live subscription with its schedule and its unpaid invoice's payment status read."""
+        if sub.status in ENDED_STATUSES:
+            return sub
+        invoice = sub.latest_invoice
+        schedule, payment_status = await asyncio.gather(
+            self.subscription_schedule(sub.schedule_id) if sub.schedule_id else _none(),
+            self.payment_status(invoice.payment_intent_id)
+            if invoice and invoice.unpaid_attempt and invoice.payment_intent_id
+            else _none(),
+        )
+        if invoice is not None and payment_status is not None:
+            invoice = replace(invoice, payment_status=payment_status)
+        return replace(sub, schedule=schedule, latest_invoice=invoice)
+
+    async def subscription_schedule(self, schedule_id: str) -> ScheduleView:
+        """A subscription schedule with its phases' prices."""
+        path = f"/v1/subscription_schedules/{quote(schedule_id, safe='')}"
+        response = await self._call(
+            "subscription_schedules.retrieve",
+            self._client.raw_request_async("get", path, expand=["phases.items.price"]),
+        )
+        return _schedule_view(response.data)
+
+    async def payment_status(self, payment_intent_id: str) -> str | None:
+        """A payment intent's status (`requires_action` when the customer must confirm)."""
+        path = f"/v1/payment_intents/{quote(payment_intent_id, safe='')}"
+        response = await self._call(
+            "payment_intents.retrieve", self._client.raw_request_async("get", path)
+        )
+        return cast(str | None, response.data.get("status"))
 
     async def _active_entitlements(self, customer_id: str) -> frozenset[str]:
         """Lookup keys of the customer's active entitlements, every page (none for a customer

@@ -22,6 +22,10 @@ class PortalShape:
     allowed_updates: tuple[str, ...]
     adjustable_quantities: tuple[tuple[str, int, int | None], ...]
     """(product, minimum, maximum) of each product whose quantity the portal may change."""
+    schedule_conditions: tuple[str, ...] = ()
+    """Changes the portal schedules at the period's end instead of making now."""
+    customer_updates: tuple[str, ...] = ()
+    """What customers may update about themselves (none: the feature is off)."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> PortalShape:
@@ -50,6 +54,16 @@ class PortalShape:
                     if (quantity := product.get("adjustable_quantity") or {}).get("enabled")
                 )
             ),
+            schedule_conditions=tuple(
+                sorted(
+                    condition["type"]
+                    for condition in (update.get("schedule_at_period_end") or {}).get("conditions")
+                    or []
+                )
+            ),
+            customer_updates=tuple(sorted(customer.get("allowed_updates") or []))
+            if (customer := features.get("customer_update") or {}).get("enabled")
+            else (),
         )
 
     def changes_from(self, current: PortalShape) -> dict[str, object]:

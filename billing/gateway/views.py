@@ -46,6 +46,58 @@ class CustomerView:
     id: str
     deleted: bool
     metadata: dict[str, str]
+    has_payment_method: bool = False
+    """A default payment method (or source) is on file for invoices."""
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """A subscription's latest invoice: whether its payment failed or waits for the customer."""
+
+    id: str
+    status: str | None
+    attempted: bool
+    next_payment_attempt: datetime | None
+    hosted_invoice_url: str | None
+    payment_intent_id: str | None
+    """The payment intent of its default invoice payment, when it has one."""
+    payment_status: str | None = None
+    """That payment intent's status (`requires_action`...), read when the invoice is open."""
+
+    @property
+    def unpaid_attempt(self) -> bool:
+        """Open and already tried: Stripe could not collect it."""
+        return self.status == "open" and self.attempted
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """One phase of a subscription schedule: its first item's price and quantity."""
+
+    start: datetime
+    end: datetime | None
+    price_lookup_key: str | None
+    interval: str | None
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A subscription schedule: the phases Stripe will move the subscription through."""
+
+    id: str
+    status: str
+    current_start: datetime | None
+    phases: tuple[PhaseView, ...]
+
+    def next_phase(self) -> PhaseView | None:
+        """The first phase starting after the current one (None once in the last phase)."""
+        if self.status not in ("not_started", "active"):
+            return None
+        later = [
+            p for p in self.phases if self.current_start is None or p.start > self.current_start
+        ]
+        return min(later, key=lambda p: p.start) if later else None
 
 
 @dataclass(frozen=True)
@@ -65,6 +117,13 @@ class SubscriptionView:
     price_id: str | None
     price_lookup_key: str | None
     metadata: dict[str, str] = field(default_factory=dict)
+    trial_start: datetime | None = None
+    has_payment_method: bool = False
+    """The subscription names its own default payment method."""
+    latest_invoice: InvoiceView | None = None
+    schedule_id: str | None = None
+    schedule: ScheduleView | None = None
+    """Read for a live subscription with a schedule."""
 
 
 @dataclass(frozen=True)

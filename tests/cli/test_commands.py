@@ -151,6 +151,37 @@ def test_database_problems_are_one_line(
             "default='free'\n[plans.free]\nname='Free'\n[features]\nsso = { title = 'SSO' }\n",
             "features.sso.name: Field required",
         ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[plans.team]\nname='Team'\n"
+            "trial_card = 'optional'\n",
+            "plans.team: trial_card and trial_end_without_card need trial_days",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[plans.team]\nname='Team'\n"
+            "trial_days = 14\ntrial_end_without_card = 'pause'\n",
+            "plans.team.trial_end_without_card: only a card-less trial",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[plans.team]\nname='Team'\n"
+            "trial_days = 14\ntrial_card = 'maybe'\n",
+            "plans.team.trial_card: Input should be 'required' or 'optional'",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[checkout]\ncoupons = true\n",
+            "checkout.coupons: Extra inputs are not permitted",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[checkout]\nbilling_address = 'always'\n",
+            "checkout.billing_address: Input should be 'auto' or 'required'",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\ndowngrades = 'later'\n",
+            "portal.downgrades: Input should be 'immediately' or 'at_period_end'",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\ncustomer_update = ['age']\n",
+            "portal.customer_update.0: Input should be",
+        ),
     ],
     ids=[
         "unknown-default",
@@ -163,6 +194,13 @@ def test_database_problems_are_one_line(
         "default-per-seat",
         "unknown-feature",
         "feature-without-name",
+        "trial-card-without-days",
+        "end-without-card-needs-optional-card",
+        "trial-card-value",
+        "checkout-key",
+        "billing-address",
+        "downgrades",
+        "customer-update",
     ],
 )
 def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:

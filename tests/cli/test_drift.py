@@ -182,14 +182,20 @@ async def test_changes_in_stripe_without_their_webhook_are_drift(private: Privat
 
     # Canceled at period end in Stripe (the Portal, the Dashboard); the webhook never came.
     subscription = subscription_of(private, customer)
-    private.sdk.v1.subscriptions.update(subscription, params={"cancel_at_period_end": True})
+    canceling = private.sdk.v1.subscriptions.update(
+        subscription, params={"cancel_at_period_end": True}
+    )
     found = await drift(env, "--json")
     assert found.returncode == 1
+    ending = {"plan": "free", "interval": None, "seats": None, "effective_at": canceling.cancel_at}
     assert as_json(found)["drifted"] == [
         {
             "org_id": changed.org,
             "customer_id": customer,
-            "differences": [{"column": "cancel_at_period_end", "stored": False, "stripe": True}],
+            "differences": [
+                {"column": "cancel_at_period_end", "stored": False, "stripe": True},
+                {"column": "pending_change", "stored": None, "stripe": ending},
+            ],
         }
     ]
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack import EMULATOR_KEY
+from devstack import DEMO_PROMOTION_CODE, EMULATOR_KEY
 from emulator.client import AsyncEmulatorControl
 from harness.servers import free_port
 from harness.stripe_side import customer_of, stripe_sdk
@@ -27,7 +27,7 @@ def dev(tmp_path: Path) -> Iterator[DevStack]:
 
 
 async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: DevStack) -> None:
-    dev.start()
+    assert f"promotion code {DEMO_PROMOTION_CODE} created" in dev.start()
     async with httpx.AsyncClient(base_url=dev.url, timeout=30) as http:
         paying = dev_api(http, "org_paying")
         await subscribe(paying, "pro")
@@ -46,6 +46,8 @@ async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: DevStack) 
         "priority_support",
         "sso",
     ]
+    codes = (await stripe.v1.promotion_codes.list_async(params={"code": "WELCOME20"})).data
+    assert [c.code for c in codes] == [DEMO_PROMOTION_CODE]
     customer = await asyncio.to_thread(customer_of, stripe, "org_paying")
     granted = await stripe.v1.entitlements.active_entitlements.list_async(
         params={"customer": customer}
@@ -59,6 +61,7 @@ async def test_a_restart_keeps_customers_subscriptions_and_clock(dev: DevStack) 
 
     printed = dev.start()
     assert "warning" not in printed.lower(), printed
+    assert "promotion code" not in printed, printed  # seeded once
     async with AsyncEmulatorControl(dev.emulator) as control:
         assert await control.now() >= advanced  # the clock went on from where it was
     async with httpx.AsyncClient(base_url=dev.url, timeout=30) as http:
@@ -94,6 +97,7 @@ async def test_reset_wipes_both_together(dev: DevStack) -> None:
     assert not list(dev.folder.glob("billing.db-*")), list(dev.folder.glob("billing.db-*"))
     printed = dev.start()
     assert "warning" not in printed.lower(), printed
+    assert "promotion code" not in printed, printed  # seeded once
     async with httpx.AsyncClient(base_url=dev.url, timeout=30) as http:
         fresh = await dev_api(http, "org_paying").entitlement()
     assert (fresh["plan"], fresh["status"], fresh["hasBillingAccount"]) == ("free", "NONE", False)

@@ -5,6 +5,7 @@ import { type Client, Provider } from "urql";
 
 import { signOut, useToken } from "./auth";
 import { makeClient } from "./client";
+import { RequiredActionBanner } from "./components/RequiredActionBanner";
 import { BILLING_PATH } from "./config";
 import { EntitlementProvider } from "./live";
 import { BillingPage } from "./pages/BillingPage";
@@ -46,6 +47,7 @@ function App() {
           </button>
         </header>
         <main>
+          <RequiredActionBanner />
           <Routes>
             <Route path={BILLING_PATH} element={<BillingPage />} />
             <Route path="/pricing" element={<PricingPage />} />

@@ -15,6 +15,19 @@ export const EntitlementFields = graphql(`
     interval
     seats
     features
+    requiredAction {
+      code
+      flow
+      invoiceUrl
+      since
+      deadline
+    }
+    pendingChange {
+      plan
+      interval
+      seats
+      effectiveAt
+    }
   }
 `);
 
@@ -41,6 +54,7 @@ export const PlansQuery = graphql(`
       name
       limits
       features
+      trialDays
       seats {
         min
         max

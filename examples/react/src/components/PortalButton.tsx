@@ -12,11 +12,18 @@ export function PortalButton(props: {
   flow?: PortalFlow;
   /** The change to wait for on return (its return path says so). */
   errand?: PortalErrand;
+  /** Where the Portal sends the customer back to (the errand's path, else the billing page). */
+  returnPath?: string;
   disabled?: boolean;
 }) {
-  const { actions, testId, children, className, flow, errand, disabled } = props;
+  const { actions, testId, children, className, flow, errand, returnPath, disabled } = props;
   const open = (): void =>
-    actions.openPortal(testId, flow ?? null, errand ?? null, errand && RETURN_PATHS[errand]);
+    actions.openPortal(
+      testId,
+      flow ?? null,
+      errand ?? null,
+      returnPath ?? (errand && RETURN_PATHS[errand]),
+    );
   return (
     <button
       type="button"

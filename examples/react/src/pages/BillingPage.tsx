@@ -3,6 +3,13 @@ import { type FormEvent, useState } from "react";
 import { Link } from "react-router";
 
 import { type BillingActions, useBillingActions } from "../actions";
+import {
+  daysUntil,
+  isScheduledEnd,
+  pendingChangeMessage,
+  trialLeft,
+  useNow,
+} from "../billingState";
 import { PortalButton } from "../components/PortalButton";
 import { SeatInput } from "../components/SeatInput";
 import {
@@ -25,6 +32,7 @@ export function BillingPage() {
   const plans = usePlans();
   const sync = useReturnSync(entitlement);
   const actions = useBillingActions(entitlement);
+  const now = useNow();
 
   if (entitlement === null) {
     return (
@@ -40,6 +48,12 @@ export function BillingPage() {
   const changeable = subscribed && !entitlement.cancelAtPeriodEnd;
   const seats = entitlement.seats ?? null;
   const plan = findPlan(plans, entitlement.plan);
+  const change = entitlement.pendingChange ?? null;
+  const ending = change !== null && isScheduledEnd(change, entitlement);
+  // A scheduled cancellation has its own banner (with Keep my plan); Stripe's date first.
+  const endsOn = entitlement.cancelAtPeriodEnd
+    ? ((change !== null && ending ? change.effectiveAt : entitlement.currentPeriodEnd) ?? null)
+    : null;
 
   return (
     <>
@@ -48,16 +62,20 @@ export function BillingPage() {
           {syncMessage(sync, name, seats)}
         </p>
       )}
-      {entitlement.cancelAtPeriodEnd && entitlement.currentPeriodEnd && (
+      {endsOn && (
         <div className="banner" data-testid="cancel-banner" role="status">
           <span>
-            Your plan ends on {formatDate(entitlement.currentPeriodEnd)}. Until then you keep
-            everything in {name}.
+            Your plan ends on {formatDate(endsOn)}. Until then you keep everything in {name}.
           </span>
           <PortalButton actions={actions} testId="keep-plan">
             Keep my plan
           </PortalButton>
         </div>
+      )}
+      {change !== null && !(ending && endsOn) && (
+        <p className="notice" data-testid="pending-change" role="status">
+          {pendingChangeMessage(change, entitlement, (slug) => planName(plans, slug))}
+        </p>
       )}
       <section className="card">
         <h1>Billing</h1>
@@ -75,7 +93,12 @@ export function BillingPage() {
           {entitlement.trialEnd && entitlement.status === "TRIALING" && (
             <>
               <dt>Trial Ends</dt>
-              <dd data-testid="trial-end">{formatDate(entitlement.trialEnd)}</dd>
+              <dd>
+                <span data-testid="trial-end">{formatDate(entitlement.trialEnd)}</span>{" "}
+                <span className="countdown" data-testid="trial-countdown">
+                  ({trialLeft(daysUntil(entitlement.trialEnd, now))})
+                </span>
+              </dd>
             </>
           )}
           {entitlement.currentPeriodEnd && subscribed && (

@@ -179,6 +179,12 @@ function PlanCard(props: {
     <article className={current ? "plan current" : "plan"} data-testid={`plan-${plan.slug}`}>
       <h2>{plan.name}</h2>
       <p className="price">{shownPrice}</p>
+      {(plan.trialDays ?? 0) > 0 && price && entitlement?.hasBillingAccount === false && (
+        // one trial per org: an org that never had a billing account has not had it yet
+        <p className="trial" data-testid={`plan-trial-${plan.slug}`}>
+          {plan.trialDays}-day free trial
+        </p>
+      )}
       <p className="limits">
         {formatLimits(plan.limits)}
         {range && ` · ${range.min} to ${range.max} seats`}
