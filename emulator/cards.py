@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from emulator.errors import StripeError
+from emulator.errors import StripeError, card_declined
 from emulator.ids import new_id
 from emulator.shapes import Obj
 from emulator.spec import template
@@ -43,17 +43,6 @@ def _luhn(number: str) -> bool:
     return total % 10 == 0
 
 
-def declined() -> StripeError:
-    """Stripe's 402 ``card_declined``."""
-    return StripeError(
-        "Your card was declined.",
-        status=402,
-        type="card_error",
-        code="card_declined",
-        extra={"decline_code": "generic_decline"},
-    )
-
-
 def incomplete() -> StripeError:
     """The hosted pages' error for a missing card number."""
     return StripeError(
@@ -68,7 +57,7 @@ def check_number(number: str) -> None:
             "Your card number is invalid.", status=402, type="card_error", code="invalid_number"
         )
     if number in DECLINED:
-        raise declined()
+        raise card_declined()
 
 
 def _brand(number: str) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import ids, resources
 from emulator.errors import StripeError, invalid, missing, one_of_error, required
 from emulator.params import (
+    Reader,
     apply_metadata,
     as_flag,
     as_text,
@@ -372,12 +373,17 @@ def _redeem_by(state: EmulatorState, params: Params) -> int | None:
 
 def coupon_update(state: EmulatorState, params: Params, coupon_id: str) -> Obj:
     """POST /v1/coupons/{id}: ``name`` and ``metadata`` (coupon.updated)."""
-    coupon = resources.get(state, COUPON, coupon_id)
-    before = dict(coupon)
-    assign(coupon, params, name=as_text)
-    apply_metadata(coupon, params)
-    state.emit_changes("coupon.updated", coupon, before)
-    return respond(state, coupon, params)
+    return _update(state, params, COUPON, coupon_id, name=as_text)
+
+
+def _update(state: EmulatorState, params: Params, kind: str, ident: str, **fields: Reader) -> Obj:
+    """Set ``fields`` and ``metadata`` on a stored object; fires ``{kind}.updated`` on a change."""
+    obj = resources.get(state, kind, ident)
+    before = dict(obj)
+    assign(obj, params, **fields)
+    apply_metadata(obj, params)
+    state.emit_changes(f"{kind}.updated", obj, before)
+    return respond(state, obj, params)
 
 
 def coupon_delete(state: EmulatorState, params: Params, coupon_id: str) -> Obj:
@@ -455,12 +461,7 @@ def _restrictions(raw: Params) -> Obj:
 
 def promotion_code_update(state: EmulatorState, params: Params, promo_id: str) -> Obj:
     """POST /v1/promotion_codes/{id}: ``active``, ``metadata`` (promotion_code.updated)."""
-    promo = resources.get(state, PROMOTION_CODE, promo_id)
-    before = dict(promo)
-    assign(promo, params, active=as_flag)
-    apply_metadata(promo, params)
-    state.emit_changes("promotion_code.updated", promo, before)
-    return respond(state, promo, params)
+    return _update(state, params, PROMOTION_CODE, promo_id, active=as_flag)
 
 
 # -- request parameters (the spec subset lacks these endpoints) ------------------------------

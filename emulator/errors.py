@@ -95,18 +95,23 @@ def rate_limited() -> StripeError:
     )
 
 
+def card_declined() -> StripeError:
+    """Stripe's 402 ``card_declined`` (``generic_decline``)."""
+    return StripeError(
+        "Your card was declined.",
+        status=402,
+        type="card_error",
+        code="card_declined",
+        extra={"decline_code": "generic_decline"},
+    )
+
+
 def fault_error(status: int) -> StripeError:
     """The error injected by a fault of a given status."""
     if status == 429:
         return rate_limited()
     if status == 402:
-        return StripeError(
-            "Your card was declined.",
-            status=402,
-            type="card_error",
-            code="card_declined",
-            extra={"decline_code": "generic_decline"},
-        )
+        return card_declined()
     if status == 401:
         return StripeError("Invalid API Key provided: sk_test_***", status=401)
     if status == 404:

@@ -64,7 +64,7 @@ async def test_a_failed_renewal_is_fixed_in_the_portal(
         await shots.take(page, "payment-failed")
 
         # Update payment method -> the Portal's card form -> a good card; the webhook is late.
-        await example.settle()  # the renewal's own events are in: none re-reads Stripe meanwhile
+        await example.settle_customer(customer)  # none of its events re-reads Stripe meanwhile
         async with webhooks_held(control):
             await banner.get_by_role("button", name="Update payment method").click()
             await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,9 @@ import stripe
 
 from emulator.client import EmulatorControl
 from emulator.hosted import submit_form
+from emulator.server import EmulatorServer
+from tests.emulator.conftest import WEBHOOK_SECRET, Receiver, make_client
+from tests.support import stripe_spec
 
 DAY = 86400
 APP = "http://app.test"
@@ -209,3 +214,21 @@ def invalid_request(call: Callable[..., Any]) -> stripe.InvalidRequestError:
     with pytest.raises(stripe.InvalidRequestError) as info:
         call()
     return info.value
+
+
+def assert_valid_events(events: Iterable[dict[str, Any]]) -> None:
+    """Assert that every event matches Stripe's spec of an event."""
+    for event in events:
+        assert not stripe_spec.validate_object("event", event), event["type"]
+
+
+@contextmanager
+def emulator_on_file(
+    receiver: Receiver, state_file: Path, secret: str = WEBHOOK_SECRET
+) -> Iterator[tuple[EmulatorControl, Any]]:
+    """A fresh emulator saving to ``state_file``, posting to ``receiver``: its control, a client."""
+    with (
+        EmulatorServer(webhooks=[(receiver.url, secret)], state_file=state_file) as server,
+        EmulatorControl(server.url) as control,
+    ):
+        yield control, make_client(server.url)

@@ -16,7 +16,16 @@ from emulator.client import EmulatorControl
 from emulator.server import EmulatorServer
 from emulator.state import EmulatorState
 from tests.emulator.conftest import WEBHOOK_SECRET, Receiver, make_client
-from tests.emulator.helpers import DAY, checkout, monthly_product, pay, seed, subscribe, wait_until
+from tests.emulator.helpers import (
+    DAY,
+    checkout,
+    emulator_on_file,
+    monthly_product,
+    pay,
+    seed,
+    subscribe,
+    wait_until,
+)
 
 NEW_SECRET = "whsec_after_the_restart"
 
@@ -50,11 +59,7 @@ def test_state_survives_a_restart(
     tmp_path: Path, receiver: Receiver, browser: httpx.Client
 ) -> None:
     state_file = tmp_path / "emulator.json"
-    with (
-        EmulatorServer(webhooks=[(receiver.url, WEBHOOK_SECRET)], state_file=state_file) as first,
-        EmulatorControl(first.url) as control,
-    ):
-        client = make_client(first.url)
+    with emulator_on_file(receiver, state_file) as (control, client):
         catalog = seed(client, control)  # the default portal configuration, as the Dashboard's
         sub = subscribe(client, browser, catalog)
         replayed = client.v1.customers.create(
@@ -70,11 +75,7 @@ def test_state_survives_a_restart(
         client.v1.customers.update(sub.customer, params={"name": "Ada"})
         wait_until(lambda: _renamed(receiver))
         assert control.pending_deliveries() == 1  # ...and is pending when the emulator stops
-    with (
-        EmulatorServer(webhooks=[(receiver.url, NEW_SECRET)], state_file=state_file) as second,
-        EmulatorControl(second.url) as control,
-    ):
-        client = make_client(second.url)
+    with emulator_on_file(receiver, state_file, NEW_SECRET) as (control, client):
         assert 0 <= control.now() - advanced < 60  # the clock stays advanced
         resumed = wait_until(lambda: len(_renamed(receiver)) == 2)
         assert resumed and _last_signed_with(receiver, NEW_SECRET).type == "customer.updated"
@@ -101,7 +102,7 @@ def test_state_survives_a_restart(
                     "lookup_key": "pro_month",
                 }
             )
-        trial.url = second.url + urlsplit(trial.url).path  # the page moved with the server
+        trial.url = control.base_url + urlsplit(trial.url).path  # the page moved with the server
         pay(browser, trial)
         paid = client.v1.checkout.sessions.retrieve(trial.id, params={"expand": ["subscription"]})
         assert paid.subscription.status == "trialing"

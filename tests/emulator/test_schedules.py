@@ -39,6 +39,18 @@ def _types(control: EmulatorControl, mark: int, *prefixes: str) -> list[str]:
 SCHEDULE_EVENTS = ("subscription_schedule.", "customer.subscription.")
 
 
+def _scheduled_downgrade(
+    client: Any, browser: httpx.Client, control: EmulatorControl
+) -> tuple[dict[str, Any], Any, Any, str]:
+    """Team monthly switched to Pro monthly in the portal, scheduled: catalog, sub, session, id."""
+    catalog = seed(client, control)
+    _scheduling(client, catalog)
+    sub = subscribe(client, browser, catalog, price="team_month")
+    session = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
+    submit_form(browser, session.url, f"switch-{catalog['month'].id}")  # scheduled
+    return catalog, sub, session, client.v1.subscriptions.retrieve(sub.id).schedule
+
+
 def _period(sub: Any) -> tuple[int, int]:
     """A subscription's current period."""
     item = sub["items"].data[0]
@@ -257,12 +269,7 @@ def test_fewer_seats_wait_for_the_period_end(
 def test_upgrade_applies_at_once_and_drops_a_scheduled_downgrade(
     client: Any, browser: httpx.Client, control: EmulatorControl
 ) -> None:
-    catalog = seed(client, control)
-    _scheduling(client, catalog)
-    sub = subscribe(client, browser, catalog, price="team_month")
-    session = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
-    submit_form(browser, session.url, f"switch-{catalog['month'].id}")  # scheduled
-    sched_id = client.v1.subscriptions.retrieve(sub.id).schedule
+    catalog, sub, session, sched_id = _scheduled_downgrade(client, browser, control)
     mark = len(control.events())
     submit_form(browser, session.url, f"switch-{catalog['year'].id}")  # more a period: now
     upgraded = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
@@ -280,12 +287,7 @@ def test_upgrade_applies_at_once_and_drops_a_scheduled_downgrade(
 def test_canceling_the_subscription_cancels_its_schedule(
     client: Any, browser: httpx.Client, control: EmulatorControl
 ) -> None:
-    catalog = seed(client, control)
-    _scheduling(client, catalog)
-    sub = subscribe(client, browser, catalog, price="team_month")
-    session = client.v1.billing_portal.sessions.create(params={"customer": sub.customer})
-    submit_form(browser, session.url, f"switch-{catalog['month'].id}")
-    sched_id = client.v1.subscriptions.retrieve(sub.id).schedule
+    _, sub, _, sched_id = _scheduled_downgrade(client, browser, control)
     mark = len(control.events())
     client.v1.subscriptions.cancel(sub.id)
     canceled = client.v1.subscription_schedules.retrieve(sched_id)

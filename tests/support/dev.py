@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -12,11 +13,12 @@ from pathlib import Path
 import httpx
 
 from billing.kit.settings import DEV_JWT_SECRET
-from emulator.client import EmulatorControl
+from emulator.client import AsyncEmulatorControl, EmulatorControl
 from harness.api import APP_URL, Api
 from harness.cli import MAIN, run_cli
 from harness.servers import free_port, wait_healthy
 from harness.stack import PLANS
+from harness.timing import eventually
 from tests.support.private_stack import settled
 
 
@@ -75,6 +77,24 @@ class DevStack:
         with EmulatorControl(self.emulator) as control:
             await asyncio.to_thread(control.wait_idle, timeout=30)
         await settled(f"sqlite+aiosqlite:///{self.folder / 'billing.db'}", timeout=30)
+
+    async def settle_customer(self, customer: str) -> None:
+        """Wait until every event about one customer is delivered and applied (other
+        customers' deliveries may still be queued or retrying)."""
+        async with AsyncEmulatorControl(self.emulator) as control:
+
+            async def undelivered() -> int:
+                mine = {
+                    e["id"]
+                    for e in await control.events()
+                    if customer in json.dumps(e["data"]["object"])
+                }
+                done = {d["event_id"] for d in await control.deliveries() if d["ok"]}
+                return len(mine - done)
+
+            await eventually(undelivered, lambda n: n == 0, timeout=60, what="its deliveries")
+        url = f"sqlite+aiosqlite:///{self.folder / 'billing.db'}"
+        await settled(url, timeout=60, customer=customer)
 
     def stop(self) -> None:
         """Ctrl-C, as a developer stops it."""

@@ -20,6 +20,7 @@ from tests.support.private_stack import PrivateStack, deliver, new_events, settl
 
 pytestmark = pytest.mark.xdist_group("billing_state")
 
+DAY = 86400
 GOOD_CARD = "4242424242424242"
 CARDS = {"PAYMENT_FAILED": "4000000000000341", "PAYMENT_CONFIRMATION_REQUIRED": "4000002760003184"}
 ADDRESS = {"address_line1": "1 Main St", "address_city": "Springfield", "address_country": "US"}
@@ -95,3 +96,40 @@ async def test_payment_actions_survive_reordered_duplicated_and_late_events(
         await delivered(private, [held], customer)
         final = await api.billing_state()
         assert (final["status"], final["requiredAction"]) == ("ACTIVE", None), final
+
+
+async def test_a_trial_warning_survives_reordered_and_duplicated_events(
+    private: PrivateStack,
+) -> None:
+    """A card-less trial: until Stripe's `trial_will_end` arrives nothing is asked; that event
+    newest-first and twice gives the action dated by it; a card on file, its events delivered
+    newest first, clears it, and the warning delivered again does not bring it back."""
+    seen: set[str] = set()
+    control = EmulatorControl(private.emulator.url)
+    async with httpx.AsyncClient(base_url=private.api.url, timeout=30) as http:
+        api = Api(http)
+        checkout = await api.upgrade("team")
+        await click(checkout["url"], "pay", card="", **ADDRESS)
+        customer = customer_of(private.sdk, api.org)
+        await delivered(private, await new_events(private, customer, seen), customer)
+        [sub] = private.sdk.v1.subscriptions.list(params={"customer": customer}).data
+        assert sub.status == "trialing" and sub.trial_end is not None
+        control.advance(sub.trial_end - 3 * DAY - control.now() + 60)
+        warning = await new_events(private, customer, seen)
+        [will_end] = [json.loads(b) for b in warning if b"trial_will_end" in b]
+        others = [b for b in warning if b"trial_will_end" not in b]
+        await delivered(private, others, customer)
+        assert (await api.billing_state())["requiredAction"] is None  # not reported yet
+
+        await delivered(private, with_duplicates(warning[::-1], 1.0, seed=28), customer)
+        action = (await api.billing_state())["requiredAction"]
+        assert action is not None and action["code"] == "TRIAL_ENDING_WITHOUT_PAYMENT_METHOD"
+        assert datetime.fromisoformat(action["since"]).timestamp() == will_end["created"]
+        assert datetime.fromisoformat(action["deadline"]).timestamp() == sub.trial_end
+
+        control.attach_card(customer, GOOD_CARD)
+        fix = await new_events(private, customer, seen)
+        await delivered(private, fix[::-1], customer)
+        await delivered(private, warning, customer)
+        final = await api.billing_state()
+        assert (final["status"], final["requiredAction"]) == ("TRIALING", None), final
