@@ -3,13 +3,15 @@ API in a child process, and waiting until a server answers its health check."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,11 +30,36 @@ it, and the request dies with a connection reset (seen once in CI on a busy Post
 """
 
 
+PORTS = range(20000, 32768)
+"""Where `free_port` picks: below Linux's ephemeral range (32768-60999), so no outgoing
+connection takes the port as its source between the pick and the server's bind (a port the OS
+hands out for `bind(0)` is in that range, and a busy suite opens thousands of connections)."""
+_SLICES = 16
+
+
+def _candidates() -> Iterator[int]:
+    """This process's ports, in turn: a slice of PORTS per xdist worker (none shared), from a
+    random start, round and round."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = len(PORTS) // _SLICES
+    first = PORTS.start + (worker % _SLICES) * size
+    start = random.randrange(size)
+    return (first + (start + i) % size for i in itertools.count())
+
+
+_PORTS = _candidates()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now, never one this process picked lately."""
+    for port in itertools.islice(_PORTS, len(PORTS) // _SLICES):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in this process's slice of {PORTS}")
 
 
 class ThreadedServer:
