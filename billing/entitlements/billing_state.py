@@ -210,8 +210,11 @@ def _since(
     apply's events and the stored one; an action no event reported yet (a resync after lost
     events, or a re-read that ran ahead of its event) is dated now until a report arrives."""
     here = [t for r in reports if r.key == action["key"] and (t := _ts(r.at)) is not None]
-    same = bool(existing) and (existing or {}).get("code") == action["code"]
-    kept = existing if same and (existing or {}).get("key") == action["key"] else None
+    same = existing is not None and (existing.get("code"), existing.get("key")) == (
+        action["code"],
+        action["key"],
+    )
+    kept = existing if same else None
     stored = kept.get("since") if kept else None
     if kept and kept.get("reported") and isinstance(stored, int):
         return min([stored, *here]), True

@@ -43,6 +43,12 @@ async def test_new_org_gets_a_checkout_session(api: Api, stack: Stack, stripe_cl
         f"{APP_URL}/settings/billing?checkout=success&session_id={{CHECKOUT_SESSION_ID}}"
     )
     assert params["cancel_url"] == f"{APP_URL}/settings/billing?checkout=canceled"
+    # The suite's plans file has no [checkout]: every option at its default, sent as such.
+    assert params["allow_promotion_codes"] == "false"
+    assert params["automatic_tax"] == {"enabled": "false"}
+    assert params["tax_id_collection"] == {"enabled": "false"}
+    assert params["billing_address_collection"] == "auto"
+    assert "customer_update" not in params and "payment_method_collection" not in params
     assert checkout["idempotency_key"].startswith(f"org:{api.org}:checkout:{customer_id}:")
 
     entitlement = await api.entitlement()

@@ -31,6 +31,9 @@ pytestmark = pytest.mark.xdist_group("billing_state")  # one system, one clock, 
 LIVE_BILLING_STATE = """
 subscription { entitlementChanged { status updatedAt requiredAction { code flow deadline } } }
 """
+LIVE_PENDING_CHANGE = """
+subscription { entitlementChanged { updatedAt pendingChange { plan interval } } }
+"""
 DAY = 86400
 GOOD_CARD = "4242424242424242"
 AUTH_CARD = "4000002760003184"
@@ -287,7 +290,13 @@ async def test_a_downgrade_at_period_end_is_pending_until_its_phase_starts(
     yearly = await state_until(api, lambda s: s["interval"] == "YEAR", "pro yearly")
     switch = await api.upgrade("pro", "MONTH")
     assert switch["__typename"] == "PortalSession", switch
-    await click(switch["url"], "confirm")
+    async with connected(billing_stack.api.url) as live:
+        await live.init({"authorization": f"Bearer {token(api.org)}"})
+        await live.subscribe(query=LIVE_PENDING_CHANGE)
+        first = await live.next()
+        await click(switch["url"], "confirm")
+        pushed = await pushed_until(live, first, lambda e: e["pendingChange"] is not None)
+    assert pushed[-1]["pendingChange"] == {"plan": "pro", "interval": "MONTH"}
     pending = await state_until(api, lambda s: s["pendingChange"] is not None, "the schedule")
     assert pending["pendingChange"] == {
         "plan": "pro",
