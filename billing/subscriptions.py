@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from billing.gateway.client import StripeGateway
-from billing.gateway.views import SubscriptionView
+from billing.gateway.views import ENDED_STATUSES, SubscriptionView
 from billing.models import PAID_STATUSES, SubscriptionStatus
 
-ENDED = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+ENDED = frozenset(SubscriptionStatus(status) for status in ENDED_STATUSES)
 _RANK: dict[str, int] = {
     **{status: 3 for status in PAID_STATUSES},
     SubscriptionStatus.UNPAID: 2,

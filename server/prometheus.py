@@ -143,8 +143,8 @@ def _authorized(services: Services, header: str | None) -> bool | None:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
-def exposition(backlog: tuple[PendingEvents, dict[str, int]] | None) -> bytes:
-    """Every metric of every process of this deployment, and the backlog, as text."""
+def exposition(database: DatabaseGauges | None) -> bytes:
+    """Every metric of every process of this deployment, and the database's gauges, as text."""
     folder = metrics.multiprocess_dir()
     if folder is None:
         registry = REGISTRY
@@ -152,9 +152,9 @@ def exposition(backlog: tuple[PendingEvents, dict[str, int]] | None) -> bytes:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(folder))  # type: ignore[no-untyped-call]
     text = generate_latest(registry)
-    if backlog is not None:
+    if database is not None:
         extra = CollectorRegistry(auto_describe=False)
-        extra.register(DatabaseGauges(*backlog))
+        extra.register(database)
         text += generate_latest(extra)
     return text
 
@@ -171,11 +171,11 @@ async def metrics_endpoint(request: Request, services: ServicesDep) -> Response:
             status_code=401,
             headers={"www-authenticate": "Bearer"},
         )
+    database: DatabaseGauges | None
     try:
         found = await pending_events(services)
-        actions = await open_required_actions(services.db)
-        backlog: tuple[PendingEvents, dict[str, int]] | None = (found, actions)
+        database = DatabaseGauges(found, await open_required_actions(services.db))
     except Exception as exc:  # the database is away: the process metrics still answer
         log.warning("metrics: reading the database gauges failed (%s)", type(exc).__name__)
-        backlog = None
-    return Response(exposition(backlog), media_type=CONTENT_TYPE_LATEST)
+        database = None
+    return Response(exposition(database), media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from billing.entitlements.billing_state import invoice_key, trial_key
+from billing.entitlements.billing_state import COLLECTING, invoice_key, trial_key
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,17 @@ class Target:
     its state, which the applier re-reads."""
 
 
-Handler = Callable[[dict[str, Any], str], Target | None]
-"""(the event's object, its type) → the target."""
+@dataclass(frozen=True)
+class EventData:
+    """What a handler reads of an event: its type, its object, and the fields that object
+    changed (`data.previous_attributes`, empty when Stripe sent none)."""
+
+    type: str
+    obj: dict[str, Any]
+    previous: dict[str, Any]
+
+
+Handler = Callable[[EventData], Target | None]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -58,20 +67,18 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
-_COLLECTING = ("past_due", "incomplete", "unpaid")
-
-
-def _subscription_report(event_type: str, obj: dict[str, Any]) -> str | None:
+def _subscription_report(event: EventData) -> str | None:
     """The action a subscription event reports: a card-less trial ending or paused, or a
     payment Stripe is still collecting."""
+    obj = event.obj
     sub_id, status, trial_end = _id(obj.get("id")), obj.get("status"), obj.get("trial_end")
     if sub_id is None:
         return None
-    trial_warning = event_type == "customer.subscription.trial_will_end" or status == "paused"
+    trial_warning = event.type == "customer.subscription.trial_will_end" or status == "paused"
     if trial_warning and isinstance(trial_end, int) and not obj.get("default_payment_method"):
         return trial_key(sub_id, trial_end)
     invoice = _id(obj.get("latest_invoice"))
-    return invoice_key(invoice) if status in _COLLECTING and invoice else None
+    return invoice_key(invoice) if status in COLLECTING and invoice else None
 
 
 @handles(
@@ -84,14 +91,12 @@ def _subscription_report(event_type: str, obj: dict[str, Any]) -> str | None:
     "customer.subscription.pending_update_applied",
     "customer.subscription.pending_update_expired",
 )
-def subscription_changed(obj: dict[str, Any], event_type: str) -> Target | None:
+def subscription_changed(event: EventData) -> Target | None:
     """Any subscription change: re-sync its customer."""
-    customer = _id(obj.get("customer"))
+    customer = _id(event.obj.get("customer"))
     if customer is None:
         return None
-    return Target(
-        customer, _hint(_metadata(obj).get("org_id")), _subscription_report(event_type, obj)
-    )
+    return Target(customer, _hint(_metadata(event.obj).get("org_id")), _subscription_report(event))
 
 
 @handles(
@@ -102,15 +107,16 @@ def subscription_changed(obj: dict[str, Any], event_type: str) -> Target | None:
     "subscription_schedule.completed",
     "subscription_schedule.aborted",
 )
-def schedule_changed(obj: dict[str, Any], event_type: str) -> Target | None:
+def schedule_changed(event: EventData) -> Target | None:
     """A subscription schedule changed (a downgrade at period end): re-sync its customer."""
-    customer = _id(obj.get("customer"))
+    customer = _id(event.obj.get("customer"))
     return Target(customer) if customer else None
 
 
 @handles("checkout.session.completed")
-def checkout_completed(obj: dict[str, Any], event_type: str) -> Target | None:
+def checkout_completed(event: EventData) -> Target | None:
     """Link the customer to the org named by the session, then sync it."""
+    obj = event.obj
     customer = _id(obj.get("customer"))
     if obj.get("mode") != "subscription" or customer is None:
         return None
@@ -127,12 +133,12 @@ _PAYMENT_PROBLEMS = ("invoice.payment_failed", "invoice.payment_action_required"
     "invoice.payment_succeeded",
     "invoice.payment_action_required",
 )
-def invoice_settled(obj: dict[str, Any], event_type: str) -> Target | None:
+def invoice_settled(event: EventData) -> Target | None:
     """A payment moved the subscription's status or asks the customer to act: re-sync."""
-    customer, invoice = _id(obj.get("customer")), _id(obj.get("id"))
+    customer, invoice = _id(event.obj.get("customer")), _id(event.obj.get("id"))
     if customer is None:
         return None
-    reported = invoice_key(invoice) if invoice and event_type in _PAYMENT_PROBLEMS else None
+    reported = invoice_key(invoice) if invoice and event.type in _PAYMENT_PROBLEMS else None
     return Target(customer, report=reported)
 
 
@@ -140,43 +146,37 @@ _PAYMENT_METHOD_FIELDS = frozenset({"invoice_settings", "default_source"})
 
 
 @handles("customer.updated")
-def payment_method_changed(obj: dict[str, Any], event_type: str) -> Target | None:
+def payment_method_changed(event: EventData) -> Target | None:
     """The customer's default payment method may have changed (a card on file clears a
-    card-less trial's action); other customer updates change nothing we project."""
-    customer = _id(obj.get("id"))
-    return Target(customer) if customer else None
+    card-less trial's action); an update that names other fields only changes nothing we
+    project."""
+    customer = _id(event.obj.get("id"))
+    if customer is None or (event.previous and not _PAYMENT_METHOD_FIELDS & event.previous.keys()):
+        return None
+    return Target(customer)
 
 
 @handles("entitlements.active_entitlement_summary.updated")
-def entitlements_changed(obj: dict[str, Any], event_type: str) -> Target | None:
+def entitlements_changed(event: EventData) -> Target | None:
     """The customer's active entitlements changed: re-read them (never the summary's list,
     which is one page and may be older than another summary delivered first)."""
-    customer = _id(obj.get("customer"))
+    customer = _id(event.obj.get("customer"))
     return Target(customer) if customer else None
 
 
 @handles("customer.deleted")
-def customer_deleted(obj: dict[str, Any], event_type: str) -> Target | None:
+def customer_deleted(event: EventData) -> Target | None:
     """The customer is gone: the org falls back to the default plan, no billing account."""
-    customer = _id(obj.get("id"))
+    customer = _id(event.obj.get("id"))
     return Target(customer) if customer else None
-
-
-def _irrelevant_update(event_type: str, data: dict[str, Any]) -> bool:
-    """A customer update that says it changed nothing about payment methods."""
-    previous = data.get("previous_attributes")
-    return (
-        event_type == "customer.updated"
-        and isinstance(previous, dict)
-        and not _PAYMENT_METHOD_FIELDS & previous.keys()
-    )
 
 
 def target_of(event_type: str, payload: dict[str, Any]) -> Target | None:
     """The target of a stored event's payload; None for types and objects with nothing to do."""
     handler = HANDLERS.get(event_type)
     data = payload.get("data")
-    if handler is None or not isinstance(data, dict) or _irrelevant_update(event_type, data):
+    if handler is None or not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return None
-    obj = data.get("object")
-    return handler(obj, event_type) if isinstance(obj, dict) else None
+    previous = data.get("previous_attributes")
+    previous = previous if isinstance(previous, dict) else {}
+    return handler(EventData(event_type, data["object"], previous))

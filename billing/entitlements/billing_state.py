@@ -24,20 +24,10 @@ TRIAL_WARNING = timedelta(days=3)
 """How long before a card-less trial ends the customer is asked for a payment method (when
 Stripe sends `customer.subscription.trial_will_end`)."""
 
-_COLLECTING = frozenset(
+COLLECTING = frozenset(
     {SubscriptionStatus.PAST_DUE, SubscriptionStatus.INCOMPLETE, SubscriptionStatus.UNPAID}
 )
 """Statuses in which Stripe is still trying to collect the latest invoice."""
-_LIVE = frozenset(
-    {
-        SubscriptionStatus.TRIALING,
-        SubscriptionStatus.ACTIVE,
-        SubscriptionStatus.PAST_DUE,
-        SubscriptionStatus.UNPAID,
-        SubscriptionStatus.INCOMPLETE,
-        SubscriptionStatus.PAUSED,
-    }
-)
 
 
 class RequiredActionCode(enum.Enum):
@@ -138,7 +128,7 @@ def _has_payment_method(sub: SubscriptionView, customer: CustomerView) -> bool:
 def _payment_action(sub: SubscriptionView) -> dict[str, Any] | None:
     """PAYMENT_CONFIRMATION_REQUIRED or PAYMENT_FAILED from the latest invoice, else None."""
     invoice = sub.latest_invoice
-    if invoice is None or not invoice.unpaid_attempt or sub.status not in _COLLECTING:
+    if invoice is None or not invoice.unpaid_attempt or sub.status not in COLLECTING:
         return None
     deadline = _ts(invoice.next_payment_attempt)
     if invoice.payment_status == "requires_action":
@@ -190,7 +180,7 @@ def required_action(
     `since` is the creation time of the earliest event that reported this same action, among
     the events of this apply and the one already stored; an action nothing reported yet (a
     resync after lost events) starts now."""
-    if sub is None or sub.status not in _LIVE:
+    if sub is None or sub.ended:
         return None
     reports = list(reported)
     known = {r.key for r in reports}
@@ -228,7 +218,7 @@ def _since(
 def pending_change(catalog: Catalog, sub: SubscriptionView | None) -> dict[str, Any] | None:
     """The change Stripe has scheduled: a cancellation (to the default plan) or the schedule's
     next phase (its plan by the price's lookup key, interval, seats, start)."""
-    if sub is None or sub.status not in _LIVE:
+    if sub is None or sub.ended:
         return None
     ends = sub.cancel_at or (sub.current_period_end if sub.cancel_at_period_end else None)
     if ends is not None:

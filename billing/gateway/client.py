@@ -85,9 +85,6 @@ build while this stays the only module that imports `stripe`."""
 
 log = logging.getLogger(__name__)
 
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-"""Subscription statuses after which nothing more happens to a subscription."""
-
 
 async def _none() -> None:
     """Nothing to read."""
@@ -389,7 +386,7 @@ class StripeGateway:
 
     async def _billing_state(self, sub: SubscriptionView) -> SubscriptionView:
         """A live subscription with its schedule and its unpaid invoice's payment status read."""
-        if sub.status in ENDED_STATUSES:
+        if sub.ended:
             return sub
         invoice = sub.latest_invoice
         schedule, payment_status = await asyncio.gather(

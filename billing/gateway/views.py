@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 from billing.gateway.portal_shape import PortalShape
 
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+"""Subscription statuses after which nothing more happens to a subscription."""
+
 MANAGED_MARKER = "billing-api"
 """Metadata value that marks the products and portal configuration this service manages."""
 
@@ -124,6 +127,11 @@ class SubscriptionView:
     schedule_id: str | None = None
     schedule: ScheduleView | None = None
     """Read for a live subscription with a schedule."""
+
+    @property
+    def ended(self) -> bool:
+        """Canceled or expired: nothing more happens to it."""
+        return self.status in ENDED_STATUSES
 
 
 @dataclass(frozen=True)

@@ -9,33 +9,25 @@ import httpx
 
 from emulator import spec
 from emulator.server import EmulatorServer
+from emulator.tools.generate import KINDS as GENERATED
 from tests.emulator.conftest import API_KEY, Receiver
 from tests.emulator.helpers import checkout, pay, seed, wait_until
 from tests.support import stripe_spec
 
-KINDS = [
-    "customer",
-    "deleted_customer",
-    "product",
-    "deleted_product",
-    "price",
-    "checkout.session",
-    "item",
-    "billing_portal.configuration",
-    "billing_portal.session",
-    "subscription",
-    "subscription_item",
-    "invoice",
-    "line_item",
-    "event",
-    "webhook_endpoint",
-    "deleted_webhook_endpoint",
-    "entitlements.feature",
-    "product_feature",
-    "entitlements.active_entitlement",
-]
 # Kinds the spec subset has no schema for: their templates keep the fixture's fields.
 UNSPECIFIED = ["deleted_product_feature", "entitlements.active_entitlement_summary"]
+KINDS = [kind for kind in GENERATED if kind not in UNSPECIFIED]
+"""Every other kind the emulator has a template for."""
+NOT_FETCHED = {
+    "payment_intent",
+    "invoice_payment",
+    "payment_method",
+    "coupon",
+    "promotion_code",
+    "discount",
+    "subscription_schedule",
+}
+"""Kinds `test_every_kind_from_the_api` does not fetch yet (their templates are checked)."""
 
 
 def _expected_keys(kind: str) -> set[str]:
@@ -116,7 +108,7 @@ def test_every_kind_from_the_api(
             "entitlements.active_entitlement_summary": summary["data"]["object"],
         }
         objects["deleted_customer"] = http.delete(f"/v1/customers/{customer.id}").json()
-    assert set(objects) == set(KINDS)
+    assert set(objects) == set(KINDS) - NOT_FETCHED
     for kind, obj in objects.items():
         assert not stripe_spec.validate_object(kind, obj), (kind, json.dumps(obj)[:300])
         expected = _expected_keys(kind)
