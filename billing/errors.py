@@ -22,6 +22,7 @@ class BillingErrorCode(enum.Enum):
     STRIPE_UNAVAILABLE = "STRIPE_UNAVAILABLE"
     RATE_LIMITED = "RATE_LIMITED"
     INVALID_SEATS = "INVALID_SEATS"
+    UNKNOWN_APP = "UNKNOWN_APP"
 
 
 DEFAULT_MESSAGES = {
@@ -39,6 +40,7 @@ DEFAULT_MESSAGES = {
     BillingErrorCode.STRIPE_UNAVAILABLE: "The payment provider is unavailable; try again shortly.",
     BillingErrorCode.RATE_LIMITED: "Too many billing requests for this organization; retry later.",
     BillingErrorCode.INVALID_SEATS: "This seat count is not sold for this plan.",
+    BillingErrorCode.UNKNOWN_APP: "No client app of that name is configured (APP_URLS).",
 }
 
 

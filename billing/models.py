@@ -111,6 +111,10 @@ class Entitlement(SQLModel, table=True):
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
     """The change Stripe has scheduled (`billing.entitlements.billing_state`)."""
+    discount: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """The current subscription's discount and its coupon's terms (`entitlement.discount`)."""
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
@@ -143,3 +147,44 @@ class RateLimitWindow(SQLModel, table=True):
     org_id: str = Field(primary_key=True, max_length=255)
     window_start: int = Field(primary_key=True)
     count: int = 0
+
+
+class Cancellation(SQLModel, table=True):
+    """A subscription's cancellation in one billing period, from the webhook's events
+    (`billing.retention.records`): the latest request of the period, and whether it was undone
+    or the org subscribed again later."""
+
+    __tablename__ = "cancellations"
+
+    subscription_id: str = Field(primary_key=True, max_length=255)
+    period_end: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    """The end of the billing period it was asked in (unix seconds): the record's period."""
+    org_id: str = Field(index=True, max_length=255)
+    customer_id: str = Field(max_length=255)
+    canceled_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the latest cancellation of the period was asked for (None: only an undo seen yet)."""
+    reason: str | None = Field(default=None, max_length=64)
+    feedback: str | None = Field(default=None, max_length=64)
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    undone_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the customer last undid a cancellation of the period ("Keep my plan")."""
+    resubscribed_at: datetime | None = Field(default=None, sa_column=_ts())
+    """When the org started a new subscription after this one was canceled."""
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RetentionOffer(SQLModel, table=True):
+    """A retention coupon offered in a subscription's cancel flow, once per billing period, and
+    its acceptance (the subscription gained the coupon instead of canceling)."""
+
+    __tablename__ = "retention_offers"
+
+    subscription_id: str = Field(primary_key=True, max_length=255)
+    period_end: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    """The end of the billing period it was offered in (unix seconds)."""
+    org_id: str = Field(index=True, max_length=255)
+    coupon: str = Field(max_length=255)
+    made_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    accepted_at: datetime | None = Field(default=None, sa_column=_ts())
+    discount_id: str | None = Field(default=None, max_length=255)
+    """The discount the accepted offer gave (each discount counts once)."""

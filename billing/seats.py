@@ -71,9 +71,10 @@ async def change_seats(
     principal: Principal,
     seats: int,
     return_path: str,
+    app: str | None = None,
 ) -> PortalLink:
     """Stripe's confirmation page for the current per-seat subscription at `seats` seats."""
-    return_url = allowed_return_url(settings, principal, return_path)
+    return_url = allowed_return_url(settings, principal, return_path, app)
     org_id = principal.org_id
     await _require_plausible(db, catalog, org_id, seats)
     stripe, customer_id = await portal_customer(

@@ -16,6 +16,7 @@ from billing.gateway.views import SubscriptionView
 from billing.kit.auth import Principal
 from billing.kit.database import Database
 from billing.kit.settings import Settings
+from billing.portal.apps import app_base_url
 from billing.portal.sessions import PortalLink, confirm_update, require_billing_role
 from billing.ratelimit import OrgRateLimit
 from billing.seats import require_seats, seats_for_checkout, seats_for_switch
@@ -43,9 +44,12 @@ async def start_upgrade(
     plan: str,
     interval: BillingInterval,
     seats: int | None = None,
+    app: str | None = None,
 ) -> CheckoutLink | PortalLink:
-    """Checkout for an org without a paid subscription, else a portal plan-switch confirmation."""
+    """Checkout for an org without a paid subscription, else a portal plan-switch confirmation;
+    every URL on `app`'s URL (APP_URL when None)."""
     require_billing_role(settings, principal)
+    app_url = app_base_url(settings, app)
     spec = catalog.price(plan, interval)
     if spec is None:
         raise BillingFailure(BillingErrorCode.UNKNOWN_PLAN)
@@ -59,7 +63,6 @@ async def start_upgrade(
         raise BillingFailure(
             BillingErrorCode.UNKNOWN_PLAN, f"No active price with lookup key {spec.lookup_key}."
         )
-    app_url = settings.app_url
     customer_id = await live_customer(db, org_id)
     known: list[SubscriptionView] | None = None
     if customer_id is not None:

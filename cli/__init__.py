@@ -28,6 +28,7 @@ from billing.errors import BillingErrorCode, BillingFailure
 from billing.gateway.errors import StripeRejected, StripeUnavailable
 from billing.kit.logs import LogFormat, configure_logging
 from billing.kit.settings import DEV_JWT_SECRET, Settings
+from billing.retention.report import CancellationReport
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Billing API")
 catalog_cli = typer.Typer(no_args_is_help=True, help="The Stripe product catalog")
@@ -388,6 +389,34 @@ def events_status(
         typer.echo(json.dumps(report(found)))
     else:
         console.print(events_table(found))
+
+
+@cli.command()
+@one_line_errors
+def cancellations(
+    since: Annotated[
+        float | None, typer.Option("--since", min=0, help="only the last DAYS days", metavar="DAYS")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Cancellations by feedback, their comments, retention offers accepted, and the save rate.
+
+    --json prints one object: cancellations (count, undone ones left out), by_feedback
+    (feedback -> count, `none` when not given), comments ([{org_id, at, feedback, comment}],
+    newest first), offers_made, offers_accepted, save_rate (accepted / (accepted +
+    cancellations), 0 when both are 0), and by_reason, undone, resubscribed, since."""
+    from billing.retention.report import cancellation_report
+    from cli.tables import cancellations_table
+
+    async def work(services: Services) -> CancellationReport:
+        return await cancellation_report(services.db, since)
+
+    found = _run(with_services(Settings(), work))
+    if as_json:
+        typer.echo(json.dumps(found.as_json()))
+    else:
+        for table in cancellations_table(found):
+            console.print(table)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from billing.entitlements.drift import DriftReport, Step, Track, plain
+from billing.retention.report import CancellationReport
 from webhooks.status import report as status_report
 from webhooks.store import Summary
 
@@ -77,3 +78,28 @@ def events_table(found: Summary) -> Table:
         f"max {_ms(lag['max'])}",
     )
     return table
+
+
+def cancellations_table(found: CancellationReport) -> list[Table]:
+    """The summary (by feedback, offers, save rate), then the comments."""
+    window = f"since {found.since:%Y-%m-%d %H:%M} UTC" if found.since else "all time"
+    summary = Table(title=f"Cancellations ({window})")
+    summary.add_column("feedback")
+    summary.add_column("cancellations", justify="right")
+    for feedback, count in found.by_feedback.items():
+        summary.add_row(Text(feedback), f"{count:,}")
+    summary.add_section()
+    summary.add_row("total", f"{found.cancellations:,}", style="bold")
+    summary.add_row("undone (kept their plan)", f"{found.undone:,}")
+    summary.add_row("resubscribed later", f"{found.resubscribed:,}")
+    summary.add_row("retention offers made", f"{found.offers_made:,}")
+    summary.add_row("retention offers accepted", f"{found.offers_accepted:,}")
+    summary.add_row("save rate", f"{found.save_rate:.1%}", style="bold")
+    comments = Table(title="Comments, newest first")
+    for name in ("at", "org", "feedback", "comment"):
+        comments.add_column(name)
+    for c in found.comments:
+        comments.add_row(
+            f"{c.at:%Y-%m-%d %H:%M}", Text(c.org_id), Text(c.feedback), Text(c.comment)
+        )
+    return [summary, comments]

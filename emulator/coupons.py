@@ -85,6 +85,58 @@ def coupon_of(state: EmulatorState, promotion_code: Obj) -> Obj:
     return _coupon(state, str(promotion_code["promotion"]["coupon"]))
 
 
+def offer_coupon(state: EmulatorState, coupon_id: str, currency: str, param: str) -> Obj:
+    """The coupon a retention offer names: stored (else Stripe's 400 "No such coupon: 'ID'")
+    and redeemable on something billed in ``currency`` (expired, used up or in another
+    currency: 400), ``param`` naming the parameter in the error."""
+    coupon = resources.get(state, COUPON, coupon_id, param=param, status=400)
+    _check_redeemable(state, coupon, currency, param)
+    return coupon
+
+
+def redeemable(state: EmulatorState, coupon: Obj, currency: str) -> bool:
+    """Whether a coupon can still be redeemed on something billed in ``currency``."""
+    try:
+        _check_redeemable(state, coupon, currency, COUPON)
+    except StripeError:
+        return False
+    return True
+
+
+def add_coupon(state: EmulatorState, sub: Obj, coupon: Obj, param: str = COUPON) -> Obj:
+    """Give ``sub`` one more discount, of a coupon (it counts the redemption), as the portal's
+    accepted retention offer does: its id joins ``sub["discounts"]``; fires
+    ``customer.discount.created`` (the caller fires the subscription's update)."""
+    disc = _new_discount(state, sub, coupon, None, param)
+    sub["discounts"] = [*sub["discounts"], disc["id"]]
+    return disc
+
+
+_ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
+_SYMBOLS = {"usd": "$", "eur": "\u20ac", "gbp": "\u00a3"}
+
+
+def terms(coupon: Obj) -> str:
+    """A coupon's terms in words: ``20% off for 3 months``, ``$5.00 off once``,
+    ``10% off forever``."""
+    percent = coupon.get("percent_off")
+    if percent is not None:
+        off = f"{float(percent):g}% off"
+    else:
+        currency = str(coupon.get("currency") or "usd").lower()
+        amount = int(coupon.get("amount_off") or 0)
+        value = f"{amount:,}" if currency in _ZERO_DECIMAL else f"{amount / 100:,.2f}"
+        symbol = _SYMBOLS.get(currency)
+        off = f"{symbol}{value} off" if symbol else f"{value} {currency.upper()} off"
+    duration = coupon.get("duration")
+    if duration == "forever":
+        return f"{off} forever"
+    if duration == "repeating":
+        months = int(coupon.get("duration_in_months") or 1)
+        return f"{off} for {months} month{'' if months == 1 else 's'}"
+    return f"{off} once"
+
+
 # -- invoices ----------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from emulator import checkout, engine, entitlements, portal, resources, schedules
+from emulator import checkout, coupons, engine, entitlements, portal, resources, schedules
 from emulator.errors import StripeError
 from emulator.forms import decode_body
 from emulator.html import date, form, link, money, page, text_input
@@ -413,6 +413,8 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
     sub = state.db.subscriptions[flow[kind]["subscription"]]
     head = _current_plan(state, sub["items"]["data"][0])
     if kind == "subscription_cancel":
+        if portal.pending_offer(state, sess) is not None:
+            return f"<h2>Before you go</h2>{head}" + _offer(state, sess, sub, base) + back
         end = engine.period(sub)[1]
         mode = cfg["features"]["subscription_cancel"]["mode"]
         when = "now" if mode == "immediately" else f"on {date(end)}"
@@ -429,6 +431,34 @@ def _flow_page(state: EmulatorState, sess: Obj, cfg: Obj) -> str:
             + back
         )
     return _confirm_page(state, cfg, sub, flow, base) + back
+
+
+def _offer(state: EmulatorState, sess: Obj, sub: Obj, base: str) -> str:
+    """Step 2 of a cancel flow with a retention offer: ``div#retention-offer`` with the
+    coupon's name (``#offer-name``, when it has one) and terms in words (``#offer-terms``),
+    ``form#accept-offer`` ("Accept offer") and ``form#decline-offer`` ("No thanks, cancel"),
+    both posting the ``subscription``; the reason and comment of step 1 wait in
+    ``state.portal_state``. An offer no longer available (the coupon deleted or used up, a
+    discount added meanwhile) shows ``p#offer-unavailable`` and only the decline form."""
+    hidden = {"subscription": sub["id"]}
+    decline = form(
+        "decline-offer", f"{base}/decline-offer", "No thanks, cancel", hidden, secondary=True
+    )
+    coupon = portal.retention_offer(state, sess, sub)
+    if coupon is None:
+        return (
+            "<div class='box' id='retention-offer'><p id='offer-unavailable'>This offer is no "
+            f"longer available.</p>{decline}</div>"
+        )
+    name = f"<p id='offer-name'>{escape(coupon['name'])}</p>" if coupon.get("name") else ""
+    return (
+        f"<div class='box' id='retention-offer' data-coupon='{escape(coupon['id'])}'>"
+        f"<h3>We'd like you to stay</h3>{name}"
+        f"<p>Keep your plan and get <b id='offer-terms'>{escape(coupons.terms(coupon))}</b>.</p>"
+        + form("accept-offer", f"{base}/accept-offer", "Accept offer", hidden)
+        + decline
+        + "</div>"
+    )
 
 
 def confirm_changes(flow: Obj) -> portal.Switch:
@@ -525,7 +555,8 @@ def _after(state: EmulatorState, sess: Obj) -> str:
 
 @hosted
 async def portal_action(request: Request, state: EmulatorState) -> Response:
-    """POST actions: cancel, renew, switch, quantity, confirm, payment-method."""
+    """POST actions: cancel (with a pending retention offer: shows the offer instead),
+    accept-offer, decline-offer, renew, switch, quantity, confirm, payment-method, customer."""
     action = request.path_params["action"]
     fields = await _fields(request)
     sess, cfg = portal.open_session(state, request.path_params["bps"])
@@ -540,7 +571,12 @@ async def portal_action(request: Request, state: EmulatorState) -> Response:
         sub = portal.own_subscription(state, sess, fields.get("subscription", ""))
         if action == "cancel":
             feedback, comment = fields.get("feedback") or None, fields.get("comment") or None
-            portal.do_cancel(state, cfg, sub, feedback, comment)
+            if not portal.start_cancel(state, cfg, sess, sub, feedback, comment):
+                return RedirectResponse(f"/p/session/{sess['id']}", status_code=303)  # the offer
+        elif action == "accept-offer":
+            portal.accept_offer(state, sess, sub)
+        elif action == "decline-offer":
+            portal.decline_offer(state, cfg, sess, sub)
         elif action == "renew":
             portal.do_renew(state, sub)
         elif action == "switch":
@@ -553,7 +589,16 @@ async def portal_action(request: Request, state: EmulatorState) -> Response:
             portal.do_switch(state, cfg, sub, confirm_changes(flow))
         else:
             raise StripeError("Unknown portal action.", status=404)
-    return RedirectResponse(_after(state, sess), status_code=303)
+    return _see_other(_after(state, sess))
+
+
+def _see_other(target: str) -> Response:
+    """A 303 to ``target``: a printable ASCII URL (a flow's ``return_url``) exactly as given,
+    query and fragment included (Starlette's RedirectResponse would percent-encode characters
+    such as ``{`` or ``|``); anything else quoted by RedirectResponse."""
+    if target.isascii() and target.isprintable() and " " not in target:
+        return Response(status_code=303, headers={"location": target})
+    return RedirectResponse(target, status_code=303)
 
 
 # (the hosted invoice page: emulator.invoice_pages)

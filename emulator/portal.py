@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator import cards, customers, engine, resources, schedules
+from emulator import cards, coupons, customers, engine, resources, schedules
 from emulator.errors import StripeError, invalid, required
 from emulator.params import (
     apply_metadata,
@@ -282,7 +282,7 @@ def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> O
                 param="flow_data[subscription_cancel][subscription]",
             )
         flow[kind] = {
-            "retention": _retention(get_dict(data, "retention")),
+            "retention": _retention(state, sub, get_dict(data, "retention")),
             "subscription": sub["id"],
         }
     else:
@@ -300,12 +300,32 @@ def _build_flow(state: EmulatorState, cfg: Obj, customer: str, raw: Params) -> O
     return flow
 
 
-def _retention(raw: Params) -> Obj | None:
-    """``flow_data[subscription_cancel][retention]`` as the flow shows it (None when absent)."""
+_RETENTION = "flow_data[subscription_cancel][retention]"
+
+
+def _retention(state: EmulatorState, sub: Obj, raw: Params) -> Obj | None:
+    """``flow_data[subscription_cancel][retention]`` as the flow shows it (None when absent).
+
+    ``type`` must be ``coupon_offer``; ``coupon_offer[coupon]`` must name a stored coupon that
+    can still be redeemed on the subscription (``coupons.offer_coupon``); a subscription that
+    already has a discount cannot be offered one (400, ``param`` the retention hash).
+    """
     if not raw:
         return None
+    if one_of(raw, "type", ("coupon_offer",), None, _RETENTION) is None:
+        raise required(f"{_RETENTION}[type]")
     offer = get_dict(raw, "coupon_offer")
-    return {"coupon_offer": {"coupon": str(offer.get("coupon"))}, "type": str(raw.get("type"))}
+    if not offer:
+        raise required(f"{_RETENTION}[coupon_offer]")
+    param = f"{_RETENTION}[coupon_offer][coupon]"
+    coupon = coupons.offer_coupon(state, need_str(offer, "coupon", param), sub["currency"], param)
+    if sub["discounts"]:
+        raise invalid(
+            f"The subscription `{sub['id']}` already has a discount, so it can't be offered a "
+            "retention coupon.",
+            param=_RETENTION,
+        )
+    return {"coupon_offer": {"coupon": coupon["id"]}, "type": "coupon_offer"}
 
 
 def _confirm_items(cfg: Obj, sub: Obj, raw: list[Any]) -> list[Obj]:
@@ -406,16 +426,20 @@ def own_subscription(state: EmulatorState, sess: Obj, sub_id: str) -> Obj:
     return sub
 
 
+def _check_cancel(cfg: Obj, feedback: str | None) -> None:
+    """400s for a cancellation the configuration does not allow or an unknown reason."""
+    if not cfg["features"]["subscription_cancel"]["enabled"]:
+        raise StripeError("Cancellation is not enabled in this portal.", status=400)
+    if feedback and feedback not in FEEDBACK:
+        raise StripeError(f"Unknown cancellation reason {feedback}.", status=400)
+
+
 def do_cancel(
     state: EmulatorState, cfg: Obj, sub: Obj, feedback: str | None, comment: str | None
 ) -> None:
     """Cancel as configured: at period end (updated) or immediately (deleted)."""
-    feature = cfg["features"]["subscription_cancel"]
-    if not feature["enabled"]:
-        raise StripeError("Cancellation is not enabled in this portal.", status=400)
-    if feedback and feedback not in FEEDBACK:
-        raise StripeError(f"Unknown cancellation reason {feedback}.", status=400)
-    if feature["mode"] == "immediately":
+    _check_cancel(cfg, feedback)
+    if cfg["features"]["subscription_cancel"]["mode"] == "immediately":
         engine.cancel_now(state, sub, feedback=feedback, comment=comment)
         return
     before = engine.snapshot(sub)
@@ -428,10 +452,107 @@ def do_cancel(
 
 
 def do_renew(state: EmulatorState, sub: Obj) -> None:
-    """Undo a scheduled cancellation."""
+    """Undo a scheduled cancellation: ``cancel_at_period_end`` false, ``cancel_at`` and
+    ``canceled_at`` null, ``cancellation_details`` all nulls; customer.subscription.updated
+    with their previous values."""
     before = engine.snapshot(sub)
     engine.schedule_cancel(state, sub, False)
     engine.emit_updated(state, sub, before)
+
+
+# -- the retention offer of a subscription_cancel flow --------------------------------
+
+
+def _cancel_flow(state: EmulatorState, sess: Obj, sub: Obj) -> Obj | None:
+    """The ``subscription_cancel`` hash of the session's flow when it is under way for ``sub``."""
+    flow = sess["flow"]
+    if not flow or flow["type"] != "subscription_cancel":
+        return None
+    if state.portal_state[sess["id"]]["flow_done"]:
+        return None
+    details: Obj = flow["subscription_cancel"]
+    return details if details["subscription"] == sub["id"] else None
+
+
+def retention_offer(state: EmulatorState, sess: Obj, sub: Obj) -> Obj | None:
+    """The coupon the session's cancel flow offers before canceling ``sub``: the flow is under
+    way for it, has a ``coupon_offer``, the subscription still has no discount nor a scheduled
+    cancellation and the coupon can still be redeemed on it. None otherwise (the cancel form
+    then cancels at once)."""
+    details = _cancel_flow(state, sess, sub)
+    retention = (details or {}).get("retention")
+    if not retention or sub["discounts"] or sub["cancel_at"]:  # answered in another session
+        return None
+    coupon = state.db.coupons.get(str(retention["coupon_offer"]["coupon"]))
+    if coupon is None or not coupons.redeemable(state, coupon, sub["currency"]):
+        return None
+    return coupon
+
+
+def pending_offer(state: EmulatorState, sess: Obj) -> Obj | None:
+    """``{"subscription", "feedback", "comment"}`` once the cancel form was sent and the
+    retention offer awaits the customer's answer (kept in ``state.portal_state``)."""
+    if state.portal_state[sess["id"]]["flow_done"]:
+        return None
+    pending: Obj | None = state.portal_state[sess["id"]].get("offer")
+    return pending
+
+
+def start_cancel(
+    state: EmulatorState,
+    cfg: Obj,
+    sess: Obj,
+    sub: Obj,
+    feedback: str | None,
+    comment: str | None,
+) -> bool:
+    """The cancel form: with a retention offer to make (``retention_offer``), keep the reason
+    and comment for the offer step and cancel nothing (False); else cancel (``do_cancel``,
+    True)."""
+    if retention_offer(state, sess, sub) is None:
+        do_cancel(state, cfg, sub, feedback, comment)
+        return True
+    _check_cancel(cfg, feedback)
+    state.portal_state[sess["id"]]["offer"] = {
+        "comment": comment,
+        "feedback": feedback,
+        "subscription": sub["id"],
+    }
+    return False
+
+
+def _answering(state: EmulatorState, sess: Obj, sub: Obj) -> Obj:
+    """The pending offer of ``sub`` (400 when there is none to answer)."""
+    pending = pending_offer(state, sess)
+    if (
+        pending is None
+        or pending["subscription"] != sub["id"]
+        or not _cancel_flow(state, sess, sub)
+    ):
+        raise StripeError("There is no retention offer to answer.", status=400)
+    return pending
+
+
+def accept_offer(state: EmulatorState, sess: Obj, sub: Obj) -> Obj:
+    """Accept the retention offer: the subscription gains a discount of the coupon
+    (``customer.discount.created``, then customer.subscription.updated with the previous
+    ``discounts``) and is not canceled. Returns the discount."""
+    _answering(state, sess, sub)
+    coupon = retention_offer(state, sess, sub)
+    if coupon is None:
+        raise StripeError("This offer is no longer available.", status=400)
+    before = engine.snapshot(sub)
+    disc = coupons.add_coupon(state, sub, coupon)
+    engine.emit_updated(state, sub, before)
+    state.portal_state[sess["id"]].pop("offer", None)
+    return disc
+
+
+def decline_offer(state: EmulatorState, cfg: Obj, sess: Obj, sub: Obj) -> None:
+    """Decline the retention offer: cancel with the reason and comment of the cancel form."""
+    pending = _answering(state, sess, sub)
+    do_cancel(state, cfg, sub, pending.get("feedback"), pending.get("comment"))
+    state.portal_state[sess["id"]].pop("offer", None)
 
 
 Switch = list[tuple[str, str | None, int | None]]  # (item id, price id, quantity)

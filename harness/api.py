@@ -18,6 +18,11 @@ from server.app import create_app
 
 JWT_SECRET = "test-suite-jwt-secret-0123456789abcdef"
 APP_URL = "https://app.example.test"
+APP_URLS = {
+    "ios": "https://links.example.test/ios",
+    "android": "https://links.example.test/android",
+}
+"""The suite's mobile apps (APP_URLS): their universal links / app links."""
 
 ENTITLEMENT = """
 query { entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd trialEnd
@@ -26,12 +31,15 @@ query { entitlement { orgId plan status cancelAtPeriodEnd currentPeriodEnd trial
 BILLING_STATE = """
 query { entitlement { plan status interval seats cancelAtPeriodEnd trialEnd currentPeriodEnd
                       requiredAction { code flow invoiceUrl since deadline }
-                      pendingChange { plan interval seats effectiveAt } } }
+                      pendingChange { plan interval seats effectiveAt }
+                      discount { coupon name percentOff amountOff currency duration
+                                 durationInMonths end } } }
 """
 """What a client renders the billing state from."""
 UPGRADE = """
-mutation Upgrade($plan: String!, $interval: BillingInterval! = MONTH, $seats: Int) {
-  upgrade(plan: $plan, interval: $interval, seats: $seats) {
+mutation Upgrade($plan: String!, $interval: BillingInterval! = MONTH, $seats: Int,
+                 $app: String) {
+  upgrade(plan: $plan, interval: $interval, seats: $seats, app: $app) {
     __typename
     ... on CheckoutSession { id url }
     ... on PortalSession { url flow }
@@ -40,8 +48,8 @@ mutation Upgrade($plan: String!, $interval: BillingInterval! = MONTH, $seats: In
 }
 """
 CHANGE_SEATS = """
-mutation ChangeSeats($seats: Int!, $returnPath: String! = "/settings/billing") {
-  changeSeats(seats: $seats, returnPath: $returnPath) {
+mutation ChangeSeats($seats: Int!, $returnPath: String! = "/settings/billing", $app: String) {
+  changeSeats(seats: $seats, returnPath: $returnPath, app: $app) {
     __typename
     ... on PortalSession { url flow }
     ... on BillingError { code message }
@@ -49,8 +57,8 @@ mutation ChangeSeats($seats: Int!, $returnPath: String! = "/settings/billing") {
 }
 """
 OPEN_PORTAL = """
-mutation Portal($returnPath: String! = "/settings/billing", $flow: PortalFlow) {
-  openPortal(returnPath: $returnPath, flow: $flow) {
+mutation Portal($returnPath: String! = "/settings/billing", $flow: PortalFlow, $app: String) {
+  openPortal(returnPath: $returnPath, flow: $flow, app: $app) {
     __typename
     ... on PortalSession { url flow }
     ... on BillingError { code message }
@@ -130,28 +138,37 @@ class Api:
         return dict((await self.gql(BILLING_STATE))["entitlement"])
 
     async def upgrade(
-        self, plan: str, interval: str = "MONTH", seats: int | None = None
+        self, plan: str, interval: str = "MONTH", seats: int | None = None, app: str | None = None
     ) -> dict[str, Any]:
-        """Call upgrade (seats left out when None); return the union member."""
+        """Call upgrade (seats and app left out when None); return the union member."""
         variables: dict[str, Any] = {"plan": plan, "interval": interval}
         if seats is not None:
             variables["seats"] = seats
+        if app is not None:
+            variables["app"] = app
         return dict((await self.gql(UPGRADE, variables))["upgrade"])
 
     async def change_seats(
-        self, seats: int, return_path: str = "/settings/billing"
+        self, seats: int, return_path: str = "/settings/billing", app: str | None = None
     ) -> dict[str, Any]:
-        """Call changeSeats; return the union member."""
-        variables = {"seats": seats, "returnPath": return_path}
+        """Call changeSeats (app left out when None); return the union member."""
+        variables: dict[str, Any] = {"seats": seats, "returnPath": return_path}
+        if app is not None:
+            variables["app"] = app
         return dict((await self.gql(CHANGE_SEATS, variables))["changeSeats"])
 
     async def open_portal(
-        self, return_path: str = "/settings/billing", flow: str | None = None
+        self,
+        return_path: str = "/settings/billing",
+        flow: str | None = None,
+        app: str | None = None,
     ) -> dict[str, Any]:
-        """Call openPortal; return the union member."""
+        """Call openPortal (flow and app left out when None); return the union member."""
         variables: dict[str, Any] = {"returnPath": return_path}
         if flow:
             variables["flow"] = flow
+        if app is not None:
+            variables["app"] = app
         return dict((await self.gql(OPEN_PORTAL, variables))["openPortal"])
 
     async def wait_for(

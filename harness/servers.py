@@ -262,6 +262,8 @@ def settings_env(settings: Any) -> dict[str, str]:
             value = ",".join(
                 v.get_secret_value() if hasattr(v, "get_secret_value") else str(v) for v in value
             )
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
         elif hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
         env[name.upper()] = str(value)

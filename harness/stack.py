@@ -12,7 +12,7 @@ from billing.container import Services, with_services
 from billing.kit.settings import Settings
 from emulator.client import EmulatorControl
 from emulator.server import EmulatorServer
-from harness.api import APP_URL, JWT_SECRET
+from harness.api import APP_URL, APP_URLS, JWT_SECRET
 from harness.servers import ThreadedServer
 from harness.signing import WEBHOOK_SECRET
 from harness.threads import in_thread
@@ -31,6 +31,7 @@ def suite_settings(**overrides: Any) -> Settings:
         "stripe_webhook_secret": WEBHOOK_SECRET,
         "auth_jwt_secret": JWT_SECRET,
         "app_url": APP_URL,
+        "app_urls": APP_URLS,
         "plans_file": PLANS,
         # Stripe's own default is 80 s; ours is 10. Four test workers on two cores can keep an
         # emulator's answer waiting for seconds, and the tests about timeouts set their own.

@@ -27,6 +27,11 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+def _app(app: str | None) -> str | None:
+    """The `app` argument: None when omitted (or null), else the name as given."""
+    return None if app is UNSET or app is None else app
+
+
 def _portal(link: PortalLink) -> PortalSession:
     """A PortalSession from a minted link."""
     return PortalSession(url=link.url, flow=link.flow)
@@ -85,6 +90,7 @@ async def open_portal_resolver(
     info: GraphQLInfo,
     return_path: str = "/settings/billing",
     flow: PortalFlow | None = UNSET,  # no default in schema.graphql: the portal home
+    app: str | None = UNSET,  # no default in schema.graphql: APP_URL
 ) -> PortalSession | BillingError:
     """A fresh Customer Portal URL for the caller's org."""
     chosen = flow or None
@@ -93,11 +99,13 @@ async def open_portal_resolver(
         lambda services, principal: open_portal(
             services.db,
             services.stripe_gateway,
+            services.catalog,
             services.settings,
             services.rate_limit,
             principal,
             return_path,
             chosen,
+            _app(app),
         ),
     )
     return _portal(link) if isinstance(link, PortalLink) else link
@@ -108,6 +116,7 @@ async def upgrade_resolver(
     plan: str,
     interval: BillingInterval = BillingInterval.MONTH,
     seats: int | None = UNSET,  # no default in schema.graphql: the plan's minimum or current
+    app: str | None = UNSET,
 ) -> CheckoutSession | PortalSession | BillingError:
     """Checkout for new subscribers, a confirmed plan switch for subscribers."""
     asked = None if seats is UNSET else seats
@@ -123,6 +132,7 @@ async def upgrade_resolver(
             plan,
             interval,
             asked,
+            _app(app),
         ),
     )
     if isinstance(link, PortalLink):
@@ -133,7 +143,10 @@ async def upgrade_resolver(
 
 
 async def change_seats_resolver(
-    info: GraphQLInfo, seats: int, return_path: str = "/settings/billing"
+    info: GraphQLInfo,
+    seats: int,
+    return_path: str = "/settings/billing",
+    app: str | None = UNSET,
 ) -> PortalSession | BillingError:
     """Stripe's confirmation page for a new seat count on the current per-seat plan."""
     link = await _run(
@@ -147,6 +160,7 @@ async def change_seats_resolver(
             principal,
             seats,
             return_path,
+            _app(app),
         ),
     )
     return _portal(link) if isinstance(link, PortalLink) else link

@@ -7,10 +7,12 @@ from typing import cast
 from strawberry.scalars import JSON
 
 from billing.entitlements.billing_state import PendingChangeView, RequiredActionView
-from billing.entitlements.read import EntitlementView, read_entitlement
+from billing.entitlements.read import DiscountTerms, EntitlementView, read_entitlement
 from billing.portal.sessions import PortalFlow
 from resolvers.context import GraphQLInfo
 from schema.types import (
+    Discount,
+    DiscountDuration,
     Entitlement,
     PendingChange,
     Plan,
@@ -44,6 +46,23 @@ def entitlement_of(view: EntitlementView) -> Entitlement:
         features=view.features,
         required_action=_action_of(view.required_action),
         pending_change=_change_of(view.pending_change),
+        discount=_discount_of(view.discount),
+    )
+
+
+def _discount_of(view: DiscountTerms | None) -> Discount | None:
+    """The GraphQL type of a discount."""
+    if view is None:
+        return None
+    return Discount(
+        coupon=view.coupon,
+        name=view.name,
+        percent_off=view.percent_off,
+        amount_off=view.amount_off,
+        currency=view.currency,
+        duration=DiscountDuration(view.duration),
+        duration_in_months=view.duration_in_months,
+        end=view.end,
     )
 
 

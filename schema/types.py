@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -122,6 +123,31 @@ class PendingChange:
     effective_at: datetime
 
 
+@strawberry.enum(description="How long a discount lasts.")
+class DiscountDuration(enum.Enum):
+    """How long a discount lasts."""
+
+    ONCE = "once"
+    REPEATING = "repeating"
+    FOREVER = "forever"
+
+
+@strawberry.type(description="A discount on the subscription (a coupon, e.g. a retention offer).")
+class Discount:
+    """A discount on the subscription."""
+
+    coupon: str = strawberry.field(description="The coupon's id.")
+    name: str | None = strawberry.field(description="The coupon's name, when it has one.")
+    percent_off: float | None
+    amount_off: int | None = strawberry.field(description="In the currency's smallest unit.")
+    currency: str | None
+    duration: DiscountDuration
+    duration_in_months: int | None = strawberry.field(
+        description="For a REPEATING discount: how many months it lasts."
+    )
+    end: datetime | None = strawberry.field(description="When a REPEATING discount ends (UTC).")
+
+
 @strawberry.type(description="What the caller's org may use now.")
 class Entitlement:
     """What the caller's org may use now."""
@@ -164,4 +190,7 @@ class Entitlement:
     )
     pending_change: PendingChange | None = strawberry.field(
         description="A change Stripe has scheduled for later; null when none."
+    )
+    discount: Discount | None = strawberry.field(
+        description="The subscription's discount (e.g. a retention offer accepted); null when none."
     )

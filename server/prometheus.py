@@ -29,13 +29,14 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from strawberry.extensions import SchemaExtension
 
 from billing.container import Services
 from billing.entitlements.read import open_required_actions
 from billing.kit import metrics
 from billing.models import utcnow
+from billing.retention.report import RetentionTotals, retention_totals
 from server.deps import ServicesDep
 from webhooks.store import PendingEvents, pending_events
 
@@ -102,12 +103,15 @@ class OperationMetrics(SchemaExtension):
 
 
 class DatabaseGauges:
-    """The stored events' backlog and the open required actions, read from the database for
-    this scrape."""
+    """The stored events' backlog, the open required actions and the retention records' counts,
+    read from the database for this scrape."""
 
-    def __init__(self, found: PendingEvents, actions: dict[str, int]) -> None:
+    def __init__(
+        self, found: PendingEvents, actions: dict[str, int], retention: RetentionTotals
+    ) -> None:
         self.found = found
         self.actions = actions
+        self.retention = retention
 
     def collect(self) -> Iterator[Metric]:
         """The gauges."""
@@ -123,6 +127,26 @@ class DatabaseGauges:
             "billing_webhook_events_pending",
             "Stored webhook events not yet applied (received or failed), in every process.",
             value=self.found.count,
+        )
+        cancellations = CounterMetricFamily(
+            "billing_cancellations",
+            "Subscription cancellations asked for (once per subscription and period; an undone "
+            "one still counts), by the customer's feedback (none: not given).",
+            labels=["feedback"],
+        )
+        for feedback, count in self.retention.cancellations.items():
+            cancellations.add_metric([feedback], count)
+        yield cancellations
+        yield CounterMetricFamily(
+            "billing_retention_offers_made",
+            "Retention coupons offered in the portal's cancel flow (once per subscription and "
+            "period).",
+            value=self.retention.offers_made,
+        )
+        yield CounterMetricFamily(
+            "billing_retention_offers_accepted",
+            "Retention offers accepted instead of canceling.",
+            value=self.retention.offers_accepted,
         )
         oldest = self.found.oldest_received_at
         age = (utcnow() - oldest).total_seconds() if oldest else 0.0
@@ -174,7 +198,11 @@ async def metrics_endpoint(request: Request, services: ServicesDep) -> Response:
     database: DatabaseGauges | None
     try:
         found = await pending_events(services)
-        database = DatabaseGauges(found, await open_required_actions(services.db))
+        database = DatabaseGauges(
+            found,
+            await open_required_actions(services.db),
+            await retention_totals(services.db),
+        )
     except Exception as exc:  # the database is away: the process metrics still answer
         log.warning("metrics: reading the database gauges failed (%s)", type(exc).__name__)
         database = None

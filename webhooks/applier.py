@@ -26,6 +26,7 @@ from billing.gateway.views import CustomerState
 from billing.kit import metrics
 from billing.kit.logs import bind_event_id, bind_org_id, in_log_scope
 from billing.models import utcnow
+from billing.retention.records import record_facts
 from webhooks.store import (
     Outcome,
     StoredEvent,
@@ -115,6 +116,9 @@ def _project_and_mark(
         Reported(e.target.report, e.created) for e in events if e.target and e.target.report
     ]
     org_id = project_customer(services.catalog, session, state, hint, reported)
+    if org_id is not None:
+        facts = [fact for e in events if e.target for fact in e.target.facts]
+        record_facts(session, org_id, state.customer.id, facts, state.subscriptions)
     mark_applied(session, events, org_id)
     return org_id
 

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from billing.entitlements.billing_state import COLLECTING, invoice_key, trial_key
+from billing.retention.facts import (
+    CancellationAsked,
+    CancellationUndone,
+    DiscountGained,
+    RetentionFact,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,9 @@ class Target:
     report: str | None = None
     """The required action the payload reports (`billing_state` key), for its `since`: never
     its state, which the applier re-reads."""
+    facts: tuple[RetentionFact, ...] = ()
+    """What the payload says the customer did, for the retention records (history, never
+    state)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,8 @@ class EventData:
     type: str
     obj: dict[str, Any]
     previous: dict[str, Any]
+    created: datetime
+    """When Stripe created the event."""
 
 
 Handler = Callable[[EventData], Target | None]
@@ -96,7 +108,83 @@ def subscription_changed(event: EventData) -> Target | None:
     customer = _id(event.obj.get("customer"))
     if customer is None:
         return None
-    return Target(customer, _hint(_metadata(event.obj).get("org_id")), _subscription_report(event))
+    return Target(
+        customer,
+        _hint(_metadata(event.obj).get("org_id")),
+        _subscription_report(event),
+        _cancellation_facts(event),
+    )
+
+
+def _cancelling(obj: dict[str, Any]) -> bool:
+    """Whether a subscription (or its previous attributes) is canceled or set to cancel."""
+    return bool(
+        obj.get("status") == "canceled" or obj.get("cancel_at_period_end") or obj.get("cancel_at")
+    )
+
+
+def _period_end(obj: dict[str, Any]) -> int | None:
+    """The end of the subscription's current period, from its first item."""
+    items = (obj.get("items") or {}).get("data") if isinstance(obj.get("items"), dict) else None
+    end = items[0].get("current_period_end") if items and isinstance(items[0], dict) else None
+    return end if isinstance(end, int) else None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A string field, cut to `limit` characters (None when absent or not a string)."""
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _cancellation_facts(event: EventData) -> tuple[RetentionFact, ...]:
+    """A cancellation asked for (with Stripe's `cancellation_details`), or one taken back."""
+    obj = event.obj
+    sub_id, period_end = _id(obj.get("id")), _period_end(obj)
+    if sub_id is None or period_end is None:
+        return ()
+    if _cancelling(obj):
+        details = obj.get("cancellation_details")
+        details = details if isinstance(details, dict) else {}
+        canceled_at = obj.get("canceled_at")
+        at = from_unix(canceled_at) if isinstance(canceled_at, int) else event.created
+        return (
+            CancellationAsked(
+                sub_id,
+                period_end,
+                at,
+                _text(details.get("reason"), 64),
+                _text(details.get("feedback"), 64),
+                _text(details.get("comment"), 5000),
+            ),
+        )
+    before = event.previous
+    if before.get("cancel_at_period_end") is True or before.get("cancel_at"):
+        return (CancellationUndone(sub_id, period_end, event.created),)
+    return ()
+
+
+@handles("customer.discount.created")
+def discount_created(event: EventData) -> Target | None:
+    """A subscription gained a discount (a retention offer accepted, when its coupon was
+    offered): record it, and re-read the customer for `entitlement.discount`."""
+    obj = event.obj
+    customer = _id(obj.get("customer"))
+    if customer is None:
+        return None
+    sub_id, discount_id = _id(obj.get("subscription")), _id(obj.get("id"))
+    source = obj.get("source")
+    coupon = _id(source.get("coupon")) if isinstance(source, dict) else None
+    start = obj.get("start")
+    if sub_id is None or discount_id is None or coupon is None:
+        return Target(customer)
+    at = from_unix(start) if isinstance(start, int) else event.created
+    return Target(customer, facts=(DiscountGained(sub_id, discount_id, coupon, at),))
+
+
+@handles("customer.discount.updated", "customer.discount.deleted")
+def discount_changed(event: EventData) -> Target | None:
+    """A discount changed or left its subscription: re-read the customer."""
+    customer = _id(event.obj.get("customer"))
+    return Target(customer) if customer else None
 
 
 @handles(
@@ -179,4 +267,11 @@ def target_of(event_type: str, payload: dict[str, Any]) -> Target | None:
         return None
     previous = data.get("previous_attributes")
     previous = previous if isinstance(previous, dict) else {}
-    return handler(EventData(event_type, data["object"], previous))
+    created = payload.get("created")
+    when = from_unix(created) if isinstance(created, int) else datetime.now(UTC)
+    return handler(EventData(event_type, data["object"], previous, when))
+
+
+def from_unix(seconds: int) -> datetime:
+    """A Stripe timestamp as an aware datetime."""
+    return datetime.fromtimestamp(seconds, UTC)

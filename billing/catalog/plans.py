@@ -75,6 +75,58 @@ class FeatureSpec(BaseModel):
     name: str = Field(min_length=1, max_length=80)
 
 
+COUPON_ID = r"^[A-Za-z0-9_-]{1,64}$"
+"""A coupon id of `[coupons]` (created in Stripe with exactly this id)."""
+
+
+class CouponSpec(BaseModel):
+    """A coupon of `[coupons]`: created by `catalog sync` with its id (the table's key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=40)
+    percent_off: float | None = Field(default=None, gt=0, le=100)
+    amount_off: int | None = Field(default=None, ge=1, le=99_999_999)
+    currency: str | None = Field(default=None, pattern=r"^[a-z]{3}$")
+    duration: Literal["once", "repeating", "forever"]
+    duration_in_months: int | None = Field(default=None, ge=1, le=120)
+
+    @model_validator(mode="after")
+    def _terms(self) -> CouponSpec:
+        """Exactly one of percent_off and amount_off (with its currency); months iff repeating."""
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise ValueError("give exactly one of percent_off and amount_off")
+        if (self.amount_off is None) != (self.currency is None):
+            raise ValueError("amount_off needs a currency, and only amount_off takes one")
+        if (self.duration == "repeating") != (self.duration_in_months is not None):
+            raise ValueError('duration_in_months goes with duration = "repeating", and only there')
+        return self
+
+    def describe(self) -> str:
+        """The terms in words: "20% off for 3 months", "5.00 usd off once"."""
+        if self.percent_off is not None:
+            off = f"{self.percent_off:g}% off"
+        else:
+            off = f"{(self.amount_off or 0) / 100:.2f} {self.currency} off"
+        if self.duration == "repeating":
+            months = self.duration_in_months
+            return f"{off} for {months} month{'s' if months != 1 else ''}"
+        return f"{off} {self.duration}"
+
+
+CancellationReason = Literal[
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+]
+"""Stripe's options for the portal's cancellation survey (and `cancellation_details.feedback`)."""
+
+
 class PlanSpec(BaseModel):
     """A plan: its name, limits, features, prices by interval and, if per seat, its seats."""
 
@@ -131,6 +183,10 @@ class PortalSpec(BaseModel):
     """`at_period_end`: downgrades wait for the period's end in a subscription schedule."""
     customer_update: list[CustomerUpdate] = Field(default_factory=list)
     """What customers may update about themselves in the portal (none: the feature is off)."""
+    cancellation_reasons: list[CancellationReason] = Field(default_factory=list)
+    """The reason survey of the portal's cancel flow, in this order (none: no survey)."""
+    retention_coupon: str | None = None
+    """A coupon of `[coupons]` offered in the cancel flow `openPortal` deep-links to."""
 
 
 class Catalog(BaseModel):
@@ -141,6 +197,7 @@ class Catalog(BaseModel):
     default: str = Field(pattern=SLUG)
     plans: dict[str, PlanSpec]
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    coupons: dict[str, CouponSpec] = Field(default_factory=dict)
     checkout: CheckoutSpec = Field(default_factory=CheckoutSpec)
     portal: PortalSpec = Field(default_factory=PortalSpec)
 
@@ -185,6 +242,16 @@ class Catalog(BaseModel):
                         f"{seen[price.lookup_key]} and {slug}.{interval}"
                     )
                 seen[price.lookup_key] = f"{slug}.{interval}"
+        for key in self.coupons:
+            if not re.match(COUPON_ID, key):
+                raise ValueError(f"coupons.{key}: a coupon id must match {COUPON_ID}")
+        coupon = self.portal.retention_coupon
+        if coupon is not None and coupon not in self.coupons:
+            raise ValueError(
+                f"portal.retention_coupon: coupon {coupon!r} is not defined under [coupons]"
+            )
+        if len(set(self.portal.cancellation_reasons)) != len(self.portal.cancellation_reasons):
+            raise ValueError("portal.cancellation_reasons: an option is listed twice")
         for slug in self.portal.plan_switching:
             if slug not in self.plans or not self.plans[slug].prices:
                 raise ValueError(f"portal.plan_switching names {slug!r}, which is not a paid plan")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from billing.catalog.plans import Catalog
+from billing.catalog.plans import Catalog, CouponSpec
 from billing.gateway.client import (
     ConfigurationCreateParams,
+    CouponCreateParams,
     PortalProductParams,
     PortalQuantityParams,
     StripeGateway,
@@ -42,6 +43,7 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
     """Products by plan, prices by lookup_key (a changed price is a new price taking the key),
     then features by lookup_key and the plans' features on their products."""
     steps: list[SyncStep] = []
+    coupons = await _coupon_plan(stripe, catalog)  # refuses before anything is written
     product_ids: dict[str, str] = {}
     products = await stripe.managed_products()
     prices = await stripe.prices_by_lookup_keys([p.lookup_key for _, _, p in catalog.paid_prices()])
@@ -93,7 +95,73 @@ async def sync_catalog(stripe: StripeGateway, catalog: Catalog, dry_run: bool) -
     for slug, product_id in product_ids.items():
         granted = {key: feature_ids[key] for key in sorted(catalog.plans[slug].features)}
         steps += await _sync_product_features(stripe, slug, product_id, granted, dry_run)
+    for step in coupons:
+        steps.append(step)
+        if dry_run or step.action == "unchanged":
+            continue
+        coupon = catalog.coupons[step.key]
+        if step.action == "create":
+            await stripe.create_coupon(_coupon_params(step.key, coupon))
+        elif coupon.name is not None:
+            await stripe.rename_coupon(step.key, coupon.name)
     return steps
+
+
+_TERMS = ("percent_off", "amount_off", "currency", "duration", "duration_in_months")
+"""A coupon's terms: Stripe never changes them once the coupon exists."""
+
+
+async def _coupon_plan(stripe: StripeGateway, catalog: Catalog) -> list[SyncStep]:
+    """What to do for each coupon of `[coupons]`: create it with its id, rename it, or nothing;
+    SyncError when one exists in Stripe with other terms (a coupon's terms are fixed: give the
+    changed coupon a new id)."""
+    steps: list[SyncStep] = []
+    existing = await stripe.coupons() if catalog.coupons else {}
+    for coupon_id, spec in catalog.coupons.items():
+        current = existing.get(coupon_id)
+        if current is None:
+            steps.append(SyncStep("create", "coupon", coupon_id, spec.describe()))
+            continue
+        differ = [
+            name
+            for name in _TERMS
+            if getattr(current, name) != getattr(spec, name)
+            and not (name == "percent_off" and _same_percent(current.percent_off, spec.percent_off))
+        ]
+        if differ:
+            raise SyncError(
+                f"coupon {coupon_id} exists in Stripe with other terms ({', '.join(differ)}); "
+                "a coupon's terms cannot change: give the new terms a new id"
+            )
+        if spec.name is not None and current.name != spec.name:
+            steps.append(SyncStep("update", "coupon", coupon_id, f"name {spec.name!r}"))
+        else:
+            steps.append(SyncStep("unchanged", "coupon", coupon_id, spec.describe()))
+    return steps
+
+
+def _same_percent(have: float | None, want: float | None) -> bool:
+    """Equal percentages (Stripe answers a float, the file may say an int)."""
+    return have is not None and want is not None and abs(have - want) < 1e-9
+
+
+def _coupon_params(coupon_id: str, spec: CouponSpec) -> CouponCreateParams:
+    """The create params of a coupon of `[coupons]`."""
+    params: CouponCreateParams = {
+        "id": coupon_id,
+        "duration": spec.duration,
+        "metadata": {"managed_by": MANAGED_MARKER},
+    }
+    if spec.name is not None:
+        params["name"] = spec.name
+    if spec.percent_off is not None:
+        params["percent_off"] = spec.percent_off
+    if spec.amount_off is not None and spec.currency is not None:
+        params["amount_off"] = spec.amount_off
+        params["currency"] = spec.currency
+    if spec.duration_in_months is not None:
+        params["duration_in_months"] = spec.duration_in_months
+    return params
 
 
 async def _sync_features(
@@ -177,7 +245,14 @@ async def _portal_params(
         "features": {
             "invoice_history": {"enabled": portal.invoice_history},
             "payment_method_update": {"enabled": portal.payment_method_update},
-            "subscription_cancel": {"enabled": True, "mode": portal.cancel_mode},
+            "subscription_cancel": {
+                "enabled": True,
+                "mode": portal.cancel_mode,
+                "cancellation_reason": {
+                    "enabled": bool(portal.cancellation_reasons),
+                    "options": list(portal.cancellation_reasons) or "",
+                },
+            },
             "subscription_update": {"enabled": bool(products)},
         },
         "default_return_url": f"{settings.app_url}/settings/billing",

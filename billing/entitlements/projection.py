@@ -45,6 +45,24 @@ def entitlement_columns(catalog: Catalog, sub: SubscriptionView | None) -> dict[
         "cancel_at_period_end": live and (sub.cancel_at_period_end or sub.cancel_at is not None),
         "current_period_end": sub.current_period_end,
         "trial_end": sub.trial_end,
+        "discount": discount_column(sub) if live else None,
+    }
+
+
+def discount_column(sub: SubscriptionView) -> dict[str, Any] | None:
+    """The subscription's (first) discount with its coupon's terms, times as unix seconds."""
+    found = next((d for d in sub.discounts if d.coupon_id), None)
+    if found is None:
+        return None
+    return {
+        "coupon": found.coupon_id,
+        "name": found.name,
+        "percent_off": found.percent_off,
+        "amount_off": found.amount_off,
+        "currency": found.currency,
+        "duration": found.duration,
+        "duration_in_months": found.duration_in_months,
+        "end": int(found.end.timestamp()) if found.end else None,
     }
 
 
@@ -95,6 +113,7 @@ def _gone(catalog: Catalog, had_subscription: bool) -> dict[str, Any]:
         trial_end=None,
         required_action=None,
         pending_change=None,
+        discount=None,
     )
     return values
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, select
@@ -40,6 +40,38 @@ class EntitlementView:
     """The plan's features in the plans file and the customer's active entitlements in Stripe."""
     required_action: RequiredActionView | None = None
     pending_change: PendingChangeView | None = None
+    discount: DiscountTerms | None = None
+
+
+@dataclass(frozen=True)
+class DiscountTerms:
+    """The current subscription's discount as clients see it."""
+
+    coupon: str
+    name: str | None
+    percent_off: float | None
+    amount_off: int | None
+    currency: str | None
+    duration: str
+    duration_in_months: int | None
+    end: datetime | None
+
+
+def discount_terms(stored: dict[str, Any] | None) -> DiscountTerms | None:
+    """The view of a stored `discount` (None when none)."""
+    if not stored or not stored.get("coupon"):
+        return None
+    end = stored.get("end")
+    return DiscountTerms(
+        coupon=str(stored["coupon"]),
+        name=stored.get("name"),
+        percent_off=stored.get("percent_off"),
+        amount_off=stored.get("amount_off"),
+        currency=stored.get("currency"),
+        duration=str(stored.get("duration") or "once"),
+        duration_in_months=stored.get("duration_in_months"),
+        end=datetime.fromtimestamp(end, UTC) if isinstance(end, int) else None,
+    )
 
 
 _ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
@@ -57,6 +89,7 @@ _ROW_COLUMNS = (
     _ROW.c.stripe_features,
     _ROW.c.required_action,
     _ROW.c.pending_change,
+    _ROW.c.discount,
 )
 READ = select(*_ROW_COLUMNS, _ACCOUNT.c.org_id.label("account"), _ACCOUNT.c.deleted_at).select_from(
     _ORG.outerjoin(_ROW, _ROW.c.org_id == _ORG.c.org_id).outerjoin(
@@ -128,6 +161,7 @@ def _view(
         features=sorted(catalog.plans[plan].features.union(in_stripe)),
         required_action=action_view(row.required_action) if row else None,
         pending_change=change_view(catalog, row.pending_change) if row else None,
+        discount=discount_terms(row.discount) if row else None,
     )
 
 

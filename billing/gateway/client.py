@@ -15,6 +15,9 @@ from urllib.parse import quote
 import stripe
 from stripe._base_address import BaseAddresses
 from stripe.params import (
+    CouponCreateParams,
+    CouponListParams,
+    CouponUpdateParams,
     CustomerCreateParams,
     PriceCreateParams,
     PriceListParams,
@@ -37,6 +40,9 @@ from stripe.params.billing_portal import SessionCreateParams as PortalSessionPar
 from stripe.params.billing_portal import (
     SessionCreateParamsFlowDataAfterCompletion as PortalAfterCompletionParams,
 )
+from stripe.params.billing_portal import (
+    SessionCreateParamsFlowDataSubscriptionCancel as PortalCancelParams,
+)
 from stripe.params.checkout import SessionCreateParams as CheckoutSessionParams
 from stripe.params.entitlements import (
     ActiveEntitlementListParams,
@@ -55,8 +61,10 @@ from billing.gateway.portal_shape import PortalShape
 from billing.gateway.throttle import StripeThrottle
 from billing.gateway.views import (
     MANAGED_MARKER,
+    CouponView,
     CustomerState,
     CustomerView,
+    DiscountView,
     FeatureView,
     InvoiceView,
     PhaseView,
@@ -74,7 +82,9 @@ from billing.kit.settings import Settings
 __all__ = [
     "CheckoutSessionParams",
     "ConfigurationCreateParams",
+    "CouponCreateParams",
     "PortalAfterCompletionParams",
+    "PortalCancelParams",
     "PortalProductParams",
     "PortalQuantityParams",
     "PortalSessionParams",
@@ -114,6 +124,44 @@ def _invoice_view(invoice: Any) -> InvoiceView | None:
     )
 
 
+def _coupon_view(coupon: Any) -> CouponView:
+    """Reduce a coupon."""
+    percent = coupon.get("percent_off")
+    return CouponView(
+        id=coupon["id"],
+        name=coupon.get("name"),
+        percent_off=float(percent) if percent is not None else None,
+        amount_off=coupon.get("amount_off"),
+        currency=coupon.get("currency"),
+        duration=coupon.get("duration") or "once",
+        duration_in_months=coupon.get("duration_in_months"),
+        valid=bool(coupon.get("valid", True)),
+    )
+
+
+def _discount_view(discount: Any) -> DiscountView | None:
+    """A subscription's discount: its id only, or with its coupon's terms when expanded."""
+    if isinstance(discount, str):
+        return DiscountView(id=discount)
+    if not isinstance(discount, dict) or not isinstance(discount.get("id"), str):
+        return None
+    coupon = (discount.get("source") or {}).get("coupon")
+    if not isinstance(coupon, dict):
+        return DiscountView(id=discount["id"], coupon_id=_id(coupon))
+    terms = _coupon_view(coupon)
+    return DiscountView(
+        id=discount["id"],
+        coupon_id=terms.id,
+        name=terms.name,
+        percent_off=terms.percent_off,
+        amount_off=terms.amount_off,
+        currency=terms.currency,
+        duration=terms.duration,
+        duration_in_months=terms.duration_in_months,
+        end=from_timestamp(discount.get("end")),
+    )
+
+
 def _subscription_view(sub: Any) -> SubscriptionView:
     """Reduce a Stripe subscription to a SubscriptionView (period end from the item)."""
     items = sub["items"]["data"] if sub.get("items") else []
@@ -138,6 +186,9 @@ def _subscription_view(sub: Any) -> SubscriptionView:
         has_payment_method=bool(sub.get("default_payment_method") or sub.get("default_source")),
         latest_invoice=_invoice_view(sub.get("latest_invoice")),
         schedule_id=_id(sub.get("schedule")),
+        discounts=tuple(
+            found for d in sub.get("discounts") or [] if (found := _discount_view(d)) is not None
+        ),
     )
 
 
@@ -369,7 +420,11 @@ class StripeGateway:
             "customer": customer_id,
             "status": "all",
             "limit": 100,
-            "expand": ["data.customer", "data.latest_invoice.payments"],
+            "expand": [
+                "data.customer",
+                "data.latest_invoice.payments",
+                "data.discounts.source.coupon",
+            ],
         }
         subscriptions, features = await asyncio.gather(
             self._raw_pages("subscriptions.list", "/v1/subscriptions", params),
@@ -674,6 +729,30 @@ class StripeGateway:
             ),
         )
         return cast(str, session["url"])
+
+    # coupons ---------------------------------------------------------------------
+
+    async def coupons(self) -> dict[str, CouponView]:
+        """Every coupon, by id (deleted ones are gone from the list)."""
+        params: CouponListParams = {"limit": 100}
+        found = await self._raw_pages("coupons.list", "/v1/coupons", params)
+        return {coupon["id"]: _coupon_view(coupon) for coupon in found}
+
+    async def create_coupon(self, params: CouponCreateParams) -> str:
+        """Create a coupon with the id the params give (retried safely: keyed by content)."""
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+        coupon = await self._call(
+            "coupons.create",
+            self._client.v1.coupons.create_async(
+                params, {"idempotency_key": f"coupon:{params.get('id')}:{digest}"}
+            ),
+        )
+        return cast(str, coupon["id"])
+
+    async def rename_coupon(self, coupon_id: str, name: str) -> None:
+        """A coupon's name (its terms cannot change in Stripe)."""
+        params: CouponUpdateParams = {"name": name}
+        await self._call("coupons.update", self._client.v1.coupons.update_async(coupon_id, params))
 
     # checkout --------------------------------------------------------------------
 

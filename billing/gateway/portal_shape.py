@@ -26,6 +26,8 @@ class PortalShape:
     """Changes the portal schedules at the period's end instead of making now."""
     customer_updates: tuple[str, ...] = ()
     """What customers may update about themselves (none: the feature is off)."""
+    cancellation_reasons: tuple[str, ...] = ()
+    """The cancel flow's reason survey, in order (none: the survey is off)."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> PortalShape:
@@ -63,6 +65,9 @@ class PortalShape:
             ),
             customer_updates=tuple(sorted(customer.get("allowed_updates") or []))
             if (customer := features.get("customer_update") or {}).get("enabled")
+            else (),
+            cancellation_reasons=tuple(reason.get("options") or [])
+            if (reason := cancel.get("cancellation_reason") or {}).get("enabled")
             else (),
         )
 

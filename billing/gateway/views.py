@@ -104,6 +104,23 @@ class ScheduleView:
 
 
 @dataclass(frozen=True)
+class DiscountView:
+    """A discount on a subscription, with its coupon's terms when the coupon was expanded."""
+
+    id: str
+    coupon_id: str | None = None
+    name: str | None = None
+    percent_off: float | None = None
+    amount_off: int | None = None
+    currency: str | None = None
+    duration: str | None = None
+    """`once`, `repeating` or `forever`."""
+    duration_in_months: int | None = None
+    end: datetime | None = None
+    """When a `repeating` discount leaves the subscription."""
+
+
+@dataclass(frozen=True)
 class SubscriptionView:
     """The parts of a subscription the entitlement is made of."""
 
@@ -127,6 +144,8 @@ class SubscriptionView:
     schedule_id: str | None = None
     schedule: ScheduleView | None = None
     """Read for a live subscription with a schedule."""
+    discounts: tuple[DiscountView, ...] = ()
+    """Its discounts (only their ids unless the list was read with them expanded)."""
 
     @property
     def ended(self) -> bool:
@@ -142,6 +161,20 @@ class CustomerState:
     customer: CustomerView
     subscriptions: list[SubscriptionView]
     features: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CouponView:
+    """A coupon, reduced to the terms `catalog sync` compares."""
+
+    id: str
+    name: str | None
+    percent_off: float | None
+    amount_off: int | None
+    currency: str | None
+    duration: str
+    duration_in_months: int | None
+    valid: bool
 
 
 @dataclass(frozen=True)

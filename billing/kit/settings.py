@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +31,28 @@ LIVE_STRIPE_RATE = 80.0
 
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
+APP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+"""A name of APP_URLS (the `app` argument)."""
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*")
+"""An app URL's path: plain segments, nothing encoded, no empty segment."""
+
+
+def checked_app_url(name: str, value: str) -> str:
+    """An app URL (APP_URL, or one of APP_URLS): absolute http(s), a host, no user info, query
+    or fragment, and a path of plain segments (no `.`/`..`, `//`, `\\` or percent-encoding, so
+    a return path joined to it cannot climb out of it); the trailing slash dropped."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an absolute http(s) URL, e.g. https://app.example.com")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError(f"{name} must not have a query or fragment")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{name} must not carry user info")
+    path = parts.path.rstrip("/")
+    if not _URL_PATH.fullmatch(path) or any(seg in (".", "..") for seg in path.split("/")):
+        raise ValueError(f"{name} must have a plain path (no ., .., //, \\ or %-escapes)")
+    return value.rstrip("/")
+
 
 class Settings(BaseSettings):
     """Every setting of the service; names match the environment variables."""
@@ -43,6 +67,9 @@ class Settings(BaseSettings):
     stripe_max_retries: int = Field(default=2, ge=0, le=5)
     stripe_rate_limit: float | None = Field(default=None, gt=0, le=10_000)
     app_url: str = "http://localhost:3000"
+    app_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """More client apps by name (`APP_URLS=ios=https://...,android=https://...`): the
+    universal links / app links a mutation's `app` argument picks."""
     plans_file: Path = Path("plans.toml")
     auth_jwt_secret: SecretStr | None = None
     auth_jwks_url: str | None = None
@@ -104,8 +131,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_cors_origins(cls, value: list[str]) -> list[str]:
         """Explicit origins only: credentials are allowed for them, so never `*` or a pattern."""
-        from urllib.parse import urlsplit
-
         origins = []
         for origin in value:
             parts = urlsplit(origin)
@@ -134,17 +159,38 @@ class Settings(BaseSettings):
     @field_validator("app_url")
     @classmethod
     def _check_app_url(cls, value: str) -> str:
-        """APP_URL must be an absolute http(s) origin, without a trailing slash."""
-        from urllib.parse import urlsplit
+        """APP_URL must be an absolute http(s) URL without query, fragment or path tricks."""
+        return checked_app_url("APP_URL", value)
 
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                "APP_URL must be an absolute http(s) URL, e.g. https://app.example.com"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("APP_URL must not have a query or fragment")
-        return value.rstrip("/")
+    @field_validator("app_urls", mode="before")
+    @classmethod
+    def _parse_app_urls(cls, value: object) -> object:
+        """`name=url` pairs, comma-separated, into a dict (a name given twice is refused)."""
+        if not isinstance(value, str):
+            return value
+        apps: dict[str, str] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            name, sep, url = item.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise ValueError(f"APP_URLS entries must be name=url, not {item!r}")
+            if name in apps:
+                raise ValueError(f"APP_URLS names {name!r} twice")
+            apps[name] = url.strip()
+        return apps
+
+    @field_validator("app_urls")
+    @classmethod
+    def _check_app_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        """Names of lower-case letters, digits and `-`; each URL under APP_URL's rules."""
+        checked = {}
+        for name, url in value.items():
+            if not APP_NAME.fullmatch(name):
+                raise ValueError(f"APP_URLS name {name!r} must be lower-case letters, digits and -")
+            checked[name] = checked_app_url(f"APP_URLS {name}", url)
+        return checked
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
@@ -160,6 +206,10 @@ class Settings(BaseSettings):
             missing.append("AUTH_JWT_SECRET or AUTH_JWKS_URL")
         if missing:
             raise ValueError(f"ENVIRONMENT=production needs {', '.join(missing)}")
+        for name, url in [("APP_URL", self.app_url), *self.app_urls.items()]:
+            if not url.startswith("https://"):
+                where = name if name == "APP_URL" else f"APP_URLS {name}"
+                raise ValueError(f"{where} must be an https:// URL in production")
         if self.auth_jwks_url is not None:
             self._check_production_jwks()
         if self.auth_jwt_secret is not None:

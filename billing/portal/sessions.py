@@ -8,14 +8,22 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from billing.accounts import live_customer
+from billing.catalog.plans import Catalog
 from billing.errors import BillingErrorCode, BillingFailure, configured
-from billing.gateway.client import PortalAfterCompletionParams, PortalSessionParams, StripeGateway
+from billing.gateway.client import (
+    PortalAfterCompletionParams,
+    PortalCancelParams,
+    PortalSessionParams,
+    StripeGateway,
+)
 from billing.gateway.views import SubscriptionView
 from billing.kit.auth import Principal
 from billing.kit.database import Database
 from billing.kit.settings import Settings
+from billing.portal.apps import app_base_url
 from billing.portal.return_path import safe_return_url
 from billing.ratelimit import OrgRateLimit
+from billing.retention.offers import RetentionOffer, record_offer, retention_offer
 from billing.subscriptions import current_paid
 
 
@@ -62,28 +70,39 @@ async def confirm_update(
                 "subscription": current.id,
                 "items": [{"id": str(current.item_id), "price": price_id, "quantity": quantity}],
             },
-            "after_completion": {
-                "type": "redirect",
-                "redirect": {"return_url": with_marker(return_url, "switched=1")},
-            },
+            "after_completion": back_to(return_url, PortalFlow.SUBSCRIPTION_UPDATE),
         },
     }
     url = await stripe.create_portal_session(params, f"org:{org_id}:confirm:{uuid.uuid4()}")
     return PortalLink(url=url, flow=PortalFlow.SUBSCRIPTION_UPDATE)
 
 
+FLOW_MARKER = "billing_flow"
+"""The query parameter a deep-link flow's redirect adds: the flow that completed (a hint for
+the page, never proof: the page reads `entitlement` and waits for `entitlementChanged`)."""
+
+
+def back_to(return_url: str, flow: PortalFlow) -> PortalAfterCompletionParams:
+    """A deep-link flow's `after_completion`: straight back to the return URL (an in-app
+    browser closes on the app's universal link with no "Return" click), marked with the flow."""
+    marked = with_marker(return_url, f"{FLOW_MARKER}={flow.name}")
+    return {"type": "redirect", "redirect": {"return_url": marked}}
+
+
 def with_marker(url: str, marker: str) -> str:
-    """`url` with a query marker added before any fragment: a hint for the page, never proof
-    of anything."""
+    """`url` with a query marker added before any fragment."""
     parts = urlsplit(url)
     query = f"{parts.query}&{marker}" if parts.query else marker
     return urlunsplit(parts._replace(query=query))
 
 
-def allowed_return_url(settings: Settings, principal: Principal, return_path: str) -> str:
-    """The caller may manage billing and `return_path` is safe: the absolute return URL."""
+def allowed_return_url(
+    settings: Settings, principal: Principal, return_path: str, app: str | None
+) -> str:
+    """The caller may manage billing, `app` is known and `return_path` is safe: the absolute
+    return URL on that app's URL."""
     require_billing_role(settings, principal)
-    return_url = safe_return_url(settings.app_url, return_path)
+    return_url = safe_return_url(app_base_url(settings, app), return_path)
     if return_url is None:
         raise BillingFailure(BillingErrorCode.INVALID_RETURN_PATH)
     return return_url
@@ -108,40 +127,51 @@ async def portal_customer(
 async def open_portal(
     db: Database,
     gateway: StripeGateway | None,
+    catalog: Catalog,
     settings: Settings,
     rate_limit: OrgRateLimit,
     principal: Principal,
     return_path: str,
     flow: PortalFlow | None,
+    app: str | None = None,
 ) -> PortalLink:
     """Check everything locally, then mint a new portal session for the caller's org."""
-    return_url = allowed_return_url(settings, principal, return_path)
+    return_url = allowed_return_url(settings, principal, return_path, app)
     stripe, customer_id = await portal_customer(
         db, gateway, rate_limit, principal.org_id, BillingErrorCode.NO_CUSTOMER
     )
     params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
+    offer: RetentionOffer | None = None
     if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
-        params["flow_data"] = {"type": "payment_method_update"}
+        params["flow_data"] = {
+            "type": "payment_method_update",
+            "after_completion": back_to(return_url, flow),
+        }
     elif flow is not None:
         current = await current_paid(stripe, customer_id)
         if current is None:
             raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
-        after: PortalAfterCompletionParams = {
-            "type": "redirect",
-            "redirect": {"return_url": return_url},
-        }
         if flow is PortalFlow.SUBSCRIPTION_CANCEL:
+            cancel: PortalCancelParams = {"subscription": current.id}
+            offer = retention_offer(catalog, principal.org_id, current)
+            if offer is not None:
+                cancel["retention"] = {
+                    "type": "coupon_offer",
+                    "coupon_offer": {"coupon": offer.coupon},
+                }
             params["flow_data"] = {
                 "type": "subscription_cancel",
-                "subscription_cancel": {"subscription": current.id},
-                "after_completion": after,
+                "subscription_cancel": cancel,
+                "after_completion": back_to(return_url, flow),
             }
         else:
             params["flow_data"] = {
                 "type": "subscription_update",
                 "subscription_update": {"subscription": current.id},
-                "after_completion": after,
+                "after_completion": back_to(return_url, flow),
             }
     key = f"org:{principal.org_id}:portal:{uuid.uuid4()}"
     url = await stripe.create_portal_session(params, key)
+    if offer is not None:
+        await record_offer(db, offer)
     return PortalLink(url=url, flow=flow)

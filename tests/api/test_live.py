@@ -26,7 +26,7 @@ from harness.timing import eventually
 from server.app import create_app
 from tests.support.freshness import put_entitlement
 from tests.support.identity import JwksServer, claims, ec_key, idp_settings, rsa_key
-from tests.support.journeys import click, subscribe
+from tests.support.journeys import cancel_in_portal, click, subscribe
 from tests.support.live import (
     SUBSCRIPTION,
     Closed,
@@ -68,7 +68,7 @@ async def test_a_paid_checkout_then_a_cancellation_are_pushed(
         assert paid[-1] == await api.entitlement()
 
         flow = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
-        await click(flow["url"], "confirm")
+        await cancel_in_portal(flow["url"])
         canceling = await pushed_until(live, paid[-1], lambda e: e["cancelAtPeriodEnd"])
         assert canceling[-1]["plan"] == "pro" and canceling[-1]["status"] == "ACTIVE"
         assert canceling[-1] == await api.entitlement()

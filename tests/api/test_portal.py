@@ -39,10 +39,12 @@ async def test_portal_for_a_customer_without_subscription(
     managed = managed_configurations(stripe_client)
     assert call["params"]["configuration"] == managed[0]
 
-    card = await api.open_portal(flow="PAYMENT_METHOD_UPDATE")
+    card = await api.open_portal("/settings/billing?tab=card#top", flow="PAYMENT_METHOD_UPDATE")
     assert card["flow"] == "PAYMENT_METHOD_UPDATE"
+    back = f"{APP_URL}/settings/billing?tab=card&billing_flow=PAYMENT_METHOD_UPDATE#top"
     assert portal_sessions(stack, customer_id)[-1]["params"]["flow_data"] == {
-        "type": "payment_method_update"
+        "type": "payment_method_update",
+        "after_completion": {"type": "redirect", "redirect": {"return_url": back}},
     }
 
     for flow in ("SUBSCRIPTION_CANCEL", "SUBSCRIPTION_UPDATE"):
@@ -59,17 +61,29 @@ async def test_flows_for_a_subscriber(api: Api, stack: Stack, stripe_client: Any
     cancel = await api.open_portal("/account", flow="SUBSCRIPTION_CANCEL")
     assert cancel["flow"] == "SUBSCRIPTION_CANCEL"
     flow_data = portal_sessions(stack, customer_id)[-1]["params"]["flow_data"]
+    back = f"{APP_URL}/account?billing_flow=SUBSCRIPTION_CANCEL"
     assert flow_data == {
         "type": "subscription_cancel",
-        "subscription_cancel": {"subscription": sub.id},
-        "after_completion": {"type": "redirect", "redirect": {"return_url": f"{APP_URL}/account"}},
+        "subscription_cancel": {
+            "subscription": sub.id,
+            "retention": {"type": "coupon_offer", "coupon_offer": {"coupon": "stay20"}},
+        },
+        "after_completion": {"type": "redirect", "redirect": {"return_url": back}},
     }
 
     update = await api.open_portal(flow="SUBSCRIPTION_UPDATE")
     assert update["flow"] == "SUBSCRIPTION_UPDATE"
     flow_data = portal_sessions(stack, customer_id)[-1]["params"]["flow_data"]
-    assert flow_data["type"] == "subscription_update"
-    assert flow_data["subscription_update"] == {"subscription": sub.id}
+    assert flow_data == {
+        "type": "subscription_update",
+        "subscription_update": {"subscription": sub.id},
+        "after_completion": {
+            "type": "redirect",
+            "redirect": {
+                "return_url": f"{APP_URL}/settings/billing?billing_flow=SUBSCRIPTION_UPDATE"
+            },
+        },
+    }
 
 
 async def test_every_call_mints_a_new_session(api: Api, stack: Stack, stripe_client: Any) -> None:

@@ -91,7 +91,7 @@ async def test_change_seats_opens_stripes_confirmation_and_the_webhook_applies_i
         {"id": item.id, "price": price_id(stripe_client, "business_monthly"), "quantity": "5"}
     ]
     assert call["params"]["return_url"] == f"{APP_URL}/team/members?tab=seats#list"
-    back = f"{APP_URL}/team/members?tab=seats&switched=1#list"  # the marker before the fragment
+    back = f"{APP_URL}/team/members?tab=seats&billing_flow=SUBSCRIPTION_UPDATE#list"  # the marker before the fragment
     assert call["params"]["flow_data"]["after_completion"] == {
         "type": "redirect",
         "redirect": {"return_url": back},

@@ -123,7 +123,7 @@ async def test_subscriber_switches_plan_through_the_portal(
     after = portal_call["params"]["flow_data"]["after_completion"]
     assert after == {
         "type": "redirect",
-        "redirect": {"return_url": f"{APP_URL}/settings/billing?switched=1"},
+        "redirect": {"return_url": f"{APP_URL}/settings/billing?billing_flow=SUBSCRIPTION_UPDATE"},
     }
     confirm = portal_call["params"]["flow_data"]["subscription_update_confirm"]
     [sub] = stripe_client.v1.subscriptions.list(params={"customer": customer_id}).data

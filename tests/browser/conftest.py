@@ -11,14 +11,24 @@ from playwright.async_api import Browser, async_playwright
 
 from devstack.example import ROOT, missing_tools
 from harness.servers import free_port
+from tests.browser.links import LinkDomain
 from tests.support.browser import CHROMIUM_ARGS, SCREENSHOTS_ENV, browser_tools, missing
 from tests.support.dev import DevStack
 from tests.support.example import Shots
 
 
 @pytest.fixture(scope="session")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    """`python main.py dev` with the example: API, emulator and the page at APP_URL."""
+def links() -> Iterator[LinkDomain]:
+    """The mobile apps' link domain (their universal links / app links), on a second origin."""
+    domain = LinkDomain().start()
+    yield domain
+    domain.stop()
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory, links: LinkDomain) -> Iterator[DevStack]:
+    """`python main.py dev` with the example: API, emulator and the page at APP_URL; the
+    mobile apps of APP_URLS (`ios`, `android`) on the `links` domain."""
     problem = missing_tools()
     if problem is not None:
         missing(f"the example client needs Node.js 20.19+ and npm ({problem})")
@@ -27,6 +37,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         app_url=f"http://localhost:{free_port()}",
         plans=ROOT / "plans.toml",
         example=True,
+        app_urls=links.app_urls,
     )
     printed = dev.start(timeout=600)  # a clean clone runs `npm ci` and the build first
     assert f"Example app on {dev.app_url}/settings/billing" in printed, printed

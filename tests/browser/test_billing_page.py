@@ -110,11 +110,15 @@ async def test_the_whole_journey_in_a_browser(
         assert writes == []
         await shots.take(page, "team")
 
-        # Cancel subscription -> confirm in the Portal -> the banner names the period's end.
+        # Cancel subscription -> confirm in the Portal -> decline the retention offer -> back
+        # by itself; the banner names the period's end.
         await page.get_by_test_id("cancel-subscription").click()
         await page.wait_for_url(re.compile(re.escape(example.emulator) + "/p/session/"))
         await shots.take(page, "portal-cancel")
         await page.locator("form#confirm button").click()
+        await expect(page.locator("#offer-terms")).to_have_text("20% off for 3 months")
+        await shots.take(page, "portal-offer")
+        await page.locator("form#decline-offer button").click()
         await page.wait_for_url(re.compile(re.escape(app + BILLING)))
         banner = page.get_by_test_id("cancel-banner")
         period_end = (await demo.wait_for(lambda e: e["cancelAtPeriodEnd"]))["currentPeriodEnd"]
@@ -273,6 +277,7 @@ async def test_keep_my_plan_undoes_a_scheduled_cancellation_in_the_portal(
     await sign_in_with_token(page, example, org)
     await page.get_by_test_id("cancel-subscription").click()
     await page.locator("form#confirm button").click()
+    await page.locator("form#decline-offer button").click()  # the retention offer: no thanks
     await page.wait_for_url(re.compile(re.escape(example.app_url + BILLING)))
     banner = page.get_by_test_id("cancel-banner")
     await expect(banner).to_be_visible()

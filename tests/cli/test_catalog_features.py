@@ -71,7 +71,7 @@ def test_catalog_sync_creates_and_attaches_the_features(
 
         control.clear_requests()
         again = sync(emulator_env, tmp_path)
-        assert again.strip().splitlines()[-1] == "0 changed, 21 unchanged", again
+        assert again.strip().splitlines()[-1] == "0 changed, 22 unchanged", again
         assert "unchanged product feature team/sso prodft_" in again
         assert writes(control) == []
 

@@ -182,6 +182,35 @@ def test_database_problems_are_one_line(
             "default='free'\n[plans.free]\nname='Free'\n[portal]\ncustomer_update = ['age']\n",
             "portal.customer_update.0: Input should be",
         ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\nretention_coupon = 'stay'\n",
+            "portal.retention_coupon: coupon 'stay' is not defined under [coupons]",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[coupons.stay]\npercent_off = 20\n"
+            "duration = 'repeating'\n",
+            'coupons.stay: duration_in_months goes with duration = "repeating", and only there',
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[coupons.stay]\npercent_off = 20\n"
+            "amount_off = 500\ncurrency = 'usd'\nduration = 'once'\n",
+            "coupons.stay: give exactly one of percent_off and amount_off",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[coupons.stay]\namount_off = 500\n"
+            "duration = 'once'\n",
+            "coupons.stay: amount_off needs a currency",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\n"
+            "cancellation_reasons = ['too_expensive', 'bored']\n",
+            "portal.cancellation_reasons.1: Input should be",
+        ),
+        (
+            "default='free'\n[plans.free]\nname='Free'\n[portal]\n"
+            "cancellation_reasons = ['unused', 'unused']\n",
+            "portal.cancellation_reasons: an option is listed twice",
+        ),
     ],
     ids=[
         "unknown-default",
@@ -201,6 +230,12 @@ def test_database_problems_are_one_line(
         "billing-address",
         "downgrades",
         "customer-update",
+        "unknown-retention-coupon",
+        "repeating-without-months",
+        "percent-and-amount",
+        "amount-without-currency",
+        "unknown-reason",
+        "reason-twice",
     ],
 )
 def test_bad_plans_file_is_one_clear_line(tmp_path: Path, content: str, message: str) -> None:

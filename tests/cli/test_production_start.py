@@ -28,6 +28,7 @@ PRODUCTION: dict[str, str | None] = {
     "STRIPE_SECRET_KEY": "sk_live_example",
     "STRIPE_WEBHOOK_SECRET": "whsec_example",
     "AUTH_JWT_SECRET": GOOD_SECRET,
+    "APP_URL": "https://app.example.com",
 }
 
 JWKS_PRODUCTION = {
@@ -99,6 +100,18 @@ REFUSALS: dict[str, tuple[dict[str, str | None], list[str]]] = {
         ["development secret"],
     ),
     "short JWT secret": ({**PRODUCTION, "AUTH_JWT_SECRET": "short-secret"}, ["32 characters"]),
+    "plain-http APP_URL": (
+        {**PRODUCTION, "APP_URL": "http://app.example.com"},
+        ["APP_URL must be an https:// URL in production"],
+    ),
+    "plain-http app of APP_URLS": (
+        {**PRODUCTION, "APP_URLS": "ios=https://links.example.com/ios,android=http://x.example"},
+        ["APP_URLS android must be an https:// URL in production"],
+    ),
+    "app URL climbing out of its path": (
+        {**PRODUCTION, "APP_URLS": "ios=https://links.example.com/ios/../admin"},
+        ["APP_URLS ios must have a plain path"],
+    ),
     "plain-http JWKS": (
         {**PRODUCTION, "AUTH_JWT_SECRET": None, "AUTH_JWKS_URL": "http://idp.example/jwks"},
         ["https"],
@@ -184,6 +197,7 @@ PRODUCTION_VALUES = {
     "stripe_secret_key": "sk_live_example",
     "stripe_webhook_secret": "whsec_example",
     "auth_jwt_secret": GOOD_SECRET,
+    "app_url": "https://app.example.com",
 }
 
 

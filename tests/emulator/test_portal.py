@@ -218,6 +218,7 @@ def test_session_object_and_flow(
 ) -> None:
     catalog = seed(client, control)
     sub = subscribe(client, browser, catalog)
+    client.v1.coupons.create(params={"id": "SAVE20", "percent_off": 20})
     retention = {"type": "coupon_offer", "coupon_offer": {"coupon": "SAVE20"}}
     cancel = {"subscription": sub.id, "retention": retention}
     kept = portal_flow(client, sub.customer, "subscription_cancel", cancel)

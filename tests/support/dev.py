@@ -31,6 +31,7 @@ class DevStack:
         app_url: str = APP_URL,
         plans: Path = PLANS,
         example: bool = False,
+        app_urls: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder
         self.app_url = app_url
@@ -40,6 +41,8 @@ class DevStack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.emulator = f"http://127.0.0.1:{self.emulator_port}"
         self.env = {"APP_URL": app_url, "PLANS_FILE": str(plans)}
+        if app_urls:  # the client apps a mutation's `app` picks (a mobile app's universal link)
+            self.env["APP_URLS"] = ",".join(f"{name}={url}" for name, url in app_urls.items())
         self.process: subprocess.Popen[str] | None = None
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,22 @@ async def click(page_url: str, form_id: str, **fields: str) -> str:
     return str(result)
 
 
+async def cancel_in_portal(
+    flow_url: str, feedback: str = "", comment: str = "", *, accept_offer: bool = False
+) -> str:
+    """Cancel on a SUBSCRIPTION_CANCEL flow's page (the reason survey), then answer the
+    retention offer when the flow makes one: decline it (the plan cancels at period end) or
+    accept it; return where the browser is sent next."""
+    async with httpx.AsyncClient(timeout=30) as browser:
+        landed = await submit_form_async(
+            browser, flow_url, "confirm", feedback=feedback, comment=comment
+        )
+        if isinstance(landed, httpx.Response) and "retention-offer" in landed.text:
+            answer = "accept-offer" if accept_offer else "decline-offer"
+            landed = await submit_form_async(browser, str(landed.url), answer)
+    return str(landed)
+
+
 async def subscribe(
     api: Api,
     plan: str = "pro",

@@ -12,7 +12,7 @@ import httpx
 from emulator.client import EmulatorControl
 from harness.api import Api
 from harness.db import rows
-from tests.support.journeys import click
+from tests.support.journeys import cancel_in_portal, click
 from tests.support.private_stack import CONCURRENCY, PrivateStack
 from webhooks.handlers import target_of
 
@@ -83,7 +83,7 @@ async def live_through(private: PrivateStack, client: httpx.AsyncClient, i: int)
     await click(checkout["url"], "pay")
     if i % 5 == 0:
         flow = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
-        await click(flow["url"], "confirm")
+        await cancel_in_portal(flow["url"])
     elif i % 5 == 1:
         switch = await api.upgrade("pro", "YEAR")
         await click(switch["url"], "confirm")

@@ -22,7 +22,7 @@ from harness.servers import settings_env
 from harness.stack import Stack
 from harness.stripe_side import customer_of, stripe_sdk
 from harness.timing import eventually
-from tests.support.journeys import click
+from tests.support.journeys import cancel_in_portal, click
 from tests.support.live import connected, pushed_until
 from tests.support.private_stack import settled
 
@@ -331,7 +331,7 @@ async def test_fewer_seats_wait_for_the_period_end_and_a_cancellation_is_pending
     }
 
     cancel = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
-    await click(cancel["url"], "confirm")
+    await cancel_in_portal(cancel["url"])
     ending = await state_until(api, lambda s: s["cancelAtPeriodEnd"], "the cancellation")
     assert ending["pendingChange"] == {
         "plan": "free",

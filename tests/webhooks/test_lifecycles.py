@@ -10,7 +10,7 @@ from harness.db import rows
 from harness.stack import Stack
 from harness.stripe_side import customer_of, price_id
 from harness.timing import eventually
-from tests.support.journeys import click, subscribe
+from tests.support.journeys import cancel_in_portal, click, subscribe
 from webhooks.handlers import HANDLERS
 
 DAY = 86_400
@@ -81,7 +81,7 @@ async def test_switch_plan_in_the_portal(api: Api, stack: Stack, stripe_client: 
 async def test_cancel_at_period_end(api: Api, stack: Stack, stripe_client: Any) -> None:
     await subscribe(api, "pro")
     flow = await api.open_portal(flow="SUBSCRIPTION_CANCEL")
-    await click(flow["url"], "confirm")
+    await cancel_in_portal(flow["url"])
     entitlement = await api.wait_for(lambda e: e["cancelAtPeriodEnd"])
     assert entitlement["plan"] == "pro" and entitlement["status"] == "ACTIVE"
     sub = _subscription(stripe_client, api.org)

@@ -1,13 +1,15 @@
-// What the customer must do to keep paying (`requiredAction`) and what Stripe has scheduled for
-// later (`pendingChange`), in words. Both arrive over entitlementChanged like every other field.
+// What the customer must do to keep paying (`requiredAction`), what Stripe has scheduled for
+// later (`pendingChange`) and the subscription's discount (`discount`, e.g. a retention offer
+// accepted), in words. All arrive over entitlementChanged like every other field.
 import { useEffect, useState } from "react";
 
-import { SUBSCRIBED, formatDate, formatSeats } from "./format";
+import { SUBSCRIBED, formatDate, formatMoney, formatSeats } from "./format";
 import type { RequiredActionCode } from "./gql/graphql";
 import type { Entitlement } from "./live";
 
 export type RequiredAction = NonNullable<Entitlement["requiredAction"]>;
 export type PendingChange = NonNullable<Entitlement["pendingChange"]>;
+export type Discount = NonNullable<Entitlement["discount"]>;
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -104,4 +106,37 @@ export function pendingChangeMessage(
   ].filter(Boolean);
   const more = details.length > 0 ? ` (${details.join(", ")})` : "";
   return `Your plan changes to ${planName(change.plan)} on ${when}${more}.`;
+}
+
+/** "for 3 months", "for 1 month", "forever", "once". */
+function discountDuration(discount: Discount): string {
+  switch (discount.duration) {
+    case "FOREVER":
+      return "forever";
+    case "ONCE":
+      return "once";
+    case "REPEATING": {
+      const months = discount.durationInMonths;
+      if (months == null) return "for a few months";
+      return months === 1 ? "for 1 month" : `for ${months} months`;
+    }
+  }
+}
+
+/** A discount's terms: the coupon's name when it has one ("20% off for 3 months"), else built
+ * from its amounts ("20% off for 3 months", "$5 off once", "10% off forever"). */
+export function discountTerms(discount: Discount): string {
+  if (discount.name) return discount.name;
+  let off = "A discount";
+  if (discount.percentOff != null) off = `${discount.percentOff}% off`;
+  else if (discount.amountOff != null && discount.currency) {
+    off = `${formatMoney(discount.amountOff, discount.currency)} off`;
+  }
+  return `${off} ${discountDuration(discount)}`;
+}
+
+/** The discount line of the billing page: "20% off for 3 months, until October 3, 2026". */
+export function discountMessage(discount: Discount): string {
+  const terms = discountTerms(discount);
+  return discount.end ? `${terms}, until ${formatDate(discount.end)}` : terms;
 }

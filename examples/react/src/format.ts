@@ -16,6 +16,7 @@ export const ERROR_SENTENCES: Record<BillingErrorCode, string> = {
   INVALID_SEATS:
     "That number of seats is not available: choose a number within the plan's range (only " +
     "per-seat plans have seats).",
+  UNKNOWN_APP: "The billing service does not know this app (its APP_URLS setting names no such app).",
 };
 
 export const STATUS_LABELS: Record<SubscriptionStatus, string> = {

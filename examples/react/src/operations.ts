@@ -28,6 +28,16 @@ export const EntitlementFields = graphql(`
       seats
       effectiveAt
     }
+    discount {
+      coupon
+      name
+      percentOff
+      amountOff
+      currency
+      duration
+      durationInMonths
+      end
+    }
   }
 `);
 

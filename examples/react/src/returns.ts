@@ -3,20 +3,29 @@
 import { useEffect, useState } from "react";
 import { useLocation, useNavigate } from "react-router";
 
-import { BILLING_PATH } from "./config";
 import { SUBSCRIBED, formatSeats } from "./format";
+import type { PortalFlow } from "./gql/graphql";
 import type { Entitlement } from "./live";
 
-/** What the customer went to do; the return path's query says which came back ("seats", a new
- * seat count on the same plan, comes back as a "switch": the note left before says which). */
+/** What the customer went to do; the URL's query says which came back ("seats", a new seat
+ * count on the same plan, comes back as a "switch": the note left before says which). */
 export type Errand = "checkout" | "switch" | "seats" | "cancel";
+
+/** The errands a Portal button waits for. */
+export type PortalErrand = "switch" | "cancel";
 
 interface Expectation {
   errand: Errand;
   plan: string | null;
   /** The seat count asked for (a per-seat plan), else null. */
   seats: number | null;
-  before: { plan: string; seats: number | null; updatedAt: string | null } | null;
+  before: {
+    plan: string;
+    seats: number | null;
+    updatedAt: string | null;
+    /** The coupon of the discount then (a cancel flow may end with a retention offer). */
+    discount?: string | null;
+  } | null;
   at: number;
 }
 
@@ -25,16 +34,19 @@ const STALE_MS = 24 * 3600 * 1000;
 const CONFIRM_TIMEOUT_MS = 30_000;
 const DONE_SHOWN_MS = 10_000;
 
-/** Return paths that say which errand came back (the API builds Checkout's and upgrade's). */
-export const RETURN_PATHS = {
-  switch: `${BILLING_PATH}?switched=1`,
-  cancel: `${BILLING_PATH}?canceling=1`,
-} as const;
+/** The query parameter the API adds to a Portal flow's redirect back: the flow that completed.
+ * Only a hint of what to wait for; the entitlement says what happened. */
+export const FLOW_MARKER = "billing_flow";
 
-/** The errands a Portal button waits for, each with its own return path. */
-export type PortalErrand = keyof typeof RETURN_PATHS;
+/** The errand a completed Portal flow comes back as (a card update waits for nothing: a
+ * required action it fixes goes away by itself, live). */
+const FLOW_ERRANDS: Record<PortalFlow, Errand | null> = {
+  SUBSCRIPTION_UPDATE: "switch",
+  SUBSCRIPTION_CANCEL: "cancel",
+  PAYMENT_METHOD_UPDATE: null,
+};
 
-/** The errand whose return path a note's errand comes back on. */
+/** The errand whose marker a note's errand comes back with. */
 function comesBackAs(errand: Errand): Errand {
   return errand === "seats" ? "switch" : errand;
 }
@@ -50,7 +62,12 @@ export function expectOnReturn(
     errand,
     plan,
     seats,
-    before: now && { plan: now.plan, seats: now.seats ?? null, updatedAt: now.updatedAt ?? null },
+    before: now && {
+      plan: now.plan,
+      seats: now.seats ?? null,
+      updatedAt: now.updatedAt ?? null,
+      discount: now.discount?.coupon ?? null,
+    },
     at: Date.now(),
   };
   sessionStorage.setItem(KEY, JSON.stringify(expectation));
@@ -72,9 +89,20 @@ function expected(back: Errand): Expectation | null {
 function errandOf(query: URLSearchParams): Errand | "checkout-canceled" | null {
   if (query.get("checkout") === "success") return "checkout";
   if (query.get("checkout") === "canceled") return "checkout-canceled";
-  if (query.has("switched")) return "switch";
-  if (query.has("canceling")) return "cancel";
+  const flow = query.get(FLOW_MARKER);
+  if (flow !== null && Object.hasOwn(FLOW_ERRANDS, flow)) return FLOW_ERRANDS[flow as PortalFlow];
   return null;
+}
+
+/** Whether the customer took the Portal's retention offer instead of cancelling: a discount the
+ * subscription did not have before leaving (the API offers one only to a subscription without
+ * a discount; without a note, any discount counts). */
+function retained(note: Expectation | null, e: Entitlement): boolean {
+  return (
+    e.discount != null &&
+    !e.cancelAtPeriodEnd &&
+    e.discount.coupon !== (note?.before?.discount ?? null)
+  );
 }
 
 /** Whether the entitlement now shows what the errand was for. */
@@ -92,7 +120,7 @@ function shows(errand: Errand, note: Expectation | null, e: Entitlement): boolea
     case "seats":
       return note?.seats == null || e.seats === note.seats;
     case "cancel":
-      return e.cancelAtPeriodEnd || !SUBSCRIBED.has(e.status);
+      return e.cancelAtPeriodEnd || !SUBSCRIBED.has(e.status) || retained(note, e);
   }
 }
 
@@ -101,6 +129,8 @@ export type SyncPhase = "waiting" | "late" | "done" | "checkout-canceled";
 export interface Sync {
   errand: Errand | "checkout-canceled";
   phase: SyncPhase;
+  /** Done with a cancel flow: the customer accepted the retention offer (nothing cancelled). */
+  retained?: boolean;
 }
 
 /** What came back, from the URL's query and the note left before leaving. */
@@ -147,7 +177,11 @@ export function useReturnSync(entitlement: Entitlement | null): Sync | null {
     if (sync.errand === "checkout-canceled" || sync.phase === "done") return;
     if (shows(sync.errand, note, entitlement)) {
       sessionStorage.removeItem(KEY);
-      setSync({ ...sync, phase: "done" });
+      setSync({
+        ...sync,
+        phase: "done",
+        retained: sync.errand === "cancel" && retained(note, entitlement),
+      });
     }
   }, [sync, note, entitlement]);
 
@@ -158,7 +192,7 @@ const WAITING: Record<Errand, string> = {
   checkout: "Confirming your payment...",
   switch: "Applying your plan change...",
   seats: "Applying your seat change...",
-  cancel: "Confirming your cancellation...",
+  cancel: "Confirming your choice with Stripe...",
 };
 
 /** The late notice of a change confirmed on Stripe's page. */
@@ -172,7 +206,10 @@ const LATE: Record<Errand, string> = {
     "by itself as soon as the confirmation arrives; you do not need to pay again.",
   switch: lateChange("plan change"),
   seats: lateChange("seat change"),
-  cancel: lateChange("cancellation"),
+  cancel:
+    "Your cancellation has not arrived from Stripe after 30 seconds. If you confirmed it (or " +
+    "accepted an offer), it shows here by itself when it arrives; if you left without " +
+    "confirming, nothing changed.",
 };
 
 /** The sentence for a sync, given the plan's display name and seats (per-seat plans) once it
@@ -190,6 +227,6 @@ export function syncMessage(sync: Sync, planName: string, seats: number | null):
     case "seats":
       return seats === null ? "Seat change applied." : `Seat change applied: you have ${formatSeats(seats)}.`;
     case "cancel":
-      return "Cancellation confirmed.";
+      return sync.retained ? "Offer applied: your plan stays as it is." : "Cancellation confirmed.";
   }
 }

@@ -2,7 +2,7 @@
 // "Opening portal..." while `openPortal` runs, and disabled while any billing action runs.
 import type { BillingActions } from "../actions";
 import type { PortalFlow } from "../gql/graphql";
-import { type PortalErrand, RETURN_PATHS } from "../returns";
+import type { PortalErrand } from "../returns";
 
 export function PortalButton(props: {
   actions: BillingActions;
@@ -10,20 +10,16 @@ export function PortalButton(props: {
   children: string;
   className?: string;
   flow?: PortalFlow;
-  /** The change to wait for on return (its return path says so). */
+  /** The change to wait for on return (noted before leaving; the API marks the way back with
+   * the flow that completed). */
   errand?: PortalErrand;
-  /** Where the Portal sends the customer back to (the errand's path, else the billing page). */
+  /** Where the Portal sends the customer back to (the billing page unless given). */
   returnPath?: string;
   disabled?: boolean;
 }) {
   const { actions, testId, children, className, flow, errand, returnPath, disabled } = props;
   const open = (): void =>
-    actions.openPortal(
-      testId,
-      flow ?? null,
-      errand ?? null,
-      returnPath ?? (errand && RETURN_PATHS[errand]),
-    );
+    actions.openPortal(testId, flow ?? null, errand ?? null, returnPath);
   return (
     <button
       type="button"

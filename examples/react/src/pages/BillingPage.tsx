@@ -5,6 +5,8 @@ import { Link } from "react-router";
 import { type BillingActions, useBillingActions } from "../actions";
 import {
   daysUntil,
+  discountMessage,
+  discountTerms,
   isScheduledEnd,
   pendingChangeMessage,
   trialLeft,
@@ -55,11 +57,20 @@ export function BillingPage() {
     ? ((change !== null && ending ? change.effectiveAt : entitlement.currentPeriodEnd) ?? null)
     : null;
 
+  const discount = entitlement.discount ?? null;
+  // Back from the Portal's cancel flow having taken the retention offer: the discount it gave.
+  const offerTaken = sync?.phase === "done" && sync.retained === true && discount !== null;
+
   return (
     <>
-      {sync && (
+      {sync && !offerTaken && (
         <p className={`notice ${sync.phase}`} data-testid="sync-state" data-phase={sync.phase} role="status">
           {syncMessage(sync, name, seats)}
+        </p>
+      )}
+      {offerTaken && (
+        <p className="notice done" data-testid="retention-applied" role="status">
+          We applied {discountTerms(discount)}. Your {name} plan stays as it is.
         </p>
       )}
       {endsOn && (
@@ -105,6 +116,12 @@ export function BillingPage() {
             <>
               <dt>Current Period Ends</dt>
               <dd data-testid="period-end">{formatDate(entitlement.currentPeriodEnd)}</dd>
+            </>
+          )}
+          {discount && (
+            <>
+              <dt>Discount</dt>
+              <dd data-testid="discount">{discountMessage(discount)}</dd>
             </>
           )}
           <dt>Includes</dt>

@@ -1,0 +1,2 @@
+"""Retention: the coupon offered in the cancel flow, and what customers did instead of or
+while leaving (cancellations with their reasons, offers accepted, undos, resubscribes)."""
