@@ -37,6 +37,7 @@ from stripe.params.billing_portal import (
     ConfigurationCreateParamsFeaturesSubscriptionUpdateProductAdjustableQuantity as PortalQuantityParams,  # noqa: E501
 )
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionParams
+from stripe.params.billing_portal import SessionCreateParamsFlowData as PortalFlowParams
 from stripe.params.billing_portal import (
     SessionCreateParamsFlowDataAfterCompletion as PortalAfterCompletionParams,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "CouponCreateParams",
     "PortalAfterCompletionParams",
     "PortalCancelParams",
+    "PortalFlowParams",
     "PortalProductParams",
     "PortalQuantityParams",
     "PortalSessionParams",

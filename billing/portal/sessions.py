@@ -13,6 +13,7 @@ from billing.errors import BillingErrorCode, BillingFailure, configured
 from billing.gateway.client import (
     PortalAfterCompletionParams,
     PortalCancelParams,
+    PortalFlowParams,
     PortalSessionParams,
     StripeGateway,
 )
@@ -23,7 +24,7 @@ from billing.kit.settings import Settings
 from billing.portal.apps import app_base_url
 from billing.portal.return_path import safe_return_url
 from billing.ratelimit import OrgRateLimit
-from billing.retention.offers import RetentionOffer, record_offer, retention_offer
+from billing.retention.offers import CouponOffer, record_offer, retention_offer
 from billing.subscriptions import current_paid
 
 
@@ -141,37 +142,48 @@ async def open_portal(
         db, gateway, rate_limit, principal.org_id, BillingErrorCode.NO_CUSTOMER
     )
     params: PortalSessionParams = {"customer": customer_id, "return_url": return_url}
-    offer: RetentionOffer | None = None
-    if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
-        params["flow_data"] = {
-            "type": "payment_method_update",
-            "after_completion": back_to(return_url, flow),
-        }
-    elif flow is not None:
-        current = await current_paid(stripe, customer_id)
-        if current is None:
-            raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
-        if flow is PortalFlow.SUBSCRIPTION_CANCEL:
-            cancel: PortalCancelParams = {"subscription": current.id}
-            offer = retention_offer(catalog, principal.org_id, current)
-            if offer is not None:
-                cancel["retention"] = {
-                    "type": "coupon_offer",
-                    "coupon_offer": {"coupon": offer.coupon},
-                }
-            params["flow_data"] = {
-                "type": "subscription_cancel",
-                "subscription_cancel": cancel,
-                "after_completion": back_to(return_url, flow),
-            }
-        else:
-            params["flow_data"] = {
-                "type": "subscription_update",
-                "subscription_update": {"subscription": current.id},
-                "after_completion": back_to(return_url, flow),
-            }
+    offer: CouponOffer | None = None
+    if flow is not None:
+        params["flow_data"], offer = await _deep_link(
+            stripe, catalog, principal.org_id, customer_id, flow, return_url
+        )
     key = f"org:{principal.org_id}:portal:{uuid.uuid4()}"
     url = await stripe.create_portal_session(params, key)
     if offer is not None:
         await record_offer(db, offer)
     return PortalLink(url=url, flow=flow)
+
+
+async def _deep_link(
+    stripe: StripeGateway,
+    catalog: Catalog,
+    org_id: str,
+    customer_id: str,
+    flow: PortalFlow,
+    return_url: str,
+) -> tuple[PortalFlowParams, CouponOffer | None]:
+    """A flow's `flow_data`, back to the return URL when done, and the retention offer its cancel
+    flow makes (NO_SUBSCRIPTION for a subscription flow without a current subscription)."""
+    after = back_to(return_url, flow)
+    if flow is PortalFlow.PAYMENT_METHOD_UPDATE:
+        return {"type": "payment_method_update", "after_completion": after}, None
+    current = await current_paid(stripe, customer_id)
+    if current is None:
+        raise BillingFailure(BillingErrorCode.NO_SUBSCRIPTION)
+    if flow is PortalFlow.SUBSCRIPTION_UPDATE:
+        update: PortalFlowParams = {
+            "type": "subscription_update",
+            "subscription_update": {"subscription": current.id},
+            "after_completion": after,
+        }
+        return update, None
+    cancel: PortalCancelParams = {"subscription": current.id}
+    offer = retention_offer(catalog, org_id, current)
+    if offer is not None:
+        cancel["retention"] = {"type": "coupon_offer", "coupon_offer": {"coupon": offer.coupon}}
+    data: PortalFlowParams = {
+        "type": "subscription_cancel",
+        "subscription_cancel": cancel,
+        "after_completion": after,
+    }
+    return data, offer

@@ -12,13 +12,12 @@ from billing.catalog.plans import Catalog
 from billing.gateway.views import SubscriptionView
 from billing.kit.database import Database
 from billing.kit.sql import insert
-from billing.models import RetentionOffer as OfferRow
-from billing.models import utcnow
+from billing.models import RetentionOffer, utcnow
 
 
 @dataclass(frozen=True)
-class RetentionOffer:
-    """The coupon offered to one subscription in its current billing period."""
+class CouponOffer:
+    """The retention coupon offered to one subscription in its current billing period."""
 
     org_id: str
     subscription_id: str
@@ -31,22 +30,20 @@ def period_key(period_end: datetime | None) -> int:
     return int(period_end.timestamp()) if period_end else 0
 
 
-def retention_offer(
-    catalog: Catalog, org_id: str, current: SubscriptionView
-) -> RetentionOffer | None:
+def retention_offer(catalog: Catalog, org_id: str, current: SubscriptionView) -> CouponOffer | None:
     """The plans file's `retention_coupon` for this subscription, unless it already has a
     discount (then the plain cancel flow)."""
     coupon = catalog.portal.retention_coupon
     if coupon is None or current.discounts:
         return None
-    return RetentionOffer(org_id, current.id, period_key(current.current_period_end), coupon)
+    return CouponOffer(org_id, current.id, period_key(current.current_period_end), coupon)
 
 
-async def record_offer(db: Database, offer: RetentionOffer) -> None:
+async def record_offer(db: Database, offer: CouponOffer) -> None:
     """Record an offer made; the same subscription and period again changes nothing."""
 
     def write(session: Session) -> None:
-        stmt = insert(session, OfferRow).values(
+        stmt = insert(session, RetentionOffer).values(
             subscription_id=offer.subscription_id,
             period_end=offer.period_end,
             org_id=offer.org_id,
