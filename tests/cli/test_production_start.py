@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from billing.kit.settings import DEV_JWT_SECRET, Settings
-from harness.cli import MAIN
+from harness.cli import MAIN, invoke_cli
 from harness.servers import ThreadedServer, free_port, wait_healthy
 from harness.stack import PLANS
 
@@ -119,10 +119,20 @@ REFUSALS: dict[str, tuple[dict[str, str | None], list[str]]] = {
 }
 
 
+def settings_only(tmp_path: Path, **values: str | None) -> dict[str, str | None]:
+    """`clean_env` for a command run in this process: every other service setting unset."""
+    unset: dict[str, str | None] = {name.upper(): None for name in Settings.model_fields}
+    return {**unset, **clean_env(tmp_path, **values)}
+
+
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_production_serve_refuses_to_start(tmp_path: Path, case: str) -> None:
+    """`serve` in this process (a tenth of a second; the refusal comes before uvicorn starts):
+    `.env`'s refusal below runs the real process."""
     values, expected = REFUSALS[case]
-    result = serve(tmp_path, clean_env(tmp_path, **values))
+    result = invoke_cli(
+        "serve", "--port", str(free_port()), env=settings_only(tmp_path, **values), cwd=tmp_path
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # one line, no traceback
