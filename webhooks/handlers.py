@@ -117,7 +117,7 @@ def subscription_changed(event: EventData) -> Target | None:
 
 
 def _cancelling(obj: dict[str, Any]) -> bool:
-    """Whether a subscription (or its previous attributes) is canceled or set to cancel."""
+    """Whether a subscription is canceled or set to cancel."""
     return bool(
         obj.get("status") == "canceled" or obj.get("cancel_at_period_end") or obj.get("cancel_at")
     )

@@ -86,8 +86,10 @@ def _keep_latest(
 def _discount(session: Session, fact: DiscountGained) -> None:
     """An offer of this coupon to this subscription accepted: its latest one not yet accepted
     (a discount counts once; a coupon nobody offered is no accepted offer)."""
-    seen = select(col(RetentionOffer.discount_id)).where(
-        col(RetentionOffer.discount_id) == fact.discount_id
+    seen = (
+        select(col(RetentionOffer.discount_id))
+        .where(col(RetentionOffer.subscription_id) == fact.subscription_id)
+        .where(col(RetentionOffer.discount_id) == fact.discount_id)
     )
     if session.execute(seen).first() is not None:
         return
