@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
@@ -49,7 +50,13 @@ def _link_and_read(org_id: str, customer_id: str, session: Session) -> str:
 
 
 def link_account(session: Session, org_id: str, customer_id: str) -> None:
-    """Record the org's customer unless the org already has a live one."""
+    """Record the org's customer unless the org already has a live one (or the customer is
+    linked already).
+
+    ON CONFLICT settles a race on the org's row only: on PostgreSQL two transactions linking
+    the same customer at once (two processes answering one double click) meet on the
+    customer's unique index too, and the later one would fail. Inside a savepoint that
+    conflict means the link is already there; what is stored stands."""
     table = BillingAccount.__table__  # type: ignore[attr-defined]
     stmt = insert(session, table).values(
         org_id=org_id, stripe_customer_id=customer_id, created_at=utcnow()
@@ -59,7 +66,11 @@ def link_account(session: Session, org_id: str, customer_id: str) -> None:
         set_={"stripe_customer_id": customer_id, "deleted_at": None},
         where=table.c.deleted_at.is_not(None),
     )
-    session.execute(stmt)
+    try:
+        with session.begin_nested():
+            session.execute(stmt)
+    except IntegrityError:
+        return
     mark_changed(session, org_id)
 
 
