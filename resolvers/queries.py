@@ -7,7 +7,8 @@ from typing import cast
 from strawberry.scalars import JSON
 
 from billing.entitlements.billing_state import PendingChangeView, RequiredActionView
-from billing.entitlements.read import DiscountTerms, EntitlementView, read_entitlement
+from billing.entitlements.read import EntitlementView, read_entitlement
+from billing.gateway.views import DiscountView
 from billing.portal.sessions import PortalFlow
 from resolvers.context import GraphQLInfo
 from schema.types import (
@@ -50,17 +51,17 @@ def entitlement_of(view: EntitlementView) -> Entitlement:
     )
 
 
-def _discount_of(view: DiscountTerms | None) -> Discount | None:
+def _discount_of(view: DiscountView | None) -> Discount | None:
     """The GraphQL type of a discount."""
     if view is None:
         return None
     return Discount(
-        coupon=view.coupon,
+        coupon=str(view.coupon_id),
         name=view.name,
         percent_off=view.percent_off,
         amount_off=view.amount_off,
         currency=view.currency,
-        duration=DiscountDuration(view.duration),
+        duration=DiscountDuration(view.duration or "once"),
         duration_in_months=view.duration_in_months,
         end=view.end,
     )

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.entitlements.billing_state import COLLECTING, invoice_key, trial_key
+from billing.gateway.views import from_timestamp
 from billing.retention.facts import (
     CancellationAsked,
     CancellationUndone,
     DiscountGained,
     RetentionFact,
+    SubscriptionStarted,
 )
 
 
@@ -112,7 +114,7 @@ def subscription_changed(event: EventData) -> Target | None:
         customer,
         _hint(_metadata(event.obj).get("org_id")),
         _subscription_report(event),
-        _cancellation_facts(event),
+        _retention_facts(event),
     )
 
 
@@ -135,18 +137,25 @@ def _text(value: Any, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
-def _cancellation_facts(event: EventData) -> tuple[RetentionFact, ...]:
-    """A cancellation asked for (with Stripe's `cancellation_details`), or one taken back."""
+def _retention_facts(event: EventData) -> tuple[RetentionFact, ...]:
+    """A subscription started, a cancellation asked for (with Stripe's
+    `cancellation_details`), or one taken back."""
     obj = event.obj
     sub_id, period_end = _id(obj.get("id")), _period_end(obj)
-    if sub_id is None or period_end is None:
+    if sub_id is None:
         return ()
+    started = (
+        (SubscriptionStarted(sub_id),) if event.type == "customer.subscription.created" else ()
+    )
+    if period_end is None:
+        return started
     if _cancelling(obj):
         details = obj.get("cancellation_details")
         details = details if isinstance(details, dict) else {}
         canceled_at = obj.get("canceled_at")
-        at = from_unix(canceled_at) if isinstance(canceled_at, int) else event.created
+        at = _time(canceled_at) or event.created
         return (
+            *started,
             CancellationAsked(
                 sub_id,
                 period_end,
@@ -159,7 +168,7 @@ def _cancellation_facts(event: EventData) -> tuple[RetentionFact, ...]:
     before = event.previous
     if before.get("cancel_at_period_end") is True or before.get("cancel_at"):
         return (CancellationUndone(sub_id, period_end, event.created),)
-    return ()
+    return started
 
 
 @handles("customer.discount.created")
@@ -176,15 +185,8 @@ def discount_created(event: EventData) -> Target | None:
     start = obj.get("start")
     if sub_id is None or discount_id is None or coupon is None:
         return Target(customer)
-    at = from_unix(start) if isinstance(start, int) else event.created
+    at = _time(start) or event.created
     return Target(customer, facts=(DiscountGained(sub_id, discount_id, coupon, at),))
-
-
-@handles("customer.discount.updated", "customer.discount.deleted")
-def discount_changed(event: EventData) -> Target | None:
-    """A discount changed or left its subscription: re-read the customer."""
-    customer = _id(event.obj.get("customer"))
-    return Target(customer) if customer else None
 
 
 @handles(
@@ -194,9 +196,15 @@ def discount_changed(event: EventData) -> Target | None:
     "subscription_schedule.canceled",
     "subscription_schedule.completed",
     "subscription_schedule.aborted",
+    "customer.discount.updated",
+    "customer.discount.deleted",
+    "entitlements.active_entitlement_summary.updated",
 )
-def schedule_changed(event: EventData) -> Target | None:
-    """A subscription schedule changed (a downgrade at period end): re-sync its customer."""
+def customer_object_changed(event: EventData) -> Target | None:
+    """Something of the customer's changed (a schedule: a downgrade at period end; a discount;
+    its active entitlements): re-read the customer. The object itself is never read: the
+    entitlement summary, for one, is a single page and may be older than another delivered
+    first."""
     customer = _id(event.obj.get("customer"))
     return Target(customer) if customer else None
 
@@ -244,14 +252,6 @@ def payment_method_changed(event: EventData) -> Target | None:
     return Target(customer)
 
 
-@handles("entitlements.active_entitlement_summary.updated")
-def entitlements_changed(event: EventData) -> Target | None:
-    """The customer's active entitlements changed: re-read them (never the summary's list,
-    which is one page and may be older than another summary delivered first)."""
-    customer = _id(event.obj.get("customer"))
-    return Target(customer) if customer else None
-
-
 @handles("customer.deleted")
 def customer_deleted(event: EventData) -> Target | None:
     """The customer is gone: the org falls back to the default plan, no billing account."""
@@ -267,11 +267,10 @@ def target_of(event_type: str, payload: dict[str, Any]) -> Target | None:
         return None
     previous = data.get("previous_attributes")
     previous = previous if isinstance(previous, dict) else {}
-    created = payload.get("created")
-    when = from_unix(created) if isinstance(created, int) else datetime.now(UTC)
+    when = _time(payload.get("created")) or datetime.now(UTC)
     return handler(EventData(event_type, data["object"], previous, when))
 
 
-def from_unix(seconds: int) -> datetime:
-    """A Stripe timestamp as an aware datetime."""
-    return datetime.fromtimestamp(seconds, UTC)
+def _time(value: Any) -> datetime | None:
+    """A Stripe timestamp of the payload as an aware datetime (None when it is not one)."""
+    return from_timestamp(value) if isinstance(value, int) else None

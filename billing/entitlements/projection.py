@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from billing.accounts import link_account
 from billing.catalog.plans import Catalog
 from billing.entitlements.billing_state import Reported, pending_change, required_action
+from billing.entitlements.discount import discount_column
 from billing.gateway.client import StripeGateway
 from billing.gateway.errors import StripeNotFound
 from billing.gateway.views import CustomerState, CustomerView, SubscriptionView
@@ -46,23 +47,6 @@ def entitlement_columns(catalog: Catalog, sub: SubscriptionView | None) -> dict[
         "current_period_end": sub.current_period_end,
         "trial_end": sub.trial_end,
         "discount": discount_column(sub) if live else None,
-    }
-
-
-def discount_column(sub: SubscriptionView) -> dict[str, Any] | None:
-    """The subscription's (first) discount with its coupon's terms, times as unix seconds."""
-    found = next((d for d in sub.discounts if d.coupon_id), None)
-    if found is None:
-        return None
-    return {
-        "coupon": found.coupon_id,
-        "name": found.name,
-        "percent_off": found.percent_off,
-        "amount_off": found.amount_off,
-        "currency": found.currency,
-        "duration": found.duration,
-        "duration_in_months": found.duration_in_months,
-        "end": int(found.end.timestamp()) if found.end else None,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, select
@@ -17,6 +17,8 @@ from billing.entitlements.billing_state import (
     action_view,
     change_view,
 )
+from billing.entitlements.discount import discount_view
+from billing.gateway.views import DiscountView
 from billing.kit.database import Database
 from billing.models import BillingAccount, Entitlement, SubscriptionStatus, as_utc
 
@@ -40,38 +42,7 @@ class EntitlementView:
     """The plan's features in the plans file and the customer's active entitlements in Stripe."""
     required_action: RequiredActionView | None = None
     pending_change: PendingChangeView | None = None
-    discount: DiscountTerms | None = None
-
-
-@dataclass(frozen=True)
-class DiscountTerms:
-    """The current subscription's discount as clients see it."""
-
-    coupon: str
-    name: str | None
-    percent_off: float | None
-    amount_off: int | None
-    currency: str | None
-    duration: str
-    duration_in_months: int | None
-    end: datetime | None
-
-
-def discount_terms(stored: dict[str, Any] | None) -> DiscountTerms | None:
-    """The view of a stored `discount` (None when none)."""
-    if not stored or not stored.get("coupon"):
-        return None
-    end = stored.get("end")
-    return DiscountTerms(
-        coupon=str(stored["coupon"]),
-        name=stored.get("name"),
-        percent_off=stored.get("percent_off"),
-        amount_off=stored.get("amount_off"),
-        currency=stored.get("currency"),
-        duration=str(stored.get("duration") or "once"),
-        duration_in_months=stored.get("duration_in_months"),
-        end=datetime.fromtimestamp(end, UTC) if isinstance(end, int) else None,
-    )
+    discount: DiscountView | None = None
 
 
 _ORG = select(bindparam("org_id", type_=String).label("org_id")).subquery("org")
@@ -161,7 +132,7 @@ def _view(
         features=sorted(catalog.plans[plan].features.union(in_stripe)),
         required_action=action_view(row.required_action) if row else None,
         pending_change=change_view(catalog, row.pending_change) if row else None,
-        discount=discount_terms(row.discount) if row else None,
+        discount=discount_view(row.discount) if row else None,
     )
 
 

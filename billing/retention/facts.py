@@ -41,4 +41,11 @@ class DiscountGained:
     at: datetime
 
 
-RetentionFact = CancellationAsked | CancellationUndone | DiscountGained
+@dataclass(frozen=True)
+class SubscriptionStarted:
+    """A subscription was created: perhaps the org coming back after a cancellation."""
+
+    subscription_id: str
+
+
+RetentionFact = CancellationAsked | CancellationUndone | DiscountGained | SubscriptionStarted

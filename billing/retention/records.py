@@ -22,6 +22,7 @@ from billing.retention.facts import (
     CancellationUndone,
     DiscountGained,
     RetentionFact,
+    SubscriptionStarted,
 )
 
 
@@ -32,15 +33,18 @@ def record_facts(
     facts: Sequence[RetentionFact],
     subscriptions: Sequence[SubscriptionView],
 ) -> None:
-    """Record the facts of an apply, then the resubscribes the customer's subscriptions show."""
+    """Record the facts of an apply; after a cancellation or a new subscription, the
+    resubscribes the customer's subscriptions show (whichever of the two is applied last sees
+    both, so the order of their events does not matter; any other apply costs no query)."""
     for fact in facts:
         if isinstance(fact, CancellationAsked):
             _asked(session, org_id, customer_id, fact)
         elif isinstance(fact, CancellationUndone):
             _undone(session, org_id, customer_id, fact)
-        else:
+        elif isinstance(fact, DiscountGained):
             _discount(session, fact)
-    _resubscribed(session, org_id, subscriptions)
+    if any(isinstance(fact, CancellationAsked | SubscriptionStarted) for fact in facts):
+        _resubscribed(session, org_id, subscriptions)
 
 
 def _asked(session: Session, org_id: str, customer_id: str, fact: CancellationAsked) -> None:
