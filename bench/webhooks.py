@@ -9,19 +9,24 @@ below: the same `verify_webhook`, then one INSERT with the raw driver, one trans
 delivery) under the same uvicorn flags.
 
 Burst: 10,000 deliveries (7,000 distinct events over the 2,000 customers, 3,000 duplicates,
-shuffled) at concurrency 16 against a fresh service with STRIPE_RATE_LIMIT=20 and the emulator
-answering 429 above 25/s; then until nothing is pending: Stripe requests per customer and kind
-(subscriptions, active entitlements), 429s, the busiest second, the drain time against its
-floor (2,000 customers x 2 reads / 20 per second) and
-every org's entitlement against Stripe.
+shuffled) at concurrency 16 against a fresh service; deliveries acknowledged per second while
+they arrive (the applier working meanwhile at the service's Stripe rate); then until nothing
+is pending: Stripe requests per customer and kind (subscriptions, active entitlements), 429s,
+the busiest second, the drain time against its floor (2,000 customers x 2 reads / the rate)
+and every org's entitlement against Stripe.
+
+Rates (`--rate`, both by default): STRIPE_RATE_LIMIT=20 with the emulator answering 429 above
+25/s (Stripe's test mode), and STRIPE_RATE_LIMIT=80 with 429 above 100/s (live mode), where
+the applier has four times the work to do on the server's CPU while deliveries arrive.
 
 Crash: the same burst, the server SIGKILLed once half the deliveries were answered and again
 once half the stored events were applied, restarted each time on the same database; what got
 no answer is sent again (as Stripe would). Then: acknowledged events missing, every org against
 Stripe, and every event applied exactly once.
 
-Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql] [--part acks|burst|crash]``
-(PostgreSQL too when TEST_DATABASE_URL is set; needs ``wrk``).
+Run: ``.venv/bin/python bench/webhooks.py [--backend sqlite|postgresql] [--part acks|burst|crash]
+[--rate 20|80]`` (PostgreSQL too when TEST_DATABASE_URL is set; needs ``wrk``). The crash runs
+at the highest rate asked for.
 """
 
 from __future__ import annotations
@@ -69,10 +74,9 @@ BURST_DISTINCT = 7_000
 BURST_DUPLICATES = 3_000
 CONNECTIONS = 16
 SECONDS = 5
-SERVICE_RATE = 20.0
-"""STRIPE_RATE_LIMIT of the service."""
-EMULATOR_RATE = 25.0
-"""The emulator's 429 token bucket (Stripe's test-mode limit)."""
+RATES = {20.0: 25.0, 80.0: 100.0}
+"""STRIPE_RATE_LIMIT of the service -> the emulator's 429 token bucket: Stripe's test-mode
+limit (25/s) above the test-mode default, its live-mode limit (100/s) above the live one."""
 ACK_GOAL = 1_000
 KINDS = 2
 """Stripe reads per apply: the subscription list and the active entitlements, side by side."""
@@ -627,6 +631,8 @@ def database(backend: str, tmp: Path, label: str) -> Iterator[str]:
     from billing.kit.migrations import migrate
 
     if backend == "sqlite":
+        for leftover in tmp.glob(f"{label}.db*"):  # a database of this label is always fresh
+            leftover.unlink()
         url = f"sqlite+aiosqlite:///{tmp / f'{label}.db'}"
         admin = None
     else:
@@ -643,12 +649,12 @@ def database(backend: str, tmp: Path, label: str) -> Iterator[str]:
             asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def service_env(url: str, api: str) -> dict[str, str]:
+def service_env(url: str, api: str, rate: float) -> dict[str, str]:
     """The service's environment: the suite's settings on this database and emulator."""
     from harness.servers import settings_env
     from harness.stack import suite_settings
 
-    settings = suite_settings(database_url=url, stripe_api_base=api, stripe_rate_limit=SERVICE_RATE)
+    settings = suite_settings(database_url=url, stripe_api_base=api, stripe_rate_limit=rate)
     return settings_env(settings)
 
 
@@ -667,21 +673,39 @@ def report_stderr(label: str, stderr: Path) -> None:
 # --- the two measurements -------------------------------------------------------------------
 
 
+@dataclass
+class Bench:
+    """What one backend's runs share: its folder, the emulator, the customers, and the
+    baseline's acknowledgements once measured (it does not depend on the Stripe rate)."""
+
+    backend: str
+    tmp: Path
+    api: str
+    customers: list[Customer]
+    control: Any
+    baseline: Round | None = None
+
+
 def run_backend(
-    backend: str, tmp: Path, api: str, customers: list[Customer], parts: list[str]
+    backend: str,
+    tmp: Path,
+    api: str,
+    customers: list[Customer],
+    parts: list[str],
+    rates: list[float],
 ) -> None:
-    """The measurements asked for on one backend."""
+    """The measurements asked for on one backend, at each Stripe rate asked for."""
     from emulator.client import EmulatorControl
 
-    control = EmulatorControl(api)
-    control.rate_limit(EMULATOR_RATE)
-    if "acks" in parts:
-        acks(backend, tmp, api, customers)
-    if "burst" in parts:
-        burst(backend, tmp, api, customers, control)
+    bench = Bench(backend, tmp, api, customers, EmulatorControl(api))
+    for rate in rates:
+        if "acks" in parts:
+            acks(bench, rate)
+        if "burst" in parts:
+            burst(bench, rate)
     if "crash" in parts:
-        crash(backend, tmp, api, customers, control)
-    control.close()
+        crash(bench, max(rates))
+    bench.control.close()
 
 
 SIDES = {
@@ -693,25 +717,30 @@ SIDES = {
 in a worker process of its own, and the hand-written route."""
 
 
-def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
+def acks(bench: Bench, rate: float) -> None:
     """Deliveries acknowledged per second by the service (both shapes) and by the baseline."""
+    backend, tmp = bench.backend, bench.tmp
+    bench.control.rate_limit(RATES[rate])
     lua = tmp / "deliver.lua"
     lua.write_text(DELIVER_LUA)
     warm, lines = tmp / "warm.txt", tmp / "deliveries.txt"
-    write_signed(ack_bodies(customers, WARM_EVENTS), warm)
-    write_signed(ack_bodies(customers, ACK_EVENTS), lines)
+    write_signed(ack_bodies(bench.customers, WARM_EVENTS), warm)
+    write_signed(ack_bodies(bench.customers, ACK_EVENTS), lines)
 
     results: dict[str, Round] = {}
     for side in SIDES:
-        with database(backend, tmp, f"{side}_acks") as url, ExitStack() as stack:
-            stderr = tmp / f"{backend}_{side}_acks.stderr"
+        if side == "baseline" and bench.baseline is not None:
+            results[side] = bench.baseline
+            continue
+        with database(backend, tmp, f"{side}_{rate:g}_acks") as url, ExitStack() as stack:
+            stderr = tmp / f"{backend}_{side}_{rate:g}_acks.stderr"
             if side == "baseline":
                 from harness.signing import WEBHOOK_SECRET
 
                 env = {"BENCH_DATABASE_URL": url, "BENCH_WEBHOOK_SECRET": WEBHOOK_SECRET}
                 server = stack.enter_context(baseline(env, stderr))
             else:
-                env = service_env(url, api)
+                env = service_env(url, bench.api, rate)
                 if side == "split":
                     env["WEBHOOK_APPLIER"] = "worker"
                     stack.enter_context(worker(env, tmp / f"{backend}_worker.stderr"))
@@ -726,18 +755,18 @@ def acks(backend: str, tmp: Path, api: str, customers: list[Customer]) -> None:
         if results[side].requests > ACK_EVENTS:
             print(f"  ({side}: {results[side].requests:,} requests > {ACK_EVENTS:,} events)")
         if side != "baseline":
-            report_stderr(f"{backend} {side} (acks)", stderr)
+            report_stderr(f"{backend} {side} at {rate:g}/s (acks)", stderr)
             results[side].applied = int(applied)
-    base = results["baseline"]
+    base = bench.baseline = results["baseline"]
     for side, shape in SIDES.items():
         if side == "baseline":
             continue
         ours = results[side]
         print(
-            f"{backend} acks ({shape}): {ours.rps:>7,.0f} req/s  p50 {ours.p50_ms:6.2f} ms"
-            f"  p99 {ours.p99_ms:6.2f} ms (CPU {ours.cpu:.0%}; {ours.applied:,} events applied"
-            f" meanwhile)   | baseline {base.rps:>7,.0f} req/s  p50 {base.p50_ms:6.2f} ms"
-            f"  p99 {base.p99_ms:6.2f} ms (CPU {base.cpu:.0%})"
+            f"{backend} acks at STRIPE_RATE_LIMIT={rate:g} ({shape}): {ours.rps:>7,.0f} req/s"
+            f"  p50 {ours.p50_ms:6.2f} ms  p99 {ours.p99_ms:6.2f} ms (CPU {ours.cpu:.0%};"
+            f" {ours.applied:,} events applied meanwhile)   | baseline {base.rps:>7,.0f} req/s"
+            f"  p50 {base.p50_ms:6.2f} ms  p99 {base.p99_ms:6.2f} ms (CPU {base.cpu:.0%})"
             f"   | ratio {ours.rps / base.rps:4.2f}x req/s, {ours.p99_ms / base.p99_ms:4.2f}x p99"
             f"   | goal >= {ACK_GOAL:,}/s: {_met(ours.rps >= ACK_GOAL)}",
             flush=True,
@@ -759,62 +788,73 @@ def stripe_requests(control: Any) -> list[dict[str, Any]]:
     return [r for r in control.requests() if str(r["path"]).startswith("/v1/")]
 
 
-def burst(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
+def burst(bench: Bench, rate: float) -> None:
     """10,000 deliveries, then the drain, on a fresh database and service."""
-    deliveries = burst_deliveries(customers, random.Random(20_000))
-    floor = CUSTOMERS * KINDS / SERVICE_RATE
-    with database(backend, tmp, "burst") as url:
-        stderr = tmp / f"{backend}_burst.stderr"
-        with service(service_env(url, api), stderr) as server:
-            control.rate_limit(EMULATOR_RATE)
+    backend, control = bench.backend, bench.control
+    deliveries = burst_deliveries(bench.customers, random.Random(20_000))
+    floor = CUSTOMERS * KINDS / rate
+    with database(backend, bench.tmp, f"burst_{rate:g}") as url:
+        stderr = bench.tmp / f"{backend}_{rate:g}_burst.stderr"
+        with service(service_env(url, bench.api, rate), stderr) as server:
+            control.rate_limit(RATES[rate])
             control.clear_requests()
             delivered = asyncio.run(deliver(server.url, deliveries))
+            meanwhile = int(asyncio.run(query(url, APPLIED_SQL))[0]["n"])
             asyncio.run(until_pending(url, 0, server, within=max(600.0, 5 * floor)))
             log = stripe_requests(control)
-        report_stderr(f"{backend} service (burst)", stderr)
+        report_stderr(f"{backend} service at {rate:g}/s (burst)", stderr)
         last = asyncio.run(query(url, "SELECT max(processed_at) AS at FROM webhook_events"))
-        outcome = converged(url, api, customers, control)
+        outcome = converged(url, bench.api, bench.customers, control, rate)
 
+    label = f"{backend} burst at STRIPE_RATE_LIMIT={rate:g}"
     seconds = delivered.last_ack - delivered.started
+    per_second = len(deliveries) / seconds
+    versus = (
+        f", {per_second / bench.baseline.rps:.2f}x the baseline's {bench.baseline.rps:,.0f}/s"
+        if bench.baseline is not None
+        else ""
+    )
     print(
-        f"{backend} burst: {len(deliveries):,} deliveries ({BURST_DISTINCT:,} distinct,"
+        f"{label}: {len(deliveries):,} deliveries ({BURST_DISTINCT:,} distinct,"
         f" {BURST_DUPLICATES:,} duplicates; {delivered.duplicates:,} answered duplicate)"
-        f" acknowledged in {seconds:.2f} s: {len(deliveries) / seconds:,.0f}/s",
+        f" acknowledged in {seconds:.2f} s: {per_second:,.0f}/s while the applier worked"
+        f" ({meanwhile:,} events applied by the last ack{versus};"
+        f" goal >= {ACK_GOAL:,}/s: {_met(per_second >= ACK_GOAL)})",
         flush=True,
     )
-    report_requests(f"{backend} burst", log)
+    report_requests(label, log)
     times = [float(r["time"]) for r in log]
     during = busiest_second([t for t in times if t <= delivered.last_ack])
     after = busiest_second([t for t in times if t > delivered.last_ack])
     most = busiest_second(times)
     print(
-        f"{backend} burst: at most {most} Stripe requests in any 1 s window at the emulator"
+        f"{label}: at most {most} Stripe requests in any 1 s window at the emulator"
         f" ({during} while deliveries arrived, {after} after the last ack;"
-        f" STRIPE_RATE_LIMIT {SERVICE_RATE:g}/s, emulator 429 above {EMULATOR_RATE:g}/s;"
-        f" goal <= {SERVICE_RATE:g}: {_met(most <= SERVICE_RATE)})",
+        f" emulator 429 above {RATES[rate]:g}/s; goal <= {rate:g}: {_met(most <= rate)})",
         flush=True,
     )
     finished = _utc(last[0]["at"]).timestamp()
     drain, whole = finished - delivered.last_ack, finished - delivered.started
     print(
-        f"{backend} burst: drained {drain:.1f} s after the last ack; floor {CUSTOMERS:,}"
-        f" x {KINDS} reads / {SERVICE_RATE:g} per s = {floor:.0f} s: {drain / floor:.2f}x"
+        f"{label}: drained {drain:.1f} s after the last ack; floor {CUSTOMERS:,}"
+        f" x {KINDS} reads / {rate:g} per s = {floor:.0f} s: {drain / floor:.2f}x"
         f" (goal <= {DRAIN_GOAL}x: {_met(drain / floor <= DRAIN_GOAL)});"
         f" {whole:.1f} s from the first delivery ({whole / floor:.2f}x)",
         flush=True,
     )
-    print(f"{backend} burst: {outcome}", flush=True)
+    print(f"{label}: {outcome}", flush=True)
 
 
-def crash(backend: str, tmp: Path, api: str, customers: list[Customer], control: Any) -> None:
+def crash(bench: Bench, rate: float) -> None:
     """The burst with two SIGKILLs: once half the deliveries were acknowledged (the restarted
     server is sent what got no answer, as Stripe would), and once half the stored events were
     applied (applies in flight die with it); a third server drains what is left."""
-    deliveries = burst_deliveries(customers, random.Random(30_000))
-    floor = CUSTOMERS * KINDS / SERVICE_RATE
-    with database(backend, tmp, "crash") as url:
-        env = service_env(url, api)
-        control.rate_limit(EMULATOR_RATE)
+    backend, control, tmp = bench.backend, bench.control, bench.tmp
+    deliveries = burst_deliveries(bench.customers, random.Random(30_000))
+    floor = CUSTOMERS * KINDS / rate
+    with database(backend, tmp, f"crash_{rate:g}") as url:
+        env = service_env(url, bench.api, rate)
+        control.rate_limit(RATES[rate])
         control.clear_requests()
         with service(env, tmp / f"{backend}_crash_1.stderr") as first:
             cut = asyncio.run(deliver(first.url, deliveries, kill_after=first))
@@ -834,18 +874,19 @@ def crash(backend: str, tmp: Path, api: str, customers: list[Customer], control:
             asyncio.run(until_pending(url, 0, third, within=max(600.0, 5 * floor)))
             log = stripe_requests(control)
         report_stderr(f"{backend} service (crash, after the restarts)", stderr)
-        outcome = converged(url, api, customers, control)
+        outcome = converged(url, bench.api, bench.customers, control, rate)
 
+    label = f"{backend} crash at STRIPE_RATE_LIMIT={rate:g}"
     print(
-        f"{backend} crash: SIGKILL after {len(deliveries) - len(cut.unacknowledged):,} of"
+        f"{label}: SIGKILL after {len(deliveries) - len(cut.unacknowledged):,} of"
         f" {len(deliveries):,} deliveries answered; {lost} acknowledged events missing"
         f" (goal 0: {_met(lost == 0)}); the {len(cut.unacknowledged):,} unanswered sent again"
         f" to the restarted server ({len(again.unacknowledged)} unanswered there); SIGKILL again"
         f" with {left:,} of {pending:,} events pending; a third server drained the rest",
         flush=True,
     )
-    report_requests(f"{backend} crash", log)
-    print(f"{backend} crash: {outcome}", flush=True)
+    report_requests(label, log)
+    print(f"{label}: {outcome}", flush=True)
 
 
 def report_requests(label: str, log: list[dict[str, Any]]) -> None:
@@ -863,17 +904,18 @@ def report_requests(label: str, log: list[dict[str, Any]]) -> None:
     print(
         f"{label}: {len(log):,} Stripe requests ("
         + ", ".join(f"{k} {n:,}" for k, n in kinds.most_common())
-        + f"): {per_customer:.2f} per customer and kind (goal <= {REQUESTS_GOAL}:"
-        f" {_met(per_customer <= REQUESTS_GOAL)}); 429s: {throttled}",
+        + f"): {len(log) / CUSTOMERS:.2f} per customer, {per_customer:.2f} per customer and"
+        f" kind (goal <= {REQUESTS_GOAL}: {_met(per_customer <= REQUESTS_GOAL)});"
+        f" 429s: {throttled}",
         flush=True,
     )
 
 
-def converged(url: str, api: str, customers: list[Customer], control: Any) -> str:
+def converged(url: str, api: str, customers: list[Customer], control: Any, rate: float) -> str:
     """Every org's entitlement against Stripe, and the stored events by status and attempts."""
     control.rate_limit(0)
     stripe = stripe_subscriptions(api)
-    control.rate_limit(EMULATOR_RATE)
+    control.rate_limit(RATES[rate])
     events = asyncio.run(
         query(
             url,
@@ -909,12 +951,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
     parser.add_argument("--part", choices=["acks", "burst", "crash"], action="append")
+    parser.add_argument("--rate", type=float, choices=list(RATES), action="append")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/webhooks.py needs wrk: apt-get install wrk")
     backends = args.backend or (
         ["sqlite", "postgresql"] if os.environ.get("TEST_DATABASE_URL") else ["sqlite"]
     )
+    rates = args.rate or list(RATES)
     if PINNED:
         os.sched_setaffinity(0, {1})  # the burst's client and the emulator stay off CPU 0
     print(
@@ -933,8 +977,9 @@ def main() -> None:
             f" {time.monotonic() - started:.1f} s",
             flush=True,
         )
+        parts = args.part or ["acks", "burst", "crash"]
         for backend in backends:
-            run_backend(backend, tmp, emu.url, customers, args.part or ["acks", "burst", "crash"])
+            run_backend(backend, tmp, emu.url, customers, parts, rates)
 
 
 if __name__ == "__main__":

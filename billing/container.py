@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from billing.catalog.plans import Catalog, load_catalog
 from billing.entitlements.live import LiveEntitlements
+from billing.entitlements.read import BatchedReads
 from billing.errors import configured
 from billing.gateway.client import StripeGateway, deadline
 from billing.kit.auth import Authenticator
@@ -43,6 +44,11 @@ class Services:
             stripe_gateway=StripeGateway(settings) if settings.stripe_secret_key else None,
             rate_limit=OrgRateLimit(db, settings.billing_rate_limit),
         )
+
+    @cached_property
+    def entitlement_reads(self) -> BatchedReads:
+        """Single orgs' entitlement reads, batched while a burst of them waits."""
+        return BatchedReads(self.db, self.catalog)
 
     @cached_property
     def live(self) -> LiveEntitlements:

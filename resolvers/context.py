@@ -16,10 +16,11 @@ from billing.kit.logs import bind_org_id
 class Context(BaseContext):
     """What every resolver gets."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, principal: Principal | None = None) -> None:
         super().__init__()
         self.services = services
-        self._principal: Principal | None = None
+        self._principal = principal
+        """The caller, once known (given when the request was authenticated beforehand)."""
         self.billing_error = False
         """True once a mutation answered a BillingError (the operation's metrics outcome)."""
 

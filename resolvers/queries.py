@@ -7,7 +7,7 @@ from typing import cast
 from strawberry.scalars import JSON
 
 from billing.entitlements.billing_state import PendingChangeView, RequiredActionView
-from billing.entitlements.read import EntitlementView, read_entitlement
+from billing.entitlements.read import EntitlementView
 from billing.gateway.views import DiscountView
 from billing.portal.sessions import PortalFlow
 from resolvers.context import GraphQLInfo
@@ -27,7 +27,7 @@ async def entitlement(info: GraphQLInfo) -> Entitlement:
     """The caller's org entitlement."""
     principal = await info.context.principal()
     services = info.context.services
-    return entitlement_of(await read_entitlement(services.db, services.catalog, principal.org_id))
+    return entitlement_of(await services.entitlement_reads.read(principal.org_id))
 
 
 def entitlement_of(view: EntitlementView) -> Entitlement:

@@ -7,9 +7,11 @@ import logging
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billing.kit.logs import new_request_id, request_id
+from server.media import GRAPHQL_RESPONSE_JSON, graphql_error_response, response_media_type
 from webhooks import RAW_BODY, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,13 @@ def _graphql_payload(body: bytes) -> dict[str, Any] | str:
     return payload
 
 
+def refusal(path: str, accept: str | None, status: int, reason: str, rid: str) -> Response:
+    """A GraphQL error for a /graphql client negotiating graphql-response+json, else JSON."""
+    if path == GRAPHQL_PATH and response_media_type(accept) == GRAPHQL_RESPONSE_JSON:
+        return graphql_error_response(status, reason, requestId=rid)
+    return JSONResponse({"error": reason, "requestId": rid}, status_code=status)
+
+
 class RequestGuard:
     """Request ids everywhere; size limits and JSON-only POSTs on the public endpoints;
     unexpected exceptions answered with a masked 500 that carries the request id."""
@@ -66,9 +75,8 @@ class RequestGuard:
             await send(message)
 
         async def refuse(status: int, reason: str) -> None:
-            await JSONResponse({"error": reason, "requestId": rid}, status_code=status)(
-                scope, receive, send_with_id
-            )
+            answer = refusal(scope["path"], headers.get("accept"), status, reason, rid)
+            await answer(scope, receive, send_with_id)
 
         try:
             problem = self._refuse(scope, headers)

@@ -10,11 +10,19 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from billing.kit.logs import request_id
 
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+"""The `extensions.code` of a masked error."""
+
 
 def is_unexpected(error: GraphQLError) -> bool:
     """True for an error raised by a bug or an outage, not on purpose as a GraphQLError."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError)
+
+
+def is_server_fault(error: GraphQLError) -> bool:
+    """True for an unexpected error, masked already or not yet."""
+    return is_unexpected(error) or (error.extensions or {}).get("code") == INTERNAL_SERVER_ERROR
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -30,7 +38,7 @@ class MaskUnexpectedErrors(MaskErrors):
             f"Internal server error (request id {rid})",
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": rid},
+            extensions={"code": INTERNAL_SERVER_ERROR, "requestId": rid},
         )
 
 

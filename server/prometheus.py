@@ -97,9 +97,7 @@ class OperationMetrics(SchemaExtension):
         outcome = outcome_of(errors, bool(billing_error))
         # A refused document's field names are the client's to choose: never a label.
         label = INVALID if outcome == "invalid" else label_of(operation)
-        metrics.observe(
-            metrics.GRAPHQL_LATENCY, metrics.GRAPHQL_OPERATIONS, label, outcome, elapsed()
-        )
+        metrics.observe_operation(label, outcome, elapsed())
 
 
 class DatabaseGauges:
@@ -169,6 +167,7 @@ def _authorized(services: Services, header: str | None) -> bool | None:
 
 def exposition(database: DatabaseGauges | None) -> bytes:
     """Every metric of every process of this deployment, and the database's gauges, as text."""
+    metrics.flush()
     folder = metrics.multiprocess_dir()
     if folder is None:
         registry = REGISTRY

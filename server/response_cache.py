@@ -1,41 +1,63 @@
-"""Answers of read-only GraphQL queries, kept until what they show changes.
+"""Answers of read-only GraphQL queries, kept until what they show changes, served as the
+outermost layer of the app.
 
-`entitlement` is read on every page load with the same document and token, and its answer
-only changes when the single writer (or someone behind its back) commits a change to that
-org's rows. So the first answer of a document is computed the usual way, through Strawberry
-with every limit, mask and check, and its bytes are kept:
+`entitlement` is read on every page load, and its answer only changes when the single writer
+(or someone behind its back) commits a change to that org's rows. So a request is answered
+here, before any other layer, when all of this holds:
 
-- per org for documents selecting `entitlement` (and otherwise only `plans`/`__typename`),
-  dropped as soon as the change feed (billing/kit/change_feed.py) reports a change of that org, or
-  of any org; kept only when the feed watched throughout the read;
-- for the life of the process for documents selecting only `plans`/`__typename` (the
-  catalog is read once at start-up).
+- it is `POST /graphql` with a JSON content type and a body within the request limit, in one
+  piece, whose exact bytes, `Accept` and `Origin` were answered before through the whole stack
+  (the request guard's checks, CORS, Strawberry with every limit, mask and check) with data
+  and no errors: a *known form*, whose answer's headers are known too;
+- its `Authorization` verified before and still holds (`Authenticator.remembered`: one
+  dictionary lookup), for documents selecting `entitlement`; catalog-only documents (`plans`,
+  `__typename`) are the same for everyone;
+- the change feed (billing/kit/change_feed.py) watched throughout, and reported no change of
+  that org (or of any org) since the answer was kept.
 
-Every request is still authenticated (the token's org picks the answer) and still passes
-the request guard, whose parsed body it reads (`GRAPHQL_PAYLOAD`) instead of parsing it
-again. Only queries without variables whose root fields are all in those sets, and answers
-without errors, are kept; anything else runs through Strawberry untouched.
+A hit costs two dictionary lookups, a request id, and two ASGI messages; the operation is
+counted in the batched metrics, and the server's access log still logs it. An org whose
+answer is not kept yet but whose form is known is answered by graphql-core's executor on the
+validated document, skipping the HTTP layers and Strawberry's per-request machinery; an
+answer with errors is thrown away and the request goes the whole way. Anything else (other
+documents, variables, mutations, unknown tokens, odd headers) goes the whole way untouched.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from cachetools import LRUCache
-from graphql import FieldNode, GraphQLError, OperationType, parse
-from starlette.datastructures import Headers
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationType,
+    execute,
+    parse,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.schema import BaseSchema, Schema
+from strawberry.schema._graphql_core import execution_context_class_kwargs
+from strawberry.utils.await_maybe import await_maybe
 
 from billing.container import Services
 from billing.kit import metrics
-from billing.kit.auth import AuthError
+from billing.kit.auth import AuthError, Principal
+from billing.kit.logs import new_request_id, request_id
+from resolvers.context import Context
 from server.guard import GRAPHQL_PATH, GRAPHQL_PAYLOAD
 from server.prepared import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
-from server.prometheus import INVALID, label_of, operation_of
+from server.prometheus import label_of, operation_of
 from server.validation import MAX_TOKENS
+
+log = logging.getLogger(__name__)
 
 STATIC_FIELDS = frozenset({"plans", "__typename"})
 """Root fields whose answer never changes while the process runs."""
@@ -43,16 +65,33 @@ STATIC_FIELDS = frozenset({"plans", "__typename"})
 ORG_FIELDS = frozenset({"entitlement"})
 """Root fields whose answer depends only on the caller's org and its entitlement rows."""
 
-MAX_ORGS = 10_000
-"""Orgs whose answers are kept at once (the least recently read goes first)."""
+MAX_ORGS = 65_536
+"""Orgs whose answers are kept at once, the least recently read forgotten first: the orgs of
+100,000 active users at two or more users per org; about 600 bytes each for a 280-byte
+answer, 37 MiB when full (`make bench` measures it; README: "Speed")."""
 
-MAX_ANSWERS_PER_ORG = 16
-"""Documents whose answers are kept per org (catalog-only ones: MAX_DOCUMENTS in all)."""
+MAX_ANSWERS_PER_ORG = 8
+"""Forms whose answers are kept per org (the oldest goes first)."""
 
 MAX_ANSWER_BYTES = 64 * 1024
 """Larger answers are not kept."""
 
+MAX_FORM_BYTES = MAX_DOCUMENT_CHARS + 2048
+"""A longer body, `Accept` or `Origin` always goes the whole way (a kept form holds them, and
+JSON may pad a short query with a megabyte of spaces)."""
+
+MAX_LENGTHS = 1024
+"""Answer lengths whose headers a known form keeps at once."""
+
 REQUEST_KEYS = frozenset({"query", "operationName", "variables"})
+
+EVERYONE = ""
+"""The key catalog-only answers are kept under (no org id is empty)."""
+
+JSON_TYPE = b"application/json"
+
+PER_RESPONSE = (b"content-length", b"x-request-id")
+"""Headers of an answer that are not kept with it: set for each response sent."""
 
 
 class Shape(Enum):
@@ -63,49 +102,86 @@ class Shape(Enum):
     OTHER = "other"
 
 
+Form = tuple[bytes, bytes | None, bytes | None]
+"""A request as far as its answer goes: the body's bytes, `Accept` and `Origin`."""
+
+Header = tuple[bytes, bytes]
+
+Answer = tuple[tuple[Header, ...], bytes]
+"""A kept response's headers (without the request id) and body: a plain tuple of atoms, which
+the garbage collector stops tracking, so a full collection does not walk every kept one."""
+
+
+Kept = tuple[tuple[Form, Answer], ...]
+"""An org's kept answers by form (a few at most: a tuple takes half a dict's memory)."""
+
+
+def _find(kept: Kept, form: Form) -> Answer | None:
+    """The kept answer of a form, if any."""
+    for known, answer in kept:
+        if known == form:
+            return answer
+    return None
+
+
 @dataclass(frozen=True)
-class Answer:
-    """A kept response: its headers and body as Strawberry sent them."""
+class Known:
+    """A form answered through the whole stack: what its answers depend on, its operation's
+    metrics label, its validated document, and its answers' headers but the length."""
 
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
+    form: Form
+    shape: Shape
+    label: str
+    document: DocumentNode
+    operation_name: str | None
+    headers: tuple[Header, ...]
+    _by_length: dict[int, tuple[Header, ...]] = field(default_factory=dict)
+
+    def headers_for(self, length: int) -> tuple[Header, ...]:
+        """The headers of an answer of this length (one tuple per length, shared by every
+        org's answer of that length)."""
+        found = self._by_length.get(length)
+        if found is None:
+            if len(self._by_length) >= MAX_LENGTHS:
+                self._by_length.clear()
+            found = self._by_length[length] = (*self.headers, (b"content-length", b"%d" % length))
+        return found
 
 
-Shaped = tuple[Shape, str]
-"""A document's shape and its operation's metrics label (`server.prometheus.label_of`)."""
+@dataclass(frozen=True)
+class Shaped:
+    """A document's shape, label and parsed form (`shape_of`)."""
+
+    shape: Shape
+    label: str
+    document: DocumentNode | None
+
+
+OTHER = Shaped(Shape.OTHER, "", None)
 
 
 def shape_of(query: str, operation_name: str | None) -> Shaped:
-    """The shape of the named (or only) operation of a document, and its label."""
-    other = (Shape.OTHER, INVALID)
+    """The shape and label of the named (or only) operation of a document."""
     try:
         document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except (GraphQLError, RecursionError):
-        return other
+        return OTHER
     operation = operation_of(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY:
-        return other
+        return OTHER
     names: set[str] = set()
     for selection in operation.selection_set.selections:
         if not isinstance(selection, FieldNode) or selection.directives:
-            return other
+            return OTHER
         names.add(selection.name.value)
     if not names <= STATIC_FIELDS | ORG_FIELDS:
-        return other
-    label = label_of(operation)
-    return (Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC), label
+        return OTHER
+    shape = Shape.PER_ORG if names & ORG_FIELDS else Shape.STATIC
+    return Shaped(shape, label_of(operation), document)
 
 
-Key = tuple[str, str | None]
-"""A request's (query, operationName)."""
-
-
-def _request_key(scope: Scope) -> Key | None:
-    """The key of a request that could be answered from memory, else None.
-
-    The body is the one the request guard parsed and checked (a JSON object); without the
-    guard in front, nothing is answered from memory."""
-    payload = scope.get("state", {}).get(GRAPHQL_PAYLOAD)
+def _query_of(payload: object) -> tuple[str, str | None] | None:
+    """The (query, operationName) of a body that could be answered from memory, else None."""
     if not isinstance(payload, dict) or not payload.keys() <= REQUEST_KEYS:
         return None
     query, name = payload.get("query"), payload.get("operationName")
@@ -117,95 +193,236 @@ def _request_key(scope: Scope) -> Key | None:
 
 
 class ResponseCache:
-    """ASGI middleware in front of `/graphql` that answers repeated reads from memory."""
+    """ASGI middleware, outermost, that answers repeated reads from memory."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, services: Services, schema: BaseSchema, max_body: int) -> None:
         self.app = app
+        self.services = services
         self.auth = services.auth
         self.change_feed = services.db.change_feed
-        self._shapes: LRUCache[Key, Shaped] = LRUCache(MAX_DOCUMENTS)
-        self._static: LRUCache[Key, Answer] = LRUCache(MAX_DOCUMENTS)
-        self._orgs: LRUCache[str, LRUCache[Key, Answer]] = LRUCache(MAX_ORGS)
+        self.max_body = max_body
+        self.executor = Executor(schema)
+        self._shapes: OrderedDict[tuple[str, str | None], Shaped] = OrderedDict()
+        self._known: OrderedDict[Form, Known] = OrderedDict()
+        self._answers: OrderedDict[str, Kept] = OrderedDict()
         self.change_feed.subscribe(self._forget)
 
     def _forget(self, org_id: str | None) -> None:
         """Drop the answers of one org (None: of every org)."""
         if org_id is None:
-            self._orgs.clear()
+            self._answers.clear()
         else:
-            self._orgs.pop(org_id, None)
-
-    def _shape(self, key: Key) -> Shaped:
-        """The remembered shape and label of a document, worked out on first sight."""
-        shape = self._shapes.get(key)
-        if shape is None:
-            shape = self._shapes[key] = shape_of(*key)
-        return shape
+            self._answers.pop(org_id, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer from memory when possible, else run the request and maybe keep its answer."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != GRAPHQL_PATH:
+        """Answer from memory when possible, else pass the request on."""
+        if scope["type"] != "http" or scope["path"] != GRAPHQL_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        key = _request_key(scope)
-        shape, label = self._shape(key) if key is not None else (Shape.OTHER, INVALID)
-        if key is None or shape is Shape.OTHER:
-            await self.app(scope, receive, send)  # Strawberry's extension records it
+        started = time.perf_counter()
+        headers = dict(reversed(scope["headers"]))  # the first of a repeated header, as Starlette
+        content_type = headers.get(b"content-type")
+        if content_type != JSON_TYPE and not _is_json(content_type):
+            await self.app(scope, receive, send)  # the guard refuses it
             return
-        elapsed = metrics.clock()
-        if shape is Shape.STATIC:
-            answered = await self._static_read(key, scope, receive, send)
-        else:
-            answered = await self._org_read(key, scope, receive, send)
-        if answered:  # Strawberry did not run, so its extension recorded nothing
-            metrics.observe(
-                metrics.GRAPHQL_LATENCY, metrics.GRAPHQL_OPERATIONS, label, "ok", elapsed()
-            )
+        messages, body = await _read_body(receive, self.max_body)
+        receive = _replay(messages, receive)
+        if body is None:
+            await self.app(scope, receive, send)  # too large or gone: the guard answers
+            return
+        accept, origin = headers.get(b"accept"), headers.get(b"origin")
+        if len(body) + len(accept or b"") + len(origin or b"") > MAX_FORM_BYTES:
+            await self.app(scope, receive, send)
+            return
+        form = (body, accept, origin)
+        known = self._known.get(form)
+        if known is None:
+            await self._learn(form, headers, scope, receive, send)
+            return
+        self._known.move_to_end(form)
+        if not await self._answer(known, headers, send):
+            await self.app(scope, receive, send)
+            return
+        metrics.observe_operation(known.label, "ok", time.perf_counter() - started)
 
-    async def _static_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
-        """A catalog-only read: the same answer for everyone; True if answered from memory."""
-        answer = self._static.get(key)
-        if answer is not None:
-            await _send(answer, send)
-            return True
-        kept = await _run(self.app, scope, receive, send)
-        if kept is not None:
-            self._static[key] = kept
-        return False
-
-    async def _org_read(self, key: Key, scope: Scope, receive: Receive, send: Send) -> bool:
-        """An entitlement read: the caller's org's answer while its rows stay unchanged; True
-        if answered from memory."""
+    async def _answer(self, known: Known, headers: dict[bytes, bytes], send: Send) -> bool:
+        """Answer a known form: the caller's org's kept answer, else one computed now; False
+        (nothing sent) when the request must go the whole way."""
+        authorization = headers.get(b"authorization")
+        org = EVERYONE if known.shape is Shape.STATIC else self._org(authorization)
+        principal: Principal | None = None
         try:
-            principal = await self.auth.authenticate(Headers(scope=scope).get("authorization"))
+            if org is None:  # a token not seen before (or no longer remembered): verify it
+                principal = await self.auth.authenticate(_text(authorization))
+                org = principal.org_id
+            self.change_feed.poll()
+            answer = _find(self._answers.get(org, ()), known.form)
+            if answer is not None and self.change_feed.watching:
+                self._answers.move_to_end(org)
+            else:
+                if known.shape is Shape.PER_ORG and principal is None:
+                    principal = await self.auth.authenticate(_text(authorization))
+                answer = await self._compute(known, org, principal)
         except AuthError:
-            await self.app(scope, receive, send)  # Strawberry answers UNAUTHENTICATED
+            return False  # Strawberry answers UNAUTHENTICATED, with its metrics
+        except Exception:  # the whole way answers it, masked, with the request id
+            log.warning("answering %s without the HTTP layers failed", known.label, exc_info=True)
             return False
-        org_id = principal.org_id
+        if answer is None:
+            return False
+        await _send(answer, headers.get(b"x-request-id"), send)
+        return True
+
+    def _org(self, authorization: bytes | None) -> str | None:
+        """The org of a remembered token, else None."""
+        return self.auth.remembered(authorization) if authorization else None
+
+    async def _compute(self, known: Known, org: str, principal: Principal | None) -> Answer | None:
+        """An org's answer of a known form computed without the HTTP layers, and kept; None
+        when it has errors (the request must go the whole way)."""
         before = self.change_feed.snapshot()
-        answers = self._orgs.get(org_id) if before.watching else None
-        answer = answers.get(key) if answers is not None else None
-        if answer is not None:
-            await _send(answer, send)
-            return True
-        kept = await _run(self.app, scope, receive, send)
-        if kept is None or not self.change_feed.still(before):
-            return False
-        answers = self._orgs.get(org_id)
-        if answers is None:
-            answers = self._orgs[org_id] = LRUCache(MAX_ANSWERS_PER_ORG)
-        answers[key] = kept
-        return False
+        body = await self.executor.run(known, Context(self.services, principal))
+        if body is None:
+            return None
+        answer: Answer = (known.headers_for(len(body)), body)
+        if self.change_feed.still(before):
+            self._keep(org, known.form, answer)
+        return answer
+
+    async def _learn(
+        self, form: Form, headers: dict[bytes, bytes], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run a request of a form not known yet the whole way; when its answer may be kept,
+        the form becomes known and its answer kept."""
+        before = self.change_feed.snapshot()
+        captured = await _run(self.app, scope, receive, send)
+        if captured is None:
+            return
+        query = _query_of(scope.get("state", {}).get(GRAPHQL_PAYLOAD))
+        shaped = self._shape(query) if query is not None else OTHER
+        if shaped.document is None:
+            return
+        org = EVERYONE
+        if shaped.shape is Shape.PER_ORG:
+            org = self._org(headers.get(b"authorization")) or ""
+            if not org:
+                return  # refused, or expired meanwhile
+        status_headers, body = captured
+        template = tuple((k, v) for k, v in status_headers if k not in PER_RESPONSE)
+        assert query is not None
+        known = Known(form, shaped.shape, shaped.label, shaped.document, query[1], template)
+        self._known[form] = known
+        if len(self._known) > MAX_DOCUMENTS:
+            self._known.popitem(last=False)
+        if self.change_feed.still(before):
+            self._keep(org, form, (known.headers_for(len(body)), body))
+
+    def _shape(self, query: tuple[str, str | None]) -> Shaped:
+        """The remembered shape of a document, worked out on first sight."""
+        shaped = self._shapes.get(query)
+        if shaped is None:
+            shaped = self._shapes[query] = shape_of(*query)
+            if len(self._shapes) > MAX_DOCUMENTS:
+                self._shapes.popitem(last=False)
+        return shaped
+
+    def _keep(self, org: str, form: Form, answer: Answer) -> None:
+        """Keep an org's answer of a form, within the bounds (its other forms' stay)."""
+        others = tuple(pair for pair in self._answers.get(org, ()) if pair[0] != form)
+        self._answers[org] = (*others[-(MAX_ANSWERS_PER_ORG - 1) :], (form, answer))
+        self._answers.move_to_end(org)
+        if len(self._answers) > MAX_ORGS:
+            self._answers.popitem(last=False)
 
 
-async def _send(answer: Answer, send: Send) -> None:
-    """Send a kept answer."""
-    await send({"type": "http.response.start", "status": 200, "headers": list(answer.headers)})
-    await send({"type": "http.response.body", "body": answer.body})
+class Executor:
+    """graphql-core's executor on a known form's validated document: the answer's bytes as
+    Strawberry would send them, or None when it has errors."""
+
+    def __init__(self, schema: BaseSchema) -> None:
+        assert isinstance(schema, Schema)
+        self.schema = schema
+
+    async def run(self, known: Known, context: Context) -> bytes | None:
+        """Execute and encode."""
+        result = await await_maybe(
+            execute(
+                self.schema._schema,
+                known.document,
+                operation_name=known.operation_name,
+                context_value=context,
+                **execution_context_class_kwargs(self.schema.execution_context_class),
+            )
+        )
+        if not isinstance(result, ExecutionResult) or result.errors or result.data is None:
+            return None
+        return json.dumps({"data": result.data}, separators=(",", ":")).encode()
 
 
-async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Answer | None:
-    """Run the request as usual; its answer when it may be kept (200, data, no errors)."""
+def _text(header: bytes | None) -> str | None:
+    """A header's value as text (HTTP headers are Latin-1)."""
+    return header.decode("latin-1") if header is not None else None
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """True for `application/json` with parameters or odd case (the guard's rule)."""
+    return content_type is not None and (content_type.split(b";")[0].strip().lower() == JSON_TYPE)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """The messages read and the whole body; None for the body once it grows past the limit
+    or the client goes away (the messages are handed on as they came)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None
+        if not message.get("more_body"):
+            break
+    if len(messages) == 1:
+        return messages, messages[0].get("body", b"")
+    return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands the messages already read over once, then waits as usual."""
+    pending = iter(messages)
+
+    async def replayed() -> Message:
+        return next(pending, None) or await receive()
+
+    return replayed
+
+
+async def _send(answer: Answer, incoming_id: bytes | None, send: Send) -> None:
+    """Send a kept answer with a request id (the caller's when well-formed), which the access
+    log line of this request carries."""
+    rid = new_request_id(incoming_id.decode("latin-1") if incoming_id else None)
+    token = request_id.set(rid)
+    try:
+        headers, body = answer
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*headers, (b"x-request-id", rid.encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+    finally:
+        request_id.reset(token)
+
+
+async def _run(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+    """Run the request the whole way; its headers and body when it may be kept (200, data,
+    no errors)."""
     status = 0
     headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
@@ -232,4 +449,4 @@ async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Answ
         return None
     if not isinstance(payload, dict) or payload.keys() != {"data"} or payload["data"] is None:
         return None
-    return Answer(headers, body)
+    return headers, body

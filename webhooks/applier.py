@@ -6,7 +6,8 @@ one holder per customer across every process), re-reads the customer from Stripe
 subscriptions and its active entitlements, side by side), projects it and marks every event of
 that customer it saw applied, in one transaction. A failed apply leaves its events failed with
 a backoff; a 429 from Stripe only slows every request down (`billing.gateway.throttle`) and the
-events stay due."""
+events stay due. In an API process each apply starts in a turn the webhook deliveries leave
+free (`webhooks.priority`): acknowledging Stripe comes first."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from billing.kit import metrics
 from billing.kit.logs import bind_event_id, bind_org_id, in_log_scope
 from billing.models import utcnow
 from billing.retention.records import record_facts
+from webhooks.priority import IntakeFirst
 from webhooks.store import (
     Outcome,
     StoredEvent,
@@ -145,7 +147,12 @@ class Applier:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._elsewhere: dict[str, float] = {}
         self._loop: asyncio.Task[None] | None = None
+        self._intake: IntakeFirst | None = None
         services.db.change_feed.on_events_stored(self.wake)  # stored by any process (PostgreSQL)
+
+    def defer_to(self, intake: IntakeFirst) -> None:
+        """Start applies only in the turns the deliveries this process answers leave free."""
+        self._intake = intake
 
     def wake(self) -> None:
         """New events were stored: look for work now."""
@@ -192,6 +199,8 @@ class Applier:
                 self._queue.extend(found)
                 if not found:
                     return
+            if self._intake is not None and await self._intake.turn():
+                metrics.WEBHOOK_APPLY_WAITS.inc()
             customer = self._queue.popleft()
             if customer not in self._inflight and customer not in self._elsewhere:
                 self._inflight[customer] = asyncio.create_task(self._apply(customer))

@@ -27,7 +27,8 @@ from billing.container import Services
 from billing.kit.database import is_sqlite
 from billing.kit.sql import dialect_insert
 from billing.models import EventStatus, WebhookEvent
-from webhooks.store import row_of
+from webhooks.priority import IntakeFirst
+from webhooks.store import forget_target, remember_target, stored_row
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Intake:
         self._waiting: list[Waiter] = []
         self._flushers = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.priority = IntakeFirst()
+        """The deliveries being answered, before which this process's applier steps aside."""
         sqlite = is_sqlite(services.db.url)
         self._most = SQLITE_IN_FLIGHT if sqlite else IN_FLIGHT
         self._engine: AsyncEngine | None = (
@@ -86,14 +89,20 @@ class Intake:
 
     async def store(self, event: dict[str, Any], body: bytes) -> Stored:
         """Store one event; returns once it is committed (raises if the commit failed)."""
-        row = row_of(event, body)
+        row, target = stored_row(event, body)
+        if target is not None:  # before the commit: the applier may take it up at once
+            remember_target(row["id"], target)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, done))
         if self._flushers < self._most:
             self._flushers += 1
             self._tasks.add(task := asyncio.create_task(self._flush()))
             task.add_done_callback(self._tasks.discard)
-        new = await asyncio.shield(done)
+        try:
+            new = await asyncio.shield(done)
+        except BaseException:
+            forget_target(row["id"])
+            raise
         return Stored(new=new, pending=new and row["status"] == EventStatus.RECEIVED.value)
 
     async def _flush(self) -> None:

@@ -47,10 +47,12 @@ class StripeWebhook:
         self.services = services
         self.intake = intake
         self.applier = applier
+        if applier is not None:
+            applier.defer_to(intake.priority)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one delivery (its lines, the access log's too, name the event once known)."""
-        with log_scope():
+        with log_scope(), self.intake.priority.answering():
             response = await self._answer(scope, receive)
             await response(scope, receive, send)
 

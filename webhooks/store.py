@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
@@ -21,6 +22,13 @@ RETRY_FIRST = 2.0
 RETRY_MAX = 600.0
 """The longest wait between two retries of a failed event."""
 _PENDING = [status.value for status in PENDING_STATUSES]
+TARGETS_KEPT = 20_000
+"""Targets of events this process received and has not applied yet, kept so that their apply
+parses no payload (a few kilobytes of JSON each): at most this many, the oldest forgotten
+first (a duplicate of an event applied before stays until then; an event's target never
+changes). An event stored by another process, or before a restart, has its payload read."""
+_targets: OrderedDict[str, Target] = OrderedDict()
+"""Its C methods keep it whole when several apps of one process (tests) share it."""
 
 
 class Outcome(enum.StrEnum):
@@ -59,11 +67,28 @@ def _lag_ms(created: datetime, now: datetime) -> int:
     return int(lag_seconds(created, now) * 1000)
 
 
+def remember_target(event_id: str, target: Target) -> None:
+    """Keep the target of an event this process just stored (see `TARGETS_KEPT`)."""
+    _targets[event_id] = target
+    if len(_targets) > TARGETS_KEPT:
+        _targets.popitem(last=False)
+
+
+def forget_target(event_id: str) -> None:
+    """Drop a kept target (its event applied, or not stored by this delivery)."""
+    _targets.pop(event_id, None)
+
+
 def row_of(event: dict[str, Any], body: bytes) -> dict[str, Any]:
     """The stored row of a verified event.
 
     An event with nothing to apply (a type without handler, no customer) is stored as
     ignored at once; the others wait for the applier, keyed by their customer."""
+    return stored_row(event, body)[0]
+
+
+def stored_row(event: dict[str, Any], body: bytes) -> tuple[dict[str, Any], Target | None]:
+    """The stored row of a verified event, and its target (None: nothing to apply)."""
     target = target_of(event["type"], event)
     created = datetime.fromtimestamp(event["created"], UTC)
     now = utcnow()
@@ -86,7 +111,7 @@ def row_of(event: dict[str, Any], body: bytes) -> dict[str, Any]:
             processed_at=now,
             lag_ms=_lag_ms(created, now),
         )
-    return values
+    return values, target
 
 
 async def due_customers(services: Services, exclude: set[str], limit: int) -> list[str]:
@@ -114,43 +139,77 @@ async def due_customers(services: Services, exclude: set[str], limit: int) -> li
 async def pending_of(
     services: Services, customer_id: str, also: frozenset[str] = frozenset()
 ) -> list[StoredEvent]:
-    """Every pending event of a customer (backoff or not), and the events named in `also`."""
-    stmt = select(WebhookEvent).where(col(WebhookEvent.customer_id) == customer_id)
-    pending = col(WebhookEvent.status).in_(_PENDING)
-    stmt = stmt.where(or_(pending, col(WebhookEvent.id).in_(also)) if also else pending)
+    """Every pending event of a customer (backoff or not), and the events named in `also`.
+
+    Plain columns, not ORM rows; payloads are read and parsed only for the events whose target
+    this process does not keep (`remember_target`)."""
+    events = WebhookEvent.__table__.c  # type: ignore[attr-defined]
+    pending = events.status.in_(_PENDING)
+    stmt = (
+        select(events.id, events.type, events.created, events.attempts)
+        .where(events.customer_id == customer_id)
+        .where(or_(pending, events.id.in_(also)) if also else pending)
+        .order_by(events.created)
+    )
     async with services.db.read() as session:
-        rows = (await session.execute(stmt.order_by(col(WebhookEvent.created)))).scalars()
-        return [
-            StoredEvent(
-                id=row.id,
-                type=row.type,
-                created=row.created,
-                attempts=row.attempts,
-                target=target_of(row.type, json.loads(row.payload)),
-            )
-            for row in rows
-        ]
+        rows = (await session.execute(stmt)).all()
+        kept = {row.id: _targets.get(row.id) for row in rows}
+        unknown = [event_id for event_id, target in kept.items() if target is None]
+        payloads: dict[str, str] = {}
+        if unknown:
+            read = select(events.id, events.payload).where(events.id.in_(unknown))
+            payloads = {row.id: row.payload for row in await session.execute(read)}
+    return [
+        StoredEvent(
+            id=row.id,
+            type=row.type,
+            created=row.created,
+            attempts=row.attempts,
+            target=kept[row.id] or target_of(row.type, json.loads(payloads[row.id])),
+        )
+        for row in rows
+    ]
+
+
+def _mark_applied_statement() -> Any:
+    """One UPDATE by id, sent as one executemany (no ORM bulk-update bookkeeping)."""
+    table = WebhookEvent.__table__  # type: ignore[attr-defined]
+    return (
+        update(table)
+        .where(table.c.id == bindparam("event_id"))
+        .values(
+            status=bindparam("new_status"),
+            attempts=bindparam("new_attempts"),
+            last_error=None,
+            next_attempt_at=None,
+            processed_at=bindparam("at"),
+            lag_ms=bindparam("lag"),
+        )
+    )
+
+
+MARK_APPLIED = _mark_applied_statement()
 
 
 def mark_applied(session: Session, events: list[StoredEvent], org_id: str | None) -> None:
     """Mark events applied in the apply's own transaction: processed for an org, else ignored."""
     now = utcnow()
     status = (EventStatus.PROCESSED if org_id else EventStatus.IGNORED).value
-    session.execute(
-        update(WebhookEvent),
+    session.connection().execute(
+        MARK_APPLIED,
         [
             {
-                "id": event.id,
-                "status": status,
-                "attempts": event.attempts + 1,
-                "last_error": None,
-                "next_attempt_at": None,
-                "processed_at": now,
-                "lag_ms": _lag_ms(event.created, now),
+                "event_id": event.id,
+                "new_status": status,
+                "new_attempts": event.attempts + 1,
+                "at": now,
+                "lag": _lag_ms(event.created, now),
             }
             for event in events
         ],
     )
+    for event in events:
+        forget_target(event.id)
 
 
 def retry_delay(attempts: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,60 @@ async def read_entitlement(db: Database, catalog: Catalog, org_id: str) -> Entit
     async with db.engine.connect() as conn:
         found = (await conn.execute(READ, {"org_id": org_id})).one()
     return _view(catalog, org_id, found, found.account is not None, found.deleted_at)
+
+
+class BatchedReads:
+    """Single orgs' entitlement reads gathered into few queries: the orgs asked for while a
+    read is in flight are read together next (`read_entitlements`), and an org asked for
+    twice meanwhile is read once. A burst of first reads (a cold start, or every org's
+    answer dropped at once) costs a query per batch instead of a connection per org.
+
+    Each read still starts after it was asked for, so a change-feed snapshot taken before
+    asking stays a valid guard for keeping what is read."""
+
+    def __init__(self, db: Database, catalog: Catalog) -> None:
+        self.db = db
+        self.catalog = catalog
+        self._waiting: dict[str, asyncio.Future[EntitlementView]] = {}
+        self._reading: asyncio.Task[None] | None = None
+
+    async def read(self, org_id: str) -> EntitlementView:
+        """The org's entitlement, read with the others asked for meanwhile."""
+        future = self._waiting.get(org_id)
+        if future is None:
+            future = self._waiting[org_id] = asyncio.get_running_loop().create_future()
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_all(), name="entitlement-reads")
+        # A caller that goes away must not cancel the read the others wait for.
+        return await asyncio.shield(future)
+
+    async def _read_all(self) -> None:
+        """Read batches until nobody waits."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            try:
+                if len(batch) == 1:
+                    [org_id] = batch
+                    views = {org_id: await read_entitlement(self.db, self.catalog, org_id)}
+                else:
+                    views = await read_entitlements(self.db, self.catalog, list(batch))
+            except Exception as exc:  # every waiter of this batch gets it
+                for future in batch.values():
+                    _settle(future, exc)
+                continue
+            for org_id, future in batch.items():
+                _settle(future, views[org_id])
+
+
+def _settle(future: asyncio.Future[EntitlementView], outcome: EntitlementView | Exception) -> None:
+    """Hand a read's outcome to its waiters (none left when they all went away)."""
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+        future.exception()  # retrieved: nobody left waiting is no error to log
+    else:
+        future.set_result(outcome)
 
 
 async def read_entitlements(

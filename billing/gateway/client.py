@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -96,6 +99,36 @@ __all__ = [
 build while this stays the only module that imports `stripe`."""
 
 log = logging.getLogger(__name__)
+
+SdkLog = Callable[..., None]
+
+
+def _when_shown(original: SdkLog, level: int) -> SdkLog:
+    """The SDK's log function, called only when its line would be shown somewhere."""
+    sdk_logger = logging.getLogger("stripe")
+
+    def log_if_shown(message: str, **params: Any) -> None:
+        """Format and log the line if the `stripe` logger, `stripe.log` or STRIPE_LOG shows it."""
+        if sdk_logger.isEnabledFor(level) or stripe.log or os.environ.get("STRIPE_LOG"):
+            original(message, **params)
+
+    log_if_shown.__wrapped__ = original  # type: ignore[attr-defined]
+    return log_if_shown
+
+
+def _format_sdk_logs_only_when_shown() -> None:
+    """The SDK formats its log lines of every request before `logging` decides to drop them,
+    the whole response body included (`logfmt`: decoded, searched, `repr`-ed): about a sixth of
+    a list read's CPU on the applier's path, for lines nobody sees at the default level. Its
+    request and HTTP modules look the functions up by name, so those names get guarded ones."""
+    for module in map(importlib.import_module, ("stripe._api_requestor", "stripe._util")):
+        for name, level in (("log_debug", logging.DEBUG), ("log_info", logging.INFO)):
+            original = getattr(module, name, None)
+            if callable(original) and not hasattr(original, "__wrapped__"):
+                setattr(module, name, _when_shown(original, level))
+
+
+_format_sdk_logs_only_when_shown()
 
 
 async def _none() -> None:

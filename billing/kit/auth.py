@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
-from cachetools import LRUCache
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
@@ -49,13 +51,15 @@ identity provider, and a rotated key is accepted at most this long after it firs
 TOKEN_LEEWAY = 5
 """Seconds of clock skew allowed on `exp` (and `nbf`, `iat`)."""
 
-VERIFIED_TOKENS = 4096
-"""Most verified tokens remembered at once (the least recently used is forgotten first)."""
+VERIFIED_TOKENS = 131_072
+"""Most verified tokens remembered at once, the least recently used forgotten first: the
+current tokens of 100,000 active users, and room for the refreshed ones' predecessors, which
+go first as nobody uses them; about 340 bytes each, 42 MiB when full (`make bench` measures
+it; README: "Speed")."""
 
-VERIFIED_FOR = 60.0
-"""Longest a verified token is remembered before its signature is checked again; never past
-its `exp`, so that an expired token is refused on time and a key withdrawn from the JWKS
-stops its tokens within a minute."""
+TOKEN_HEADERS = 64
+"""JOSE headers (a token's first segment) remembered with the algorithm and key id they name:
+every token of one issuer shares a handful, so a refreshed token is parsed once, not twice."""
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,15 @@ class Principal:
     """The token's `exp` (Unix time): a WebSocket signed in with it closes then."""
 
 
+def _key_of(authorization: str) -> bytes | None:
+    """The remembered-token key of a header's text (HTTP headers are Latin-1); None for
+    text no HTTP header could carry (a WebSocket's `connection_init`), never remembered."""
+    try:
+        return token_key(authorization.encode("latin-1"))
+    except UnicodeEncodeError:
+        return None
+
+
 def _pinned(key: jwt.PyJWK) -> bool:
     """True for a signing key we accept: RS256 on RSA, or ES256 on EC P-256."""
     if key.public_key_use not in ("sig", None):
@@ -86,11 +99,13 @@ def _pinned(key: jwt.PyJWK) -> bool:
     return False
 
 
-def _parse_jwks(document: Any) -> dict[tuple[str, str], jwt.PyJWK]:
-    """The usable keys of a JWKS document by (kid, alg); unusable entries are skipped."""
+def _parse_jwks(document: Any) -> tuple[dict[tuple[str, str], jwt.PyJWK], str]:
+    """The usable keys of a JWKS document by (kid, alg), unusable entries skipped, and a
+    fingerprint of them (the same keys, the same fingerprint)."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWK set")
     keys: dict[tuple[str, str], jwt.PyJWK] = {}
+    used: dict[tuple[str, str], Any] = {}
     for entry in document["keys"]:
         try:
             key = jwt.PyJWK(entry)
@@ -98,7 +113,8 @@ def _parse_jwks(document: Any) -> dict[tuple[str, str], jwt.PyJWK]:
             continue
         if isinstance(key.key_id, str) and key.key_id and _pinned(key):
             keys.setdefault((key.key_id, key.algorithm_name), key)
-    return keys
+            used.setdefault((key.key_id, key.algorithm_name), entry)
+    return keys, json.dumps(sorted(used.items()), sort_keys=True, default=str)
 
 
 class JwksCache:
@@ -118,6 +134,8 @@ class JwksCache:
         self._fetched_at = -math.inf  # monotonic time of the last successful fetch
         self._attempted_at = -math.inf  # monotonic time the last fetch started
         self._fetch: asyncio.Task[None] | None = None
+        self._fingerprint = ""  # the usable keys' JWKs as fetched last
+        self._epoch = -math.inf
 
     async def key(self, kid: str, alg: str) -> jwt.PyJWK:
         """The key published under `kid` for `alg`, or AuthError."""
@@ -135,8 +153,9 @@ class JwksCache:
 
     @property
     def epoch(self) -> float:
-        """When the key set in use was fetched: it moves with every successful refresh."""
-        return self._fetched_at
+        """When the key set in use was first fetched as it is: it moves with every successful
+        refresh that adds, changes or withdraws a key, and only then."""
+        return self._epoch
 
     def _age(self) -> float:
         """Seconds since the last successful fetch (infinite before the first)."""
@@ -167,7 +186,7 @@ class JwksCache:
                 async with asyncio.timeout(JWKS_FETCH_TIMEOUT):
                     response = await http.get(self._url, headers={"accept": "application/json"})
                 response.raise_for_status()
-                keys = _parse_jwks(response.json())
+                keys, fingerprint = _parse_jwks(response.json())
         except Exception as exc:  # any failure leaves the last good set in place
             log.warning(
                 "JWKS fetch from %s failed (%s); %s",
@@ -179,60 +198,114 @@ class JwksCache:
             )
             return
         self._keys, self._fetched_at = keys, self.clock()
+        if fingerprint != self._fingerprint:
+            self._fingerprint, self._epoch = fingerprint, self._fetched_at
+
+
+Verified = tuple[str, str, str, float, float]
+"""A remembered token: org, user, role, `exp`, key set epoch. Atoms in a plain tuple: once
+the collector has seen one it stops tracking it, so a full collection does not walk them."""
+
+
+def token_key(authorization: bytes) -> bytes:
+    """What a remembered token is found by: 16 bytes of BLAKE2b of the whole `Authorization`
+    value (a token is about 200 bytes; 100,000 of them kept whole would take 20 MB more)."""
+    return hashlib.blake2b(authorization, digest_size=16).digest()
 
 
 class Authenticator:
     """Verifies bearer tokens with pinned algorithms and the configured claims."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, max_tokens: int = VERIFIED_TOKENS) -> None:
         self._settings = settings
+        self.max_tokens = max_tokens
+        """Verified tokens remembered at once, the least recently used forgotten first."""
         secret = settings.auth_jwt_secret
         self._secret = secret.get_secret_value() if secret else None
         self.jwks = JwksCache(settings.auth_jwks_url) if settings.auth_jwks_url else None
         """The identity provider's keys, when AUTH_JWKS_URL is set."""
-        self._verified: LRUCache[str, tuple[Principal, float, float]] = LRUCache(VERIFIED_TOKENS)
+        self._verified: OrderedDict[bytes, Verified] = OrderedDict()
+        self._headers: dict[str, tuple[object, object]] = {}
+        self._names: dict[str, str] = {}
+
+    def remembered(self, authorization: bytes) -> str | None:
+        """The org of an `Authorization` header (its raw bytes) whose token verified before
+        and still holds (not expired, its key set unchanged), else None: one lookup."""
+        key = token_key(authorization)
+        known = self._verified.get(key)
+        if known is None or time.time() >= known[3] + TOKEN_LEEWAY or known[4] != self._epoch():
+            return None
+        self._verified.move_to_end(key)
+        return known[0]
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer` header, or AuthError."""
         if not authorization:
             raise AuthError("missing bearer token")
+        key = _key_of(authorization)
+        known = self._verified.get(key) if key is not None else None
+        if known is not None and key is not None:
+            org, user, role, expires_at, epoch = known
+            if time.time() < expires_at + TOKEN_LEEWAY and epoch == self._epoch():
+                self._verified.move_to_end(key)
+                return Principal(user_id=user, org_id=org, role=role, expires_at=expires_at)
+            del self._verified[key]
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise AuthError("expected 'Authorization: Bearer <token>'")
-        known = self._verified.get(token)
-        now = time.time()
-        if known is not None:
-            principal, until, epoch = known
-            if now < until and epoch == self._key_epoch():
-                return principal
-            del self._verified[token]
         claims = await self._verify(token)
         principal = self._principal(claims)
-        self._remember(token, principal, now)
+        if key is not None:
+            self._remember(key, principal)
         return principal
 
-    def _key_epoch(self) -> float:
-        """The JWKS epoch (0 without one): a refreshed key set re-checks remembered tokens."""
+    def _epoch(self) -> float:
+        """The JWKS epoch (0 without one): a changed key set re-checks remembered tokens."""
         return self.jwks.epoch if self.jwks is not None else 0.0
 
-    def _remember(self, token: str, principal: Principal, now: float) -> None:
-        """Keep a verified token until its `exp` (with leeway), at most VERIFIED_FOR, and
-        only while the key set it was checked against stays the one in use."""
-        until = min(principal.expires_at + TOKEN_LEEWAY, now + VERIFIED_FOR)
-        self._verified[token] = (principal, until, self._key_epoch())
+    def _remember(self, key: bytes, principal: Principal) -> None:
+        """Keep a verified token until its `exp` (with leeway), and only while the key set it
+        was checked against stays the one in use; the least recently used goes first. Org
+        and role names are shared between the tokens that carry them."""
+        self._verified[key] = (
+            self._shared(principal.org_id),
+            principal.user_id,
+            self._shared(principal.role),
+            principal.expires_at,
+            self._epoch(),
+        )
+        if len(self._verified) > self.max_tokens:
+            self._verified.popitem(last=False)
+            if len(self._names) > 2 * self.max_tokens:
+                self._names.clear()  # forget names no remembered token may carry any more
+
+    def _shared(self, name: str) -> str:
+        """One string object per org or role name."""
+        return self._names.setdefault(name, name)
+
+    def _header(self, token: str) -> tuple[object, object]:
+        """The `alg` and `kid` a token's JOSE header names (remembered per header text)."""
+        segment = token.partition(".")[0]
+        found = self._headers.get(segment)
+        if found is None:
+            try:
+                header = jwt.get_unverified_header(token)
+            except jwt.PyJWTError:
+                raise AuthError("malformed token") from None
+            found = (header.get("alg"), header.get("kid"))
+            if len(self._headers) >= TOKEN_HEADERS:
+                self._headers.clear()
+            self._headers[segment] = found
+        return found
 
     async def _verify(self, token: str) -> dict[str, object]:
         """Check signature, algorithm, expiry, issuer and audience."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise AuthError("malformed token") from None
-        alg = header.get("alg")
+        alg, kid = self._header(token)
         if alg == "HS256" and self._secret:
             key: object = self._secret
         elif alg in ASYMMETRIC and self.jwks is not None:
-            key = await self._jwks_key(header.get("kid"), str(alg))
+            key = await self._jwks_key(kid, str(alg))
         else:
             raise AuthError("token algorithm not accepted")
         settings = self._settings

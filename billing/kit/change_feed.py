@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,6 +107,12 @@ class ChangeFeed:
         """Stop watching."""
 
 
+POLL_INTERVAL = 0.001
+"""Least seconds between two reads of SQLite's data version: under load a poll per request
+would cost more than a memory answer's lookups; a commit by another process shows at most
+this much later."""
+
+
 class SQLiteChangeFeed(ChangeFeed):
     """Other processes' commits seen through `PRAGMA data_version` on a connection of our own."""
 
@@ -113,6 +121,7 @@ class SQLiteChangeFeed(ChangeFeed):
         self._path = path
         self._connection: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._polled_at = -math.inf
 
     async def start(self) -> None:
         """Open the watching connection (a shared in-memory database needs none)."""
@@ -130,9 +139,14 @@ class SQLiteChangeFeed(ChangeFeed):
         return int(row[0])
 
     def poll(self) -> None:
-        """Any commit by another connection since the last poll counts as a change of all."""
+        """Any commit by another connection since the last poll counts as a change of all
+        (at most one read per POLL_INTERVAL)."""
         if self._connection is None:
             return
+        now = time.monotonic()
+        if now - self._polled_at < POLL_INTERVAL:
+            return
+        self._polled_at = now
         version = self._read()
         if version is None or version != self._version:
             self._version = version

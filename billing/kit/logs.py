@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -42,11 +44,32 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class _RequestIds:
+    """`req_` and 32 hex digits: 20 drawn at random per process, then a count, so ids stay
+    unique across processes without a system call per request."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        """A new random prefix (a forked child must not repeat its parent's ids)."""
+        self.prefix = f"req_{secrets.token_hex(10)}"
+        self.count = itertools.count()
+
+    def next(self) -> str:
+        """The next id."""
+        return f"{self.prefix}{next(self.count):012x}"
+
+
+_request_ids = _RequestIds()
+
+
 def new_request_id(incoming: str | None = None) -> str:
     """Reuse a well-formed incoming X-Request-ID, else make one."""
     if incoming and _INCOMING.fullmatch(incoming):
         return incoming
-    return f"req_{uuid.uuid4().hex}"
+    return _request_ids.next()
 
 
 def _current_task() -> asyncio.Task[Any] | None:

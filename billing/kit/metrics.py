@@ -9,6 +9,7 @@ anything secret, so the number of series stays bounded.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,10 @@ WEBHOOK_APPLY_LAG = Histogram(
     "billing_webhook_apply_lag_seconds",
     "Seconds from Stripe creating an event to its apply.",
     buckets=LAG_BUCKETS,
+)
+WEBHOOK_APPLY_WAITS = Counter(
+    "billing_webhook_apply_waits",
+    "Applies whose start waited while this process answered webhook deliveries (intake first).",
 )
 STRIPE_REQUESTS = Counter(
     "billing_stripe_requests",
@@ -103,6 +108,72 @@ def observe(
     """Count one operation by outcome and record how long it took."""
     _series(total, (operation, outcome)).inc()
     _series(latency, (operation,)).observe(seconds)
+
+
+def observe_operation(operation: str, outcome: str, seconds: float) -> None:
+    """A GraphQL query or mutation, batched until the next `flush` (the API's lifespan runs
+    `flush_every`; each scrape flushes too)."""
+    _pending.add(GRAPHQL_LATENCY, GRAPHQL_OPERATIONS, operation, outcome, seconds)
+
+
+def flush() -> None:
+    """Hand what `observe` batched to the metrics (each scrape does, and every second)."""
+    _pending.flush()
+
+
+class _Batch:
+    """Operations observed since the last flush, added up per series: a request served in
+    microseconds should not spend them on the metrics (a histogram observation costs more
+    than a memory answer's dictionary lookups)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[Counter, str, str], int] = {}
+        self._latencies: dict[tuple[Histogram, str], list[float]] = {}  # counts, then the sum
+
+    def add(
+        self, latency: Histogram, total: Counter, operation: str, outcome: str, seconds: float
+    ) -> None:
+        """One operation (a histogram of LATENCY_BUCKETS)."""
+        key = (total, operation, outcome)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        buckets = self._latencies.get((latency, operation))
+        if buckets is None:
+            buckets = self._latencies[(latency, operation)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                buckets[index] += 1
+                break
+        else:
+            buckets[-2] += 1  # +Inf
+        buckets[-1] += seconds
+
+    def flush(self) -> None:
+        """Write the sums into the series and start again."""
+        counts, self._counts = self._counts, {}
+        latencies, self._latencies = self._latencies, {}
+        for (counter, *labels), n in counts.items():
+            _series(counter, tuple(labels)).inc(n)
+        for (histogram, operation), buckets in latencies.items():
+            series = _series(histogram, (operation,))
+            # prometheus-client observes one value at a time; its buckets take a sum as well.
+            for index, observed in enumerate(buckets[:-1]):
+                if observed:
+                    series._buckets[index].inc(observed)
+            series._sum.inc(buckets[-1])
+
+
+_pending = _Batch()
+
+
+async def flush_every(seconds: float = 1.0) -> None:
+    """Flush the batch on this schedule until cancelled (the other workers' scrapes read
+    what this process flushed)."""
+    try:
+        while True:
+            await asyncio.sleep(seconds)
+            flush()
+    finally:
+        flush()
 
 
 @contextmanager
