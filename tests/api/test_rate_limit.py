@@ -27,9 +27,20 @@ def limited(stack: Stack) -> Any:
     return stack.settings_with(billing_rate_limit=LIMIT)
 
 
+APPLIER_READS = frozenset({"/v1/subscriptions", "/v1/entitlements/active_entitlements"})
+"""What the shared server's applier asks Stripe, in the background, for events earlier tests
+left it (a mutation refused before Stripe would create a customer or a session first)."""
+
+
 def api_log(stack: Stack) -> int:
-    """How many API requests the emulator has received."""
-    return len(stack.control.requests())
+    """How many API requests the emulator has received, but the applier's re-reads."""
+    return len(
+        [
+            r
+            for r in stack.control.requests()
+            if not (r["method"] == "GET" and r["path"] in APPLIER_READS)
+        ]
+    )
 
 
 async def test_fourth_call_in_a_minute_is_rate_limited_before_stripe(
