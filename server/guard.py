@@ -84,7 +84,7 @@ class RequestGuard:
                 await refuse(*problem)
                 return
             if scope["method"] == "POST" and scope["path"] in LIMITED_PATHS:
-                body = await self._read_body(receive)
+                messages, body = await self._read_body(receive)
                 if scope["path"] == GRAPHQL_PATH:
                     payload = _graphql_payload(body)
                     if isinstance(payload, str):
@@ -93,7 +93,7 @@ class RequestGuard:
                     scope.setdefault("state", {})[GRAPHQL_PAYLOAD] = payload
                 else:
                     scope.setdefault("state", {})[RAW_BODY] = body
-                await self.app(scope, _replay(body, receive), send_with_id)
+                await self.app(scope, replay(messages, receive), send_with_id)
             else:
                 await self.app(scope, self._bounded(receive), send_with_id)
         except _TooLarge:
@@ -117,26 +117,17 @@ class RequestGuard:
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return 413, "request body too large"
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if not is_json_type(headers.get("content-type")):
             return 415, "only application/json POST bodies are accepted"
         return None
 
-    async def _read_body(self, receive: Receive) -> bytes:
-        """The whole body, refusing it as soon as it grows past the limit (chunked uploads)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+    async def _read_body(self, receive: Receive) -> tuple[list[Message], bytes]:
+        """The messages and the whole body, refused as soon as it grows past the limit
+        (chunked uploads)."""
+        messages, body = await read_body(receive, self.max_body)
+        if body is None:
+            raise _Disconnected if messages[-1]["type"] == "http.disconnect" else _TooLarge
+        return messages, body
 
     def _bounded(self, receive: Receive) -> Receive:
         """A receive that stops a body growing past the limit (chunked uploads)."""
@@ -154,16 +145,39 @@ class RequestGuard:
         return bounded
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands the already-read body over once, then waits as usual."""
-    pending = True
+def is_json_type(content_type: str | None) -> bool:
+    """True for `application/json`, with parameters or in any case."""
+    return content_type is not None and (
+        content_type.split(";")[0].strip().lower() == "application/json"
+    )
+
+
+async def read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """The messages read and the whole body; None for the body once it grows past the limit
+    or the client goes away (hand the messages on with `replay`)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None
+        if not message.get("more_body"):
+            break
+    if len(messages) == 1:
+        return messages, messages[0].get("body", b"")
+    return messages, b"".join(m.get("body", b"") for m in messages)
+
+
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands the messages already read over once, then waits as usual."""
+    pending = iter(messages)
 
     async def replayed() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return next(pending, None) or await receive()
 
     return replayed
 

@@ -52,7 +52,7 @@ from billing.kit import metrics
 from billing.kit.auth import AuthError, Principal
 from billing.kit.logs import new_request_id, request_id
 from resolvers.context import Context
-from server.guard import GRAPHQL_PATH, GRAPHQL_PAYLOAD
+from server.guard import GRAPHQL_PATH, GRAPHQL_PAYLOAD, is_json_type, read_body, replay
 from server.prepared import MAX_DOCUMENT_CHARS, MAX_DOCUMENTS
 from server.prometheus import label_of, operation_of
 from server.validation import MAX_TOKENS
@@ -222,11 +222,11 @@ class ResponseCache:
         started = time.perf_counter()
         headers = dict(reversed(scope["headers"]))  # the first of a repeated header, as Starlette
         content_type = headers.get(b"content-type")
-        if content_type != JSON_TYPE and not _is_json(content_type):
+        if content_type != JSON_TYPE and not is_json_type(_text(content_type)):
             await self.app(scope, receive, send)  # the guard refuses it
             return
-        messages, body = await _read_body(receive, self.max_body)
-        receive = _replay(messages, receive)
+        messages, body = await read_body(receive, self.max_body)
+        receive = replay(messages, receive)
         if body is None:
             await self.app(scope, receive, send)  # too large or gone: the guard answers
             return
@@ -362,41 +362,6 @@ class Executor:
 def _text(header: bytes | None) -> str | None:
     """A header's value as text (HTTP headers are Latin-1)."""
     return header.decode("latin-1") if header is not None else None
-
-
-def _is_json(content_type: bytes | None) -> bool:
-    """True for `application/json` with parameters or odd case (the guard's rule)."""
-    return content_type is not None and (content_type.split(b";")[0].strip().lower() == JSON_TYPE)
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
-    """The messages read and the whole body; None for the body once it grows past the limit
-    or the client goes away (the messages are handed on as they came)."""
-    messages: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            return messages, None
-        size += len(message.get("body", b""))
-        if size > limit:
-            return messages, None
-        if not message.get("more_body"):
-            break
-    if len(messages) == 1:
-        return messages, messages[0].get("body", b"")
-    return messages, b"".join(m.get("body", b"") for m in messages)
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A receive that hands the messages already read over once, then waits as usual."""
-    pending = iter(messages)
-
-    async def replayed() -> Message:
-        return next(pending, None) or await receive()
-
-    return replayed
 
 
 async def _send(answer: Answer, incoming_id: bytes | None, send: Send) -> None:

@@ -79,16 +79,11 @@ def forget_target(event_id: str) -> None:
     _targets.pop(event_id, None)
 
 
-def row_of(event: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """The stored row of a verified event.
+def stored_row(event: dict[str, Any], body: bytes) -> tuple[dict[str, Any], Target | None]:
+    """The stored row of a verified event, and its target (None: nothing to apply).
 
     An event with nothing to apply (a type without handler, no customer) is stored as
     ignored at once; the others wait for the applier, keyed by their customer."""
-    return stored_row(event, body)[0]
-
-
-def stored_row(event: dict[str, Any], body: bytes) -> tuple[dict[str, Any], Target | None]:
-    """The stored row of a verified event, and its target (None: nothing to apply)."""
     target = target_of(event["type"], event)
     created = datetime.fromtimestamp(event["created"], UTC)
     now = utcnow()

@@ -233,7 +233,7 @@ class Authenticator:
         and still holds (not expired, its key set unchanged), else None: one lookup."""
         key = token_key(authorization)
         known = self._verified.get(key)
-        if known is None or time.time() >= known[3] + TOKEN_LEEWAY or known[4] != self._epoch():
+        if known is None or not self._holds(known):
             return None
         self._verified.move_to_end(key)
         return known[0]
@@ -245,9 +245,9 @@ class Authenticator:
         key = _key_of(authorization)
         known = self._verified.get(key) if key is not None else None
         if known is not None and key is not None:
-            org, user, role, expires_at, epoch = known
-            if time.time() < expires_at + TOKEN_LEEWAY and epoch == self._epoch():
+            if self._holds(known):
                 self._verified.move_to_end(key)
+                org, user, role, expires_at, _ = known
                 return Principal(user_id=user, org_id=org, role=role, expires_at=expires_at)
             del self._verified[key]
         scheme, _, token = authorization.partition(" ")
@@ -259,6 +259,10 @@ class Authenticator:
         if key is not None:
             self._remember(key, principal)
         return principal
+
+    def _holds(self, known: Verified) -> bool:
+        """True while a remembered token is not expired and its key set is the one in use."""
+        return time.time() < known[3] + TOKEN_LEEWAY and known[4] == self._epoch()
 
     def _epoch(self) -> float:
         """The JWKS epoch (0 without one): a changed key set re-checks remembered tokens."""
